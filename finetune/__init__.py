@@ -1,0 +1,1 @@
+"""LoRA fine-tuning of the chat model on the domain, served by vLLM."""

@@ -1,0 +1,1 @@
+"""Ingest: parse documents, chunk them by structure, embed and index them."""

@@ -1,0 +1,85 @@
+"""Pieces every parser shares: the failure signal, text clean-up and the section-tracking builder."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from rag.types import Element
+
+
+class Unparseable(Exception):
+    """Raised by a parser for a bad input; ``parse_file`` turns it into an IngestError naming the file.
+
+    ``reason`` is written for the person who must act: what is wrong, then what to do.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+_LIGATURES = re.compile("[\ufb00-\ufb06]")
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u00ad\u200b\ufeff]")
+_SPACES = re.compile(r"[ \t\u00a0\u2000-\u200a\u202f\u205f\u3000]+")
+
+
+def clean_text(text: str) -> str:
+    """Normalise one element's text: NFC, no control characters or soft hyphens, single spaces per line.
+
+    Line breaks survive (they carry table rows and list structure); blank runs collapse to one blank line.
+    """
+    text = unicodedata.normalize("NFC", text)
+    text = _LIGATURES.sub(lambda m: unicodedata.normalize("NFKC", m.group()), text)
+    text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
+    out: list[str] = []
+    for line in lines:
+        if line or (out and out[-1]):
+            out.append(line)
+    return "\n".join(out).strip()
+
+
+def one_line(text: str) -> str:
+    """Text with every whitespace run (line breaks included) collapsed to one space."""
+    return " ".join(clean_text(text).split())
+
+
+class ElementBuilder:
+    """Collects elements in reading order and stamps each with the heading of its section.
+
+    A Title element opens a section: its own ``heading`` is its text, and every later element carries
+    it until the next Title. Empty texts are dropped here, so parsers need not check.
+    """
+
+    def __init__(self) -> None:
+        self.elements: list[Element] = []
+        self.heading: str | None = None
+
+    def title(self, text: str, page: int | None = None) -> None:
+        text = one_line(text)
+        if text:
+            self.heading = text
+            self.elements.append(Element(text, "Title", page, text))
+
+    def add(self, text: str, kind: str = "NarrativeText", page: int | None = None) -> None:
+        text = clean_text(text)
+        if text:
+            self.elements.append(Element(text, kind, page, self.heading))
+
+    def first_title(self) -> str | None:
+        return next((e.text for e in self.elements if e.kind == "Title"), None)
+
+
+def table_text(rows: list[list[str]]) -> str:
+    """Render table rows as one line each, cells joined by ' | ' (the first row is the header).
+
+    Empty rows are dropped; each cell is flattened to one line so a row is always one line, which is
+    what the chunker relies on when it splits a large table by rows.
+    """
+    lines = []
+    for row in rows:
+        cells = [one_line(c) for c in row]
+        if any(cells):
+            lines.append(" | ".join(cells))
+    return "\n".join(lines)

@@ -1,0 +1,124 @@
+"""HTML (and Markdown, rendered to HTML first): headings open sections, blocks become elements.
+
+A small walker over BeautifulSoup's tree rather than unstructured's partition_html: unstructured
+classifies every paragraph with a spaCy model it downloads on first use, which fails offline.
+"""
+
+from __future__ import annotations
+
+import re
+
+import markdown
+from bs4 import BeautifulSoup
+from bs4.element import NavigableString, PreformattedString, Tag
+
+from ingest.parsers.common import ElementBuilder, Unparseable, one_line, table_text
+
+_HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
+_SKIP = frozenset(
+    {"script", "style", "noscript", "template", "svg", "math", "head", "nav", "iframe", "object",
+     "embed", "canvas", "button", "select", "option", "input", "textarea", "map", "audio", "video"}
+)
+_BLOCKS = frozenset(
+    {"address", "article", "aside", "blockquote", "body", "caption", "center", "dd", "details", "dialog",
+     "div", "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form", "header", "hgroup", "hr",
+     "html", "legend", "main", "menu", "ol", "p", "search", "section", "summary", "ul", "tr", "td", "th"}
+)
+_WS = re.compile(r"\s+")
+_META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
+_MD_EXTENSIONS = ["tables", "fenced_code", "sane_lists", "def_list"]
+_FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
+_FRONT_TITLE = re.compile(r"^title:\s*[\"']?(.+?)[\"']?\s*$", re.MULTILINE)
+
+
+def declared_charset(data: bytes) -> str | None:
+    """The encoding an HTML page declares in a <meta> tag near its top, if any."""
+    match = _META_CHARSET.search(data[:4096])
+    return match.group(1).decode("ascii") if match else None
+
+
+def html_elements(html: str, builder: ElementBuilder) -> str | None:
+    """Walk ``html`` into ``builder``; return the page's <title> text, if it has one."""
+    soup = BeautifulSoup(html, "lxml")
+    title_tag = soup.find("title")
+    title = one_line(title_tag.get_text()) if title_tag else None
+    try:
+        _Walker(builder).walk(soup, [], "NarrativeText", flush=True)
+    except RecursionError as exc:
+        raise Unparseable("the HTML is nested too deeply to read: simplify or re-save the page") from exc
+    return title or None
+
+
+def markdown_elements(text: str, builder: ElementBuilder) -> str | None:
+    """Render Markdown to HTML and walk it; return the front-matter title, if any."""
+    title = None
+    front = _FRONT_MATTER.match(text)
+    if front:
+        found = _FRONT_TITLE.search(front.group(1))
+        title = found.group(1) if found else None
+        text = text[front.end() :]
+    html_elements(markdown.markdown(text, extensions=_MD_EXTENSIONS), builder)
+    return title
+
+
+def _hidden(tag: Tag) -> bool:
+    style = str(tag.get("style", "")).replace(" ", "").lower()
+    return tag.has_attr("hidden") or tag.get("aria-hidden") == "true" or "display:none" in style
+
+
+class _Walker:
+    """Depth-first walk that gathers inline text into a buffer and flushes it at block boundaries."""
+
+    def __init__(self, builder: ElementBuilder) -> None:
+        self.builder = builder
+
+    def walk(self, node: Tag, buf: list[str], kind: str, *, flush: bool = False) -> None:
+        for child in node.children:
+            if isinstance(child, PreformattedString):
+                continue  # comments, doctype, CDATA, processing instructions
+            if isinstance(child, NavigableString):
+                buf.append(_WS.sub(" ", str(child)))
+                continue
+            if not isinstance(child, Tag) or child.name in _SKIP or _hidden(child):
+                continue
+            name = child.name
+            if name == "br":
+                buf.append("\n")
+            elif name in _HEADINGS:
+                self.flush(buf, kind)
+                self.builder.title(child.get_text(" "))
+            elif name == "table":
+                self.flush(buf, kind)
+                self.table(child)
+            elif name == "pre":
+                self.flush(buf, kind)
+                self.builder.add(child.get_text(), "CodeSnippet")
+            elif name == "li":
+                self.flush(buf, kind)
+                self.walk(child, [], "ListItem", flush=True)
+            elif name in _BLOCKS:
+                self.flush(buf, kind)
+                self.walk(child, buf, kind)
+                self.flush(buf, kind)
+            else:
+                self.walk(child, buf, kind)  # inline: its text joins the current paragraph
+        if flush:
+            self.flush(buf, kind)
+
+    def flush(self, buf: list[str], kind: str) -> None:
+        if buf:
+            self.builder.add("".join(buf), kind)
+            buf.clear()
+
+    def table(self, table: Tag) -> None:
+        caption = table.find("caption")
+        if caption is not None and caption.find_parent("table") is table:
+            self.builder.add(caption.get_text(" "))
+        rows = []
+        for tr in table.find_all("tr"):
+            if tr.find_parent("table") is not table:
+                continue  # a nested table's rows belong to that table's cell text
+            rows.append([cell.get_text(" ") for cell in tr.find_all(["td", "th"], recursive=False)])
+        text = table_text(rows)
+        if text:
+            self.builder.add(text, "Table")

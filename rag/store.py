@@ -1,0 +1,646 @@
+"""The collection store: an SQLite docstore, a FAISS index and a BM25 index, committed atomically.
+
+Layout under ``<data_dir>/index/<collection>/``::
+
+    CURRENT          name of the committed generation, swapped with an atomic rename
+    .lock            flock held by the one writer
+    g000007/         one committed generation: docstore.sqlite, vectors.faiss, bm25/, meta.json
+
+A writer copies the current docstore into a new generation directory, applies its changes there,
+rebuilds the vector and BM25 indexes from the stored embeddings and texts, fsyncs everything and
+only then points CURRENT at it. A writer killed at any moment leaves CURRENT on the previous,
+complete generation; the next writer deletes the debris. Readers open whatever CURRENT names and
+reload when it changes, so a running service keeps answering from the old index during an ingest.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import shutil
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rag.errors import CollectionLockedError, CollectionNotFoundError, DocqaError, IndexMismatchError
+from rag.lexical import BM25Index
+from rag.settings import IndexSettings, RetrievalSettings, Settings
+from rag.types import ChunkDraft, StoredChunk
+from rag.vector_index import FaissIndex
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS documents (
+    path TEXT PRIMARY KEY,
+    content_hash TEXT NOT NULL,
+    doc_type TEXT NOT NULL,
+    title TEXT,
+    size INTEGER NOT NULL,
+    mtime REAL NOT NULL,
+    ingested_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS documents_hash ON documents(content_hash);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY,
+    content_hash TEXT NOT NULL,
+    ordinal INTEGER NOT NULL,
+    text TEXT NOT NULL,
+    text_hash TEXT NOT NULL,
+    page INTEGER,
+    page_end INTEGER,
+    heading TEXT,
+    element_type TEXT NOT NULL,
+    n_tokens INTEGER NOT NULL,
+    embedding BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_hash ON chunks(content_hash, ordinal);
+CREATE INDEX IF NOT EXISTS chunks_text_hash ON chunks(text_hash);
+"""
+
+_NAME_OK = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+def validate_collection_name(name: str) -> str:
+    if not name or len(name) > 64 or name.startswith(".") or not set(name) <= _NAME_OK:
+        raise DocqaError(
+            f"invalid collection name '{name}': use 1-64 letters, digits, '-', '_' or '.', not starting with '.'"
+        )
+    return name
+
+
+def index_text(text: str, heading: str | None) -> str:
+    """What the embedder and BM25 see: the section heading gives a chunk its context."""
+    if heading and not text.startswith(heading):
+        return f"{heading}\n{text}"
+    return text
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Metadata filters passed through to retrieval."""
+
+    source_glob: str | None = None  # SQLite GLOB on the document path, e.g. '*/policies/*'
+    doc_types: tuple[str, ...] | None = None  # e.g. ('pdf', 'docx')
+
+    @property
+    def active(self) -> bool:
+        return bool(self.source_glob or self.doc_types)
+
+
+@dataclass(frozen=True)
+class DocumentInfo:
+    path: str
+    content_hash: str
+    doc_type: str
+    title: str | None
+    size: int
+    mtime: float
+    ingested_at: float
+    chunks: int
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    name: str
+    documents: int
+    chunks: int
+    model: str
+    dim: int
+    generation: str
+    committed_at: float
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(path: Path) -> None:
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            fd = os.open(Path(root) / name, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        _fsync_dir(Path(root))
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def acquire_lock(paths: CollectionPaths, timeout_s: float) -> int:
+    """Take the collection's writer lock (flock, released by the kernel if the process dies)."""
+    paths.root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(paths.lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                os.close(fd)
+                raise
+            if time.monotonic() >= deadline:
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+                os.close(fd)
+                raise CollectionLockedError(
+                    f"collection '{paths.name}' is being written by another process (pid {holder}). "
+                    "Wait for it to finish, or set DOCQA_INDEX_LOCK_TIMEOUT_S to wait automatically."
+                ) from None
+            time.sleep(0.2)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    return fd
+
+
+def release_lock(fd: int) -> None:
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+
+
+class CollectionPaths:
+    def __init__(self, index_dir: Path, name: str) -> None:
+        self.name = validate_collection_name(name)
+        self.root = index_dir / name
+
+    @property
+    def current_file(self) -> Path:
+        return self.root / "CURRENT"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / ".lock"
+
+    def current(self) -> str | None:
+        try:
+            value = self.current_file.read_text().strip()
+        except FileNotFoundError:
+            return None
+        return value or None
+
+    def generations(self) -> list[str]:
+        if not self.root.exists():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and p.name.startswith("g"))
+
+
+def _row_to_chunk(row: sqlite3.Row, sources: list[str], doc_type: str | None) -> StoredChunk:
+    return StoredChunk(
+        id=row["id"],
+        content_hash=row["content_hash"],
+        ordinal=row["ordinal"],
+        text=row["text"],
+        page=row["page"],
+        page_end=row["page_end"],
+        heading=row["heading"],
+        element_type=row["element_type"],
+        sources=sources,
+        doc_type=doc_type,
+    )
+
+
+class _Docstore:
+    """Queries shared by the reader and the writer over one SQLite connection."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        conn.row_factory = sqlite3.Row
+        self.conn = conn
+        self.lock = threading.Lock()
+
+    def meta(self) -> dict[str, str]:
+        with self.lock:
+            return {r["key"]: r["value"] for r in self.conn.execute("SELECT key, value FROM meta")}
+
+    def counts(self) -> tuple[int, int]:
+        with self.lock:
+            docs = self.conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+            chunks = self.conn.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
+        return int(docs), int(chunks)
+
+    def sources_by_hash(self, hashes: Iterable[str]) -> dict[str, tuple[list[str], str]]:
+        hashes = list(set(hashes))
+        out: dict[str, tuple[list[str], str]] = {}
+        with self.lock:
+            for i in range(0, len(hashes), 500):
+                part = hashes[i : i + 500]
+                rows = self.conn.execute(
+                    f"SELECT path, content_hash, doc_type FROM documents WHERE content_hash IN "
+                    f"({','.join('?' * len(part))}) ORDER BY path",
+                    part,
+                )
+                for r in rows:
+                    paths, _ = out.setdefault(r["content_hash"], ([], r["doc_type"]))
+                    paths.append(r["path"])
+        return out
+
+    def chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
+        ids = [int(i) for i in ids]
+        rows: list[sqlite3.Row] = []
+        with self.lock:
+            for i in range(0, len(ids), 500):
+                part = ids[i : i + 500]
+                rows.extend(
+                    self.conn.execute(
+                        "SELECT id, content_hash, ordinal, text, page, page_end, heading, element_type "
+                        f"FROM chunks WHERE id IN ({','.join('?' * len(part))})",
+                        part,
+                    )
+                )
+        sources = self.sources_by_hash(r["content_hash"] for r in rows)
+        return {r["id"]: _row_to_chunk(r, *sources.get(r["content_hash"], ([], None))) for r in rows}
+
+    def neighbours(self, chunk: StoredChunk, before: int, after: int) -> list[StoredChunk]:
+        """Chunks of the same document around ``chunk``, in document order (itself included)."""
+        with self.lock:
+            rows = list(
+                self.conn.execute(
+                    "SELECT id, content_hash, ordinal, text, page, page_end, heading, element_type FROM chunks "
+                    "WHERE content_hash = ? AND ordinal BETWEEN ? AND ? ORDER BY ordinal",
+                    (chunk.content_hash, chunk.ordinal - before, chunk.ordinal + after),
+                )
+            )
+        return [_row_to_chunk(r, chunk.sources, chunk.doc_type) for r in rows]
+
+    def embeddings(self, ids: Sequence[int], dim: int) -> dict[int, np.ndarray]:
+        ids = [int(i) for i in ids]
+        out: dict[int, np.ndarray] = {}
+        with self.lock:
+            for i in range(0, len(ids), 500):
+                part = ids[i : i + 500]
+                for r in self.conn.execute(
+                    f"SELECT id, embedding FROM chunks WHERE id IN ({','.join('?' * len(part))})", part
+                ):
+                    out[r["id"]] = np.frombuffer(r["embedding"], dtype=np.float32, count=dim)
+        return out
+
+    def allowed_ids(self, filters: Filters) -> np.ndarray:
+        clauses, params = [], []
+        if filters.source_glob:
+            clauses.append("d.path GLOB ?")
+            params.append(filters.source_glob)
+        if filters.doc_types:
+            clauses.append(f"d.doc_type IN ({','.join('?' * len(filters.doc_types))})")
+            params.extend(filters.doc_types)
+        where = " AND ".join(clauses) or "1"
+        with self.lock:
+            rows = self.conn.execute(
+                f"SELECT DISTINCT c.id FROM chunks c JOIN documents d ON d.content_hash = c.content_hash WHERE {where}",
+                params,
+            ).fetchall()
+        return np.array(sorted(r[0] for r in rows), dtype=np.int64)
+
+    def documents(self) -> list[DocumentInfo]:
+        with self.lock:
+            rows = self.conn.execute(
+                "SELECT d.*, (SELECT COUNT(*) FROM chunks c WHERE c.content_hash = d.content_hash) AS n "
+                "FROM documents d ORDER BY d.path"
+            ).fetchall()
+        return [
+            DocumentInfo(
+                path=r["path"],
+                content_hash=r["content_hash"],
+                doc_type=r["doc_type"],
+                title=r["title"],
+                size=r["size"],
+                mtime=r["mtime"],
+                ingested_at=r["ingested_at"],
+                chunks=r["n"],
+            )
+            for r in rows
+        ]
+
+    def document(self, path: str) -> sqlite3.Row | None:
+        with self.lock:
+            return self.conn.execute("SELECT * FROM documents WHERE path = ?", (path,)).fetchone()
+
+
+class CollectionReader:
+    """The read side of one collection; ``refresh()`` picks up a newer committed generation."""
+
+    def __init__(self, settings: Settings, name: str, *, expected_model: str | None = None) -> None:
+        self.paths = CollectionPaths(settings.index_dir, name)
+        self.index_settings: IndexSettings = settings.index
+        self.expected_model = expected_model
+        self._lock = threading.RLock()
+        self.generation: str | None = None
+        if self.paths.current() is None:
+            raise CollectionNotFoundError(name, [c.name for c in list_collections(settings)])
+        self.refresh()
+
+    @property
+    def name(self) -> str:
+        return self.paths.name
+
+    def refresh(self) -> bool:
+        """Load the committed generation if it changed; returns whether it did."""
+        current = self.paths.current()
+        if current is None:
+            raise CollectionNotFoundError(self.name)
+        if current == self.generation:
+            return False
+        with self._lock:
+            if current == self.generation:
+                return False
+            gen_dir = self.paths.root / current
+            meta = json.loads((gen_dir / "meta.json").read_text())
+            if self.expected_model and meta["model"] != self.expected_model:
+                raise IndexMismatchError(
+                    f"collection '{self.name}' was built with embedding model '{meta['model']}', but "
+                    f"'{self.expected_model}' is configured. Set DOCQA_EMBEDDER_MODEL='{meta['model']}' or "
+                    f"rebuild it with `docqa ingest PATH --collection {self.name} --rebuild`."
+                )
+            conn = sqlite3.connect(f"file:{gen_dir / 'docstore.sqlite'}?mode=ro", uri=True, check_same_thread=False)
+            self.docstore = _Docstore(conn)
+            self.vectors = FaissIndex.load(gen_dir / "vectors.faiss", self.index_settings)
+            self.bm25 = BM25Index.load(gen_dir / "bm25")
+            self.meta = meta
+            self.generation = current
+        return True
+
+    @property
+    def dim(self) -> int:
+        return int(self.meta["dim"])
+
+    @property
+    def model(self) -> str:
+        return str(self.meta["model"])
+
+    def info(self) -> CollectionInfo:
+        return CollectionInfo(
+            name=self.name,
+            documents=int(self.meta["documents"]),
+            chunks=int(self.meta["chunks"]),
+            model=self.model,
+            dim=self.dim,
+            generation=self.generation or "",
+            committed_at=float(self.meta["committed_at"]),
+        )
+
+
+@dataclass
+class CommitStats:
+    generation: str
+    documents: int
+    chunks: int
+    seconds: float
+
+
+class CollectionWriter:
+    """The one writer of a collection: changes go into a new generation, visible only at ``commit``."""
+
+    def __init__(self, settings: Settings, name: str, *, model_id: str, dim: int, rebuild: bool = False) -> None:
+        self.paths = CollectionPaths(settings.index_dir, name)
+        self.settings = settings
+        self.model_id = model_id
+        self.dim = dim
+        self.rebuild = rebuild
+        self._lock_fd: int | None = None
+        self._gen_dir: Path | None = None
+        self._store: _Docstore | None = None
+        self.committed = False
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def __enter__(self) -> CollectionWriter:
+        self._lock_fd = acquire_lock(self.paths, self.settings.index.lock_timeout_s)
+        try:
+            self._open_generation()
+        except BaseException:
+            release_lock(self._lock_fd)
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.committed and self._store is not None:
+            self._store.conn.close()
+            if self._gen_dir is not None:
+                shutil.rmtree(self._gen_dir, ignore_errors=True)
+        if self._lock_fd is not None:
+            release_lock(self._lock_fd)
+            self._lock_fd = None
+
+    def _open_generation(self) -> None:
+        current = self.paths.current()
+        # Anything newer than CURRENT is debris from a writer that died before its commit.
+        for gen in self.paths.generations():
+            if current is None or gen > current:
+                shutil.rmtree(self.paths.root / gen, ignore_errors=True)
+        number = int(current[1:]) + 1 if current else 1
+        self._gen_dir = self.paths.root / f"g{number:06d}"
+        self._gen_dir.mkdir()
+        target = self._gen_dir / "docstore.sqlite"
+        dst = sqlite3.connect(target, check_same_thread=False)
+        if current and not self.rebuild:
+            src = sqlite3.connect(f"file:{self.paths.root / current / 'docstore.sqlite'}?mode=ro", uri=True)
+            src.backup(dst)
+            src.close()
+        dst.executescript(SCHEMA)
+        self._store = _Docstore(dst)
+        meta = self._store.meta()
+        if meta.get("model") and meta["model"] != self.model_id:
+            raise IndexMismatchError(
+                f"collection '{self.paths.name}' was built with embedding model '{meta['model']}', not "
+                f"'{self.model_id}'. Use DOCQA_EMBEDDER_MODEL='{meta['model']}', or `--rebuild` to re-embed "
+                "everything with the new model."
+            )
+        with dst:
+            dst.execute("INSERT OR REPLACE INTO meta VALUES ('model', ?)", (self.model_id,))
+            dst.execute("INSERT OR REPLACE INTO meta VALUES ('dim', ?)", (str(self.dim),))
+
+    @property
+    def store(self) -> _Docstore:
+        assert self._store is not None, "use CollectionWriter as a context manager"
+        return self._store
+
+    # -- reads the ingest planner needs ----------------------------------------------------------
+    def document(self, path: str) -> sqlite3.Row | None:
+        return self.store.document(path)
+
+    def document_paths(self) -> list[str]:
+        return [r[0] for r in self.store.conn.execute("SELECT path FROM documents ORDER BY path")]
+
+    def has_content(self, content_hash: str) -> bool:
+        row = self.store.conn.execute("SELECT 1 FROM chunks WHERE content_hash = ? LIMIT 1", (content_hash,))
+        return row.fetchone() is not None
+
+    def cached_embeddings(self, text_hashes: Iterable[str]) -> dict[str, np.ndarray]:
+        """Vectors already stored for identical chunk texts: a changed file re-embeds only what changed."""
+        hashes = list(set(text_hashes))
+        out: dict[str, np.ndarray] = {}
+        for i in range(0, len(hashes), 500):
+            part = hashes[i : i + 500]
+            for text_hash, blob in self.store.conn.execute(
+                f"SELECT text_hash, embedding FROM chunks WHERE text_hash IN ({','.join('?' * len(part))})", part
+            ):
+                out[text_hash] = np.frombuffer(blob, dtype=np.float32, count=self.dim)
+        return out
+
+    # -- writes ----------------------------------------------------------------------------------
+    def put_document(
+        self,
+        *,
+        path: str,
+        content_hash: str,
+        doc_type: str,
+        title: str | None,
+        size: int,
+        mtime: float,
+        chunks: Sequence[ChunkDraft] | None,
+        text_hashes: Sequence[str] = (),
+        vectors: np.ndarray | None = None,
+    ) -> None:
+        """Add or replace one document; ``chunks`` is None when its content is already stored."""
+        conn = self.store.conn
+        with conn:
+            old = conn.execute("SELECT content_hash FROM documents WHERE path = ?", (path,)).fetchone()
+            conn.execute(
+                "INSERT OR REPLACE INTO documents (path, content_hash, doc_type, title, size, mtime, ingested_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (path, content_hash, doc_type, title, size, mtime, time.time()),
+            )
+            if chunks is not None and not self._content_stored(conn, content_hash):
+                assert vectors is not None and len(vectors) == len(chunks) == len(text_hashes)
+                conn.executemany(
+                    "INSERT INTO chunks (content_hash, ordinal, text, text_hash, page, page_end, heading, "
+                    "element_type, n_tokens, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        (
+                            content_hash,
+                            i,
+                            c.text,
+                            th,
+                            c.page,
+                            c.page_end,
+                            c.heading,
+                            c.element_type,
+                            c.n_tokens,
+                            np.ascontiguousarray(v, dtype=np.float32).tobytes(),
+                        )
+                        for i, (c, th, v) in enumerate(zip(chunks, text_hashes, vectors, strict=True))
+                    ],
+                )
+            if old and old[0] != content_hash:
+                self._drop_orphan(conn, old[0])
+
+    @staticmethod
+    def _content_stored(conn: sqlite3.Connection, content_hash: str) -> bool:
+        return (
+            conn.execute("SELECT 1 FROM chunks WHERE content_hash = ? LIMIT 1", (content_hash,)).fetchone() is not None
+        )
+
+    @staticmethod
+    def _drop_orphan(conn: sqlite3.Connection, content_hash: str) -> None:
+        still_used = conn.execute("SELECT 1 FROM documents WHERE content_hash = ? LIMIT 1", (content_hash,)).fetchone()
+        if not still_used:
+            conn.execute("DELETE FROM chunks WHERE content_hash = ?", (content_hash,))
+
+    def remove_document(self, path: str) -> bool:
+        conn = self.store.conn
+        with conn:
+            row = conn.execute("SELECT content_hash FROM documents WHERE path = ?", (path,)).fetchone()
+            if row is None:
+                return False
+            conn.execute("DELETE FROM documents WHERE path = ?", (path,))
+            self._drop_orphan(conn, row[0])
+        return True
+
+    def commit(self, retrieval: RetrievalSettings) -> CommitStats:
+        """Build the indexes from the docstore, make everything durable, then swap CURRENT."""
+        started = time.monotonic()
+        assert self._gen_dir is not None
+        conn = self.store.conn
+        ids: list[int] = []
+        texts: list[str] = []
+        vectors = np.zeros((0, self.dim), dtype=np.float32)
+        blobs: list[bytes] = []
+        for cid, text, heading, blob in conn.execute("SELECT id, text, heading, embedding FROM chunks ORDER BY id"):
+            ids.append(cid)
+            texts.append(index_text(text, heading))
+            blobs.append(blob)
+        if blobs:
+            vectors = np.frombuffer(b"".join(blobs), dtype=np.float32).reshape(-1, self.dim)
+        id_array = np.array(ids, dtype=np.int64)
+        FaissIndex.build(vectors, id_array, self.dim, self.settings.index).save(self._gen_dir / "vectors.faiss")
+        BM25Index.build(texts, id_array, k1=retrieval.bm25_k1, b=retrieval.bm25_b).save(self._gen_dir / "bm25")
+        documents = conn.execute("SELECT COUNT(*) FROM documents").fetchone()[0]
+        conn.close()
+        meta = {
+            "model": self.model_id,
+            "dim": self.dim,
+            "index_kind": self.settings.index.kind,
+            "documents": int(documents),
+            "chunks": len(ids),
+            "committed_at": time.time(),
+        }
+        (self._gen_dir / "meta.json").write_text(json.dumps(meta, indent=2))
+        _fsync_tree(self._gen_dir)
+        _atomic_write(self.paths.current_file, self._gen_dir.name + "\n")
+        self.committed = True
+        self._prune_generations()
+        return CommitStats(self._gen_dir.name, int(documents), len(ids), time.monotonic() - started)
+
+    def _prune_generations(self) -> None:
+        keep = self.settings.index.keep_generations
+        gens = self.paths.generations()
+        for gen in gens[:-keep]:
+            shutil.rmtree(self.paths.root / gen, ignore_errors=True)
+
+
+def list_collections(settings: Settings) -> list[CollectionInfo]:
+    out = []
+    if not settings.index_dir.exists():
+        return out
+    for root in sorted(settings.index_dir.iterdir()):
+        try:
+            paths = CollectionPaths(settings.index_dir, root.name)
+        except DocqaError:
+            continue  # not a collection directory
+        current = paths.current()
+        if current is None:
+            continue
+        meta = json.loads((root / current / "meta.json").read_text())
+        out.append(
+            CollectionInfo(
+                name=root.name,
+                documents=int(meta["documents"]),
+                chunks=int(meta["chunks"]),
+                model=meta["model"],
+                dim=int(meta["dim"]),
+                generation=current,
+                committed_at=float(meta["committed_at"]),
+            )
+        )
+    return out
+
+
+def drop_collection(settings: Settings, name: str) -> None:
+    """Delete a whole collection, under its lock so that no writer is mid-commit."""
+    paths = CollectionPaths(settings.index_dir, name)
+    if paths.current() is None:
+        raise CollectionNotFoundError(name, [c.name for c in list_collections(settings)])
+    fd = acquire_lock(paths, settings.index.lock_timeout_s)
+    try:
+        paths.current_file.unlink()
+        for gen in paths.generations():
+            shutil.rmtree(paths.root / gen, ignore_errors=True)
+    finally:
+        release_lock(fd)
+    shutil.rmtree(paths.root, ignore_errors=True)

@@ -1,0 +1,111 @@
+"""Plain data passed between the packages: parsed elements, chunks, hits, citations, answers."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Element:
+    """One structural piece of a parsed document (a title, a paragraph, a table, a list item)."""
+
+    text: str
+    kind: str = "NarrativeText"  # unstructured's category names: Title, NarrativeText, ListItem, Table, ...
+    page: int | None = None  # 1-based page (PDF) or slide (PPTX); None where the format has none
+    heading: str | None = None  # nearest section heading above this element
+
+
+@dataclass
+class ParsedDocument:
+    path: str
+    doc_type: str  # pdf, docx, pptx, html, md, txt, csv, eml
+    elements: list[Element]
+    title: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ChunkDraft:
+    """A chunk before it is embedded and stored."""
+
+    text: str
+    page: int | None = None
+    page_end: int | None = None
+    heading: str | None = None
+    element_type: str = "NarrativeText"
+    n_tokens: int = 0
+
+
+@dataclass
+class StoredChunk:
+    id: int
+    content_hash: str  # hash of the document content the chunk came from
+    ordinal: int  # position in the document
+    text: str
+    page: int | None
+    page_end: int | None
+    heading: str | None
+    element_type: str
+    sources: list[str]  # document paths with this content (identical files are stored once)
+    doc_type: str | None = None
+
+    @property
+    def source(self) -> str:
+        return self.sources[0] if self.sources else ""
+
+
+@dataclass
+class Hit:
+    chunk: StoredChunk
+    score: float  # the fused (or reranked) score used for ordering
+    dense_score: float | None = None  # cosine similarity, when the dense retriever saw it
+    bm25_score: float | None = None
+    rerank_score: float | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "source": self.chunk.source,
+            "page": self.chunk.page,
+            "heading": self.chunk.heading,
+            "score": round(float(self.score), 6),
+            "text": self.chunk.text,
+        }
+
+
+@dataclass
+class Citation:
+    n: int
+    source: str
+    page: int | None
+    text: str
+    score: float
+    heading: str | None = None
+    chunk_id: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Answer:
+    answer: str | None
+    citations: list[Citation]
+    retrieval_ms: float
+    generation_ms: float
+    declined: bool = False
+    dropped_markers: int = 0
+    model: str | None = None
+    standalone_question: str | None = None
+    passages: list[Citation] = field(default_factory=list)  # every passage shown to the model
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "answer": self.answer,
+            "citations": [c.as_json() for c in self.citations],
+            "retrieval_ms": round(self.retrieval_ms, 1),
+            "generation_ms": round(self.generation_ms, 1),
+            "declined": self.declined,
+            "dropped_markers": self.dropped_markers,
+            "model": self.model,
+        }

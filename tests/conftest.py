@@ -1,0 +1,39 @@
+"""Shared fixtures. Plugin modules hold the heavier ones (the vLLM server, the API server, Chromium)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from rag.embedder import SentenceTransformerEmbedder  # noqa: E402
+from rag.services import Services  # noqa: E402
+from rag.settings import EmbedderSettings, Settings  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO / "data" / "samples"
+
+
+@pytest.fixture(scope="session")
+def embedder() -> SentenceTransformerEmbedder:
+    """The bundled embedder, loaded once per test session."""
+    emb = SentenceTransformerEmbedder(EmbedderSettings())
+    emb.warm_up()
+    return emb
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    """Settings whose data directory is private to the test."""
+    return Settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def services(settings: Settings, embedder: SentenceTransformerEmbedder) -> Services:
+    svc = Services(settings)
+    svc.__dict__["embedder"] = embedder  # share the session's loaded model (cached_property slot)
+    return svc
