@@ -80,6 +80,11 @@ class RetrievalSettings(BaseModel):
     mode: Literal["hybrid", "dense", "bm25"] = Field("hybrid", description="Which retrievers run.")
     dense_weight: float = Field(1.0, ge=0, description="Weight of the dense ranking in fusion.")
     bm25_weight: float = Field(1.0, ge=0, description="Weight of the BM25 ranking in fusion.")
+    fusion: Literal["convex", "rrf"] = Field(
+        "convex",
+        description="How dense and BM25 candidates are fused: 'convex' mixes min-max normalised scores "
+        "with the two weights; 'rrf' is weighted reciprocal-rank fusion (see rag/fusion.py).",
+    )
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
     bm25_k1: float = Field(1.2, description="BM25 term-frequency saturation.")
     bm25_b: float = Field(0.75, description="BM25 length normalisation.")

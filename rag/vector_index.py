@@ -94,6 +94,13 @@ class FaissIndex:
             if len(allowed_ids) == 0:
                 return []
             selector = faiss.IDSelectorBatch(np.ascontiguousarray(allowed_ids, dtype=np.int64))
-            params = faiss.SearchParameters(sel=selector)
+            base = faiss.downcast_index(self._index.index)
+            if isinstance(base, faiss.IndexIVF):
+                # IVF insists on its own parameter type, which must also carry nprobe.
+                params = faiss.SearchParametersIVF(sel=selector, nprobe=self.settings.ivf_nprobe)
+            elif isinstance(base, faiss.IndexHNSW):
+                params = faiss.SearchParametersHNSW(sel=selector, efSearch=self.settings.hnsw_ef_search)
+            else:
+                params = faiss.SearchParameters(sel=selector)
         scores, ids = self._index.search(q, k, params=params)
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=True) if i != -1]

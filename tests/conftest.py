@@ -17,6 +17,8 @@ from rag.settings import EmbedderSettings, Settings  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "data" / "samples"
 
+pytest_plugins = ["tests.fixtures_ui"]
+
 
 @pytest.fixture(scope="session")
 def embedder() -> SentenceTransformerEmbedder:

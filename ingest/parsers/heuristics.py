@@ -7,7 +7,29 @@ import re
 BULLET = re.compile(r"^\s*(?:[•◦▪▫‣●○■□·∙⁃*+-]|–|—|\(?\d{1,2}[.)]|\(?[a-z][.)])\s+(?=\S)")
 _NUMBERED_HEADING = re.compile(r"^(?:\d{1,2}(?:\.\d{1,2})*\.?|[IVX]{1,5}\.|[A-Z]\.)\s+\S")
 _SMALL_WORDS = frozenset(
-    "a an and as at but by for from in into nor of on or per the to vs via with".split()
+    {
+        "a",
+        "an",
+        "and",
+        "as",
+        "at",
+        "but",
+        "by",
+        "for",
+        "from",
+        "in",
+        "into",
+        "nor",
+        "of",
+        "on",
+        "or",
+        "per",
+        "the",
+        "to",
+        "vs",
+        "via",
+        "with",
+    }
 )
 MAX_HEADING_WORDS = 12
 _MAX_HEADING_CHARS = 90

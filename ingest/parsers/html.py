@@ -16,13 +16,66 @@ from ingest.parsers.common import ElementBuilder, Unparseable, one_line, table_t
 
 _HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 _SKIP = frozenset(
-    {"script", "style", "noscript", "template", "svg", "math", "head", "nav", "iframe", "object",
-     "embed", "canvas", "button", "select", "option", "input", "textarea", "map", "audio", "video"}
+    {
+        "script",
+        "style",
+        "noscript",
+        "template",
+        "svg",
+        "math",
+        "head",
+        "nav",
+        "iframe",
+        "object",
+        "embed",
+        "canvas",
+        "button",
+        "select",
+        "option",
+        "input",
+        "textarea",
+        "map",
+        "audio",
+        "video",
+    }
 )
 _BLOCKS = frozenset(
-    {"address", "article", "aside", "blockquote", "body", "caption", "center", "dd", "details", "dialog",
-     "div", "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form", "header", "hgroup", "hr",
-     "html", "legend", "main", "menu", "ol", "p", "search", "section", "summary", "ul", "tr", "td", "th"}
+    {
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "body",
+        "caption",
+        "center",
+        "dd",
+        "details",
+        "dialog",
+        "div",
+        "dl",
+        "dt",
+        "fieldset",
+        "figcaption",
+        "figure",
+        "footer",
+        "form",
+        "header",
+        "hgroup",
+        "hr",
+        "html",
+        "legend",
+        "main",
+        "menu",
+        "ol",
+        "p",
+        "search",
+        "section",
+        "summary",
+        "ul",
+        "tr",
+        "td",
+        "th",
+    }
 )
 _WS = re.compile(r"\s+")
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)

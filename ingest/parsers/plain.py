@@ -74,8 +74,9 @@ def unwrap(lines: list[str]) -> str:
     for line in (line.strip() for line in lines):
         if not out:
             out = line
-        elif out.endswith("-") and len(out) > 1 and out[-2].isalpha() and line[:1].islower():
-            out = out[:-1] + line
+        elif out.endswith("-") and len(out) > 1 and out[-2].isalpha() and line[:1].isalpha():
+            # "mainte-" + "nance" is one word; "Wi-" + "Fi" keeps its hyphen
+            out = (out[:-1] if line[0].islower() else out) + line
         else:
             out += " " + line
     return out
@@ -89,9 +90,10 @@ def csv_elements(text: str, builder: ElementBuilder) -> None:
     except csv.Error:
         dialect = csv.excel  # one column, or too irregular to sniff: plain commas
     try:
-        rows = [row for row in csv.reader(io.StringIO(text, newline=""), dialect) if any(cell.strip() for cell in row)]
+        reader = csv.reader(io.StringIO(text, newline=""), dialect)
+        rows = [row for row in reader if any(cell.strip() for cell in row)]
     except csv.Error as exc:
-        raise Unparseable(f"malformed CSV ({exc}): check the quoting, or save it again as CSV (UTF-8)") from exc
+        raise Unparseable(f"malformed CSV ({exc}): check the quoting, or save it again as UTF-8 CSV") from exc
     if not rows:
         return
     header, body = rows[0], rows[1:]

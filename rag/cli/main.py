@@ -8,7 +8,7 @@ import sys
 import typer
 from rich.console import Console
 
-from rag.cli import ingest_cmds
+from rag.cli import api_cmds, ask_cmds, ingest_cmds, up_cmds
 from rag.errors import DocqaError
 from rag.settings import load_settings
 
@@ -22,17 +22,26 @@ app = typer.Typer(
 err = Console(stderr=True)
 
 ingest_cmds.register(app)
+ask_cmds.register(app)
+up_cmds.register(app)
+api_cmds.register(app)
 
 
 def _register_optional(module: str, name: str, help_text: str) -> None:
     """Sub-apps that live in their own modules: `docqa model ...`, `docqa keys ...`."""
     import importlib
+    import importlib.util
 
+    if importlib.util.find_spec(module) is None:  # a command group still being written
+        return
     sub = importlib.import_module(module)
     app.add_typer(sub.app, name=name, help=help_text)
 
 
 _register_optional("rag.cli.model_cmds", "model", "Prepare and run the vLLM model server.")
+_register_optional("rag.cli.eval_cmds", "eval", "Measure retrieval and answers on BEIR / SQuAD.")
+_register_optional("rag.cli.ui_cmds", "ui", "Start the staff chat UI (Streamlit).")
+_register_optional("rag.cli.feedback_cmds", "feedback", "Export the staff's feedback on answers (JSONL).")
 
 
 @app.command("config")

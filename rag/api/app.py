@@ -1,0 +1,102 @@
+"""``create_app(settings, services=None)``: the FastAPI app with its routes, middleware and state."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from starlette.types import Scope
+
+from rag import __version__
+from rag.api import routes_answer, routes_documents, routes_health, routes_openai, routes_widget
+from rag.api.conversations import ConversationStore
+from rag.api.errors import install_error_handlers
+from rag.api.jobs import JobManager
+from rag.api.keys import KeyStore
+from rag.api.metrics import ApiMetrics
+from rag.api.middleware import BodyLimit, CORSFromKeys, MetricsAndHeaders
+from rag.api.ratelimit import RateLimiter
+from rag.api.state import ApiState
+from rag.services import Services, build
+from rag.settings import APISettings, Settings
+
+MIB = 1024 * 1024
+MULTIPART_SLACK = 64 * 1024  # multipart boundaries and part headers on top of the files themselves
+JSON_SLACK = 64 * 1024  # field names, ids and options beside the texts
+
+DESCRIPTION = """Answers from your own documents, with citations (file and page).
+
+Authenticate with `Authorization: Bearer KEY` (`docqa keys create --scope staff|widget`). Staff keys
+can do everything; widget keys can only ask, in the collections they are bound to, from the web
+origins they list. Errors are `{"error": {"status", "type", "message", "field"?}}`.
+"""
+
+
+def json_body_limit(api: APISettings) -> int:
+    """Largest JSON body: a full conversation of maximum-length turns (answers counted at twice a
+    question's length), four bytes a character, plus slack."""
+    turns = 2 * api.max_history_turns + 1
+    return 4 * api.max_question_chars * 2 * turns + JSON_SLACK
+
+
+def _limit_for(api: APISettings):  # -> Callable[[Scope], tuple[int, str]]
+    upload = int(api.max_upload_mb * MIB)
+    json_limit = json_body_limit(api)
+
+    def limit_for(scope: Scope) -> tuple[int, str]:
+        if scope.get("method") == "POST" and scope.get("path", "").endswith("/documents"):
+            return (
+                upload + MULTIPART_SLACK,
+                f"uploads are limited to {api.max_upload_mb:g} MB per request (DOCQA_API_MAX_UPLOAD_MB)",
+            )
+        return (
+            json_limit,
+            f"the limit is {json_limit} bytes (questions up to {api.max_question_chars} characters, "
+            f"conversations up to {api.max_history_turns} turns)",
+        )
+
+    return limit_for
+
+
+def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
+    """Build the app; ``services`` lets a caller share loaded models (tests, `docqa up`)."""
+    services = services or build(settings)
+    metrics = ApiMetrics()
+    state = ApiState(
+        settings=settings,
+        services=services,
+        keys=KeyStore.for_settings(settings),
+        limiter=RateLimiter(settings.api.rate_limit_per_minute, settings.api.rate_burst),
+        conversations=ConversationStore(settings.api.conversation_ttl_s),
+        jobs=JobManager(settings, services, on_finish=lambda job: metrics.jobs.labels(job.state).inc()),
+        metrics=metrics,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        state.jobs.shutdown()  # let a running ingest commit rather than leave debris
+
+    app = FastAPI(
+        title="docqa",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "answers", "description": "Questions answered from a collection, with citations."},
+            {"name": "openai-compatible", "description": "Use docqa from any OpenAI client."},
+            {"name": "documents", "description": "Collections, uploads and ingest jobs (staff keys)."},
+            {"name": "health", "description": "Probes and metrics."},
+            {"name": "widget", "description": "The embeddable chat widget."},
+        ],
+    )
+    app.state.docqa = state
+    install_error_handlers(app)
+    for module in (routes_answer, routes_openai, routes_documents, routes_health, routes_widget):
+        app.include_router(module.router)
+    # Last added runs first: metrics see every response, CORS headers reach even a 413.
+    app.add_middleware(BodyLimit, limit_for=_limit_for(settings.api))
+    app.add_middleware(CORSFromKeys, known_origins=state.keys.known_origins)
+    app.add_middleware(MetricsAndHeaders, metrics=metrics)
+    return app

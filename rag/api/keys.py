@@ -1,0 +1,244 @@
+"""API keys with scopes, stored hashed in SQLite under ``settings.state_dir``.
+
+A key reads ``dq_<id>_<secret>``: the public id finds the row, the secret is 32 random bytes, and only
+the SHA-256 of the whole key is stored, compared in constant time. The plain key is shown once, at
+creation. Every check reads the database, so a revocation from the CLI takes effect at once in a
+running server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from rag.errors import ConfigError, DocqaError
+from rag.settings import Settings
+from rag.store import validate_collection_name
+
+Scope = Literal["staff", "widget"]
+SCOPES: tuple[Scope, ...] = ("staff", "widget")
+
+_KEY = re.compile(r"^dq_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+ORIGINS_CACHE_S = 2.0  # how stale the CORS origin list may be (it is read on every cross-origin request)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS api_keys (
+    id TEXT PRIMARY KEY,
+    key_hash TEXT NOT NULL,
+    scope TEXT NOT NULL,
+    collections TEXT NOT NULL,
+    origins TEXT NOT NULL,
+    name TEXT,
+    created_at REAL NOT NULL,
+    revoked_at REAL,
+    last_used_at REAL
+);
+"""
+
+
+def key_store_path(settings: Settings) -> Path:
+    return settings.state_dir / "keys.sqlite"
+
+
+def normalize_origin(origin: str) -> str:
+    """``scheme://host[:port]`` in lower case, default ports dropped: what browsers send as Origin."""
+    raw = origin.strip()
+    parts = urlsplit(raw)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise DocqaError(
+            f"invalid origin '{origin}': give scheme, host and optional port, like https://www.example.com"
+        )
+    if parts.query or parts.fragment or parts.username:
+        raise DocqaError(f"invalid origin '{origin}': no path, query or credentials, like https://www.example.com")
+    host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"
+    port = parts.port
+    default = {"http": 80, "https": 443}[parts.scheme]
+    return f"{parts.scheme}://{host}" + (f":{port}" if port and port != default else "")
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A stored key (never the secret): what a request is allowed to do."""
+
+    id: str
+    scope: Scope
+    collections: tuple[str, ...]  # empty: every collection (staff keys only)
+    origins: tuple[str, ...]  # browser origins it may be used from; empty: no browser restriction (staff)
+    name: str | None
+    created_at: float
+    revoked_at: float | None = None
+    last_used_at: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+    def can_use(self, collection: str) -> bool:
+        return not self.collections or collection in self.collections
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "scope": self.scope,
+            "collections": list(self.collections),
+            "origins": list(self.origins),
+            "name": self.name,
+            "created_at": self.created_at,
+            "revoked_at": self.revoked_at,
+            "last_used_at": self.last_used_at,
+        }
+
+
+def _row_to_key(row: sqlite3.Row) -> ApiKey:
+    return ApiKey(
+        id=row["id"],
+        scope=row["scope"],
+        collections=tuple(json.loads(row["collections"])),
+        origins=tuple(json.loads(row["origins"])),
+        name=row["name"],
+        created_at=row["created_at"],
+        revoked_at=row["revoked_at"],
+        last_used_at=row["last_used_at"],
+    )
+
+
+class KeyStore:
+    """The key table. Cheap to construct; the file is created on first write."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._origins: tuple[float, frozenset[str]] | None = None
+        self._lock = threading.Lock()
+        self._touched: dict[str, float] = {}
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> KeyStore:
+        return cls(key_store_path(settings))
+
+    @contextmanager
+    def _connect(self, write: bool = False) -> Iterator[sqlite3.Connection]:
+        if not write and not self.path.exists():
+            # Reading before any key exists: an empty in-memory table, no file created as a side effect.
+            conn = sqlite3.connect(":memory:")
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fresh = not self.path.exists()
+            conn = sqlite3.connect(self.path, timeout=10)
+            if fresh:
+                os.chmod(self.path, 0o600)  # hashes only, but still nobody else's business
+        conn.row_factory = sqlite3.Row
+        try:
+            conn.executescript(SCHEMA)
+            with conn:
+                yield conn
+        finally:
+            conn.close()
+
+    def create(
+        self,
+        scope: str,
+        *,
+        collections: Sequence[str] = (),
+        origins: Sequence[str] = (),
+        name: str | None = None,
+    ) -> tuple[str, ApiKey]:
+        """Store a new key; returns the plain key (shown once) and its record."""
+        if scope not in SCOPES:
+            raise ConfigError(f"unknown scope '{scope}': use one of {', '.join(SCOPES)}")
+        cols = tuple(dict.fromkeys(validate_collection_name(c) for c in collections))
+        oris = tuple(dict.fromkeys(normalize_origin(o) for o in origins))
+        if scope == "widget" and not cols:
+            raise ConfigError("a widget key needs at least one --collection it may ask")
+        if scope == "widget" and not oris:
+            raise ConfigError(
+                "a widget key needs at least one --origin: the web site(s) that embed the widget, "
+                "like --origin https://www.example.com"
+            )
+        key_id = secrets.token_hex(6)
+        key = f"dq_{key_id}_{secrets.token_urlsafe(32)}"
+        record = ApiKey(key_id, scope, cols, oris, name, time.time())  # type: ignore[arg-type]
+        with self._connect(write=True) as conn:
+            conn.execute(
+                "INSERT INTO api_keys (id, key_hash, scope, collections, origins, name, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key_id, hash_key(key), scope, json.dumps(cols), json.dumps(oris), name, record.created_at),
+            )
+        self._origins = None
+        return key, record
+
+    def verify(self, key: str) -> ApiKey | None:
+        """The active key record for a presented key, or None (unknown, malformed or revoked)."""
+        match = _KEY.match(key)
+        if not match:
+            return None
+        with self._connect() as conn:
+            row = conn.execute("SELECT * FROM api_keys WHERE id = ?", (match.group(1),)).fetchone()
+        if row is None or not hmac.compare_digest(row["key_hash"], hash_key(key)):
+            return None
+        record = _row_to_key(row)
+        if not record.active:
+            return None
+        self._touch(record.id)
+        return record
+
+    def _touch(self, key_id: str) -> None:
+        """Record last use, at most once a minute per key (a write per request would serialise them)."""
+        now = time.time()
+        with self._lock:
+            if now - self._touched.get(key_id, 0.0) < 60:
+                return
+            self._touched[key_id] = now
+        with self._connect(write=True) as conn:
+            conn.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (now, key_id))
+
+    def list(self, include_revoked: bool = False) -> list[ApiKey]:
+        with self._connect() as conn:
+            rows = conn.execute("SELECT * FROM api_keys ORDER BY created_at").fetchall()
+        keys = [_row_to_key(r) for r in rows]
+        return keys if include_revoked else [k for k in keys if k.active]
+
+    def revoke(self, key_or_id: str) -> ApiKey:
+        """Revoke by id (as `docqa keys list` shows it) or by the full key."""
+        match = _KEY.match(key_or_id.strip())
+        key_id = match.group(1) if match else key_or_id.strip()
+        with self._connect(write=True) as conn:
+            row = conn.execute("SELECT * FROM api_keys WHERE id = ?", (key_id,)).fetchone()
+            if row is None:
+                raise DocqaError(f"no API key with id '{key_id}'; `docqa keys list` shows the ids")
+            if row["revoked_at"] is None:
+                conn.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ?", (time.time(), key_id))
+            row = conn.execute("SELECT * FROM api_keys WHERE id = ?", (key_id,)).fetchone()
+        self._origins = None
+        return _row_to_key(row)
+
+    def known_origins(self) -> frozenset[str]:
+        """Origins listed by any active key: the only ones that get CORS headers."""
+        cached = self._origins
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < ORIGINS_CACHE_S:
+            return cached[1]
+        origins: set[str] = set()
+        for key in self.list():
+            origins.update(key.origins)
+        frozen = frozenset(origins)
+        self._origins = (now, frozen)
+        return frozen

@@ -1,0 +1,185 @@
+"""Request and response bodies, with the examples the OpenAPI page shows."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Turn(BaseModel):
+    role: Literal["user", "assistant"]
+    content: str
+
+
+class AskRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"question": "How long is the warranty on the X200?", "collection": "support"},
+                {
+                    "question": "And for refurbished units?",
+                    "collection": "support",
+                    "conversation_id": "Jt3v0mJ0m8xQ9Vb3mJr7uA",
+                    "allow_passages_only": True,
+                },
+            ]
+        },
+    )
+
+    question: str = Field(..., min_length=1, description="The question (at most api.max_question_chars).")
+    collection: str = Field(..., description="Collection to answer from.", examples=["support"])
+    conversation_id: str | None = Field(
+        None, description="Continue a conversation: the id a previous answer returned (follow-ups use it)."
+    )
+    history: list[Turn] | None = Field(
+        None, description="Earlier turns, when the client keeps the conversation itself (instead of an id)."
+    )
+    top_k: int | None = Field(None, ge=1, le=50, description="Passages given to the model (default: settings).")
+    model: str | None = Field(None, description="Served model or LoRA adapter name (default: the base model).")
+    allow_passages_only: bool = Field(
+        False,
+        description="When the model server is down, answer 200 with answer=null and the relevant passages "
+        "as citations instead of 503.",
+    )
+
+
+class ChatRequest(AskRequest):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"question": "How do I reset the router?", "collection": "support"},
+                {"question": "What if that does not work?", "collection": "support", "conversation_id": "…"},
+            ]
+        },
+    )
+
+
+class CitationOut(BaseModel):
+    n: int
+    source: str = Field(..., description="Document path (staff keys) or file name (widget keys).")
+    page: int | None
+    text: str
+    score: float
+    heading: str | None = None
+    chunk_id: int | None = None
+
+
+class AskResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "answer": "The X200 has a 24-month warranty [1].",
+                    "citations": [
+                        {
+                            "n": 1,
+                            "source": "warranty.pdf",
+                            "page": 2,
+                            "text": "All X200 units carry a 24-month limited warranty…",
+                            "score": 0.82,
+                            "heading": "Warranty",
+                            "chunk_id": 17,
+                        }
+                    ],
+                    "retrieval_ms": 41.3,
+                    "generation_ms": 1830.0,
+                    "declined": False,
+                    "dropped_markers": 0,
+                    "model": "docqa-base",
+                    "conversation_id": "Jt3v0mJ0m8xQ9Vb3mJr7uA",
+                    "collection": "support",
+                    "model_error": None,
+                }
+            ]
+        }
+    )
+
+    answer: str | None = Field(..., description="null when only passages could be returned (model down).")
+    citations: list[CitationOut]
+    retrieval_ms: float
+    generation_ms: float
+    declined: bool = False
+    dropped_markers: int = 0
+    model: str | None = None
+    conversation_id: str
+    collection: str
+    model_error: str | None = Field(None, description="Why there is no answer, when answer is null.")
+
+
+class OpenAIMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    role: Literal["system", "user", "assistant", "developer", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
+        return self.content or ""
+
+
+class ChatCompletionRequest(BaseModel):
+    """OpenAI's chat completion request. ``model`` names the collection (``collection`` or
+    ``collection:adapter``); sampling parameters are accepted and ignored (answers are grounded and
+    deterministic); system messages are ignored (docqa's own rules apply)."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": "support",
+                    "messages": [{"role": "user", "content": "How long is the warranty on the X200?"}],
+                },
+                {
+                    "model": "support:tuned-v1",
+                    "stream": True,
+                    "messages": [
+                        {"role": "user", "content": "How long is the warranty?"},
+                        {"role": "assistant", "content": "24 months [1]."},
+                        {"role": "user", "content": "And for refurbished units?"},
+                    ],
+                },
+            ]
+        },
+    )
+
+    model: str = Field(..., description="Collection name, optionally ':adapter' for a registered LoRA adapter.")
+    messages: list[OpenAIMessage] = Field(..., min_length=1)
+    stream: bool = False
+    user: str | None = None
+
+
+class DocumentOut(BaseModel):
+    id: str
+    name: str
+    path: str
+    doc_type: str
+    title: str | None
+    size: int
+    chunks: int
+    ingested_at: float
+    uploaded: bool = Field(..., description="Whether it came in through the API (its file is managed by docqa).")
+
+
+class UploadResponse(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "job_id": "6f1c2a9e0b3d4e57",
+                    "status_url": "/v1/jobs/6f1c2a9e0b3d4e57",
+                    "collection": "support",
+                    "files": [{"name": "warranty.pdf", "original": "warranty.pdf", "stored": "new"}],
+                }
+            ]
+        }
+    )
+
+    job_id: str
+    status_url: str
+    collection: str
+    files: list[dict[str, str]]

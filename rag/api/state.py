@@ -1,0 +1,30 @@
+"""What one app instance holds: the services and the API's own state (keys, limits, conversations, jobs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from rag.api.conversations import ConversationStore
+from rag.api.jobs import JobManager
+from rag.api.keys import KeyStore
+from rag.api.metrics import ApiMetrics
+from rag.api.ratelimit import RateLimiter
+from rag.services import Services
+from rag.settings import Settings
+
+
+@dataclass
+class ApiState:
+    settings: Settings
+    services: Services
+    keys: KeyStore
+    limiter: RateLimiter
+    conversations: ConversationStore
+    jobs: JobManager
+    metrics: ApiMetrics
+
+
+def get_state(request: Request) -> ApiState:
+    return request.app.state.docqa

@@ -1,0 +1,97 @@
+"""Running the blocking answer pipeline for an async server, and server-sent-event framing.
+
+The pipeline is a plain generator doing blocking work (embedding, HTTP to the model server). A
+``PipelineRun`` drives it in its own thread and hands each event to the event loop through a queue, so
+the loop keeps serving other requests. ``cancel()`` (a client that went away) stops it at the next event
+and closes the generator, which closes the model server stream, so nobody keeps generating for nobody.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from rag.types import Answer, Citation
+
+KEEPALIVE_S = 15.0  # an SSE comment this often keeps proxies from closing a quiet stream
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
+
+_END = object()
+
+
+def sse(event: str | None, data: Any) -> bytes:
+    """One server-sent event; ``data`` is JSON on a single line (json.dumps escapes newlines)."""
+    payload = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {payload}\n\n".encode()
+
+
+SSE_KEEPALIVE = b": keep-alive\n\n"
+
+
+class PipelineRun:
+    """One pipeline generator running in a worker thread; events come out with ``await next_event()``."""
+
+    def __init__(self, events: Iterator[dict[str, Any]]) -> None:
+        self._events = events
+        self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self._loop = asyncio.get_running_loop()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._drive, name="docqa-answer", daemon=True)
+        self.finished = False
+
+    def start(self) -> PipelineRun:
+        self._thread.start()
+        return self
+
+    def _put(self, item: tuple[str, Any]) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+        except RuntimeError:  # the loop is closed: the server is shutting down; nobody is listening
+            self._stop.set()
+
+    def _drive(self) -> None:
+        try:
+            for event in self._events:
+                if self._stop.is_set():
+                    break
+                self._put(("event", event))
+            self._put(("end", _END))
+        except BaseException as exc:  # handed to the awaiting request, which re-raises or reports it
+            self._put(("error", exc))
+        finally:
+            close = getattr(self._events, "close", None)
+            if close is not None:
+                close()
+
+    async def next_event(self, timeout: float | None = None) -> dict[str, Any] | None:
+        """The next event; None at the end; raises what the pipeline raised; TimeoutError on ``timeout``."""
+        kind, value = await asyncio.wait_for(self._queue.get(), timeout)
+        if kind == "event":
+            return value
+        self.finished = True
+        if kind == "error":
+            raise value
+        return None
+
+    def cancel(self) -> None:
+        self._stop.set()
+
+
+def citation_json(c: Citation, *, public: bool) -> dict[str, Any]:
+    """A citation for the client; ``public`` (widget keys) shows the file name, not the server path."""
+    data = c.as_json()
+    if public:
+        data["source"] = c.source.replace("\\", "/").rsplit("/", 1)[-1]
+    return data
+
+
+def answer_json(answer: Answer, *, public: bool) -> dict[str, Any]:
+    """Like ``docqa ask --json``: answer, citations, retrieval_ms, generation_ms (plus declined, model)."""
+    data = answer.as_json()
+    data["citations"] = [citation_json(c, public=public) for c in answer.citations]
+    return data

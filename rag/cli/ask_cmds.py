@@ -1,0 +1,108 @@
+"""`docqa ask`: one question (or an interactive session) answered from the documents, with sources."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import typer
+from rich.console import Console
+
+from rag.services import Services, build
+from rag.settings import load_settings
+from rag.store import Filters
+from rag.types import Answer
+
+out = Console()
+
+
+def _print_sources(answer: Answer) -> None:
+    if not answer.citations:
+        return
+    out.print("\n[bold]Sources[/bold]")
+    for c in answer.citations:
+        page = f", page {c.page}" if c.page is not None else ""
+        out.print(f"  [{c.n}] {c.source}{page}  [dim]score {c.score:.3f}[/dim]", highlight=False)
+        out.print("      " + c.text[:240].replace("\n", " ") + ("…" if len(c.text) > 240 else ""), highlight=False)
+
+
+def _answer_once(
+    services: Services,
+    question: str,
+    *,
+    collection: str,
+    history: list[dict],
+    filters: Filters,
+    top_k: int | None,
+    model: str | None,
+    stream: bool,
+    as_json: bool,
+) -> Answer:
+    kwargs = {"collection": collection, "history": history, "filters": filters, "top_k": top_k, "model": model}
+    if as_json or not stream:
+        answer = services.pipeline.ask(question, **kwargs)
+        if as_json:
+            print(json.dumps(answer.as_json(), indent=2, ensure_ascii=False))
+        else:
+            out.print(answer.answer or "", highlight=False)
+            _print_sources(answer)
+        return answer
+    final: Answer | None = None
+    for event in services.pipeline.stream(question, **kwargs):
+        if event["event"] == "token":
+            sys.stdout.write(event["text"])
+            sys.stdout.flush()
+        elif event["event"] == "final":
+            final = event["answer"]
+    sys.stdout.write("\n")
+    assert final is not None
+    if final.answer and final.citations:
+        out.print(f"[dim]answer with citations:[/dim] {final.answer}", highlight=False)
+    _print_sources(final)
+    return final
+
+
+def ask(
+    question: str = typer.Argument(None, help="The question; leave out for an interactive session."),
+    collection: str = typer.Option(None, "--collection", "-c", help="Collection (default: settings)."),
+    as_json: bool = typer.Option(False, "--json", help="Print {answer, citations, retrieval_ms, generation_ms}."),
+    stream: bool = typer.Option(True, "--stream/--no-stream", help="Print the answer as it is generated."),
+    k: int = typer.Option(None, "-k", help="Passages given to the model (default: retrieval.top_k)."),
+    source: str = typer.Option(None, "--source", help="Only documents whose path matches this glob."),
+    doc_type: list[str] = typer.Option(None, "--type", help="Only these document types (pdf, docx, ...)."),
+    model: str = typer.Option(None, "--model", help="Served model or LoRA adapter name."),
+) -> None:
+    """Answer a question from the indexed documents, citing file and page.
+
+    Without a question it opens an interactive session in which follow-ups use the conversation.
+
+    Examples:
+      docqa ask "How long is the warranty?"
+      docqa ask "What does a replacement battery cost?" --json
+      docqa ask --collection support
+    """
+    settings = load_settings()
+    services = build(settings)
+    name = collection or settings.collection
+    services.reader(name)  # an unknown collection fails here, before any model call
+    services.generator.check()  # a stopped model server fails here, with how to start it
+    filters = Filters(source_glob=source, doc_types=tuple(doc_type) if doc_type else None)
+    options = {"collection": name, "filters": filters, "top_k": k, "model": model, "stream": stream}
+    if question:
+        _answer_once(services, question, history=[], as_json=as_json, **options)
+        return
+    history: list[dict] = []
+    out.print(f"[bold]docqa[/bold] · collection [bold]{name}[/bold] · empty line or Ctrl-D to quit")
+    while True:
+        try:
+            question = input("\n? ").strip()
+        except EOFError:
+            break
+        if not question:
+            break
+        answer = _answer_once(services, question, history=history, as_json=as_json, **options)
+        history += [{"role": "user", "content": question}, {"role": "assistant", "content": answer.answer or ""}]
+
+
+def register(app: typer.Typer) -> None:
+    app.command("ask")(ask)

@@ -1,0 +1,226 @@
+"""Staff feedback on answers: thumbs up/down and a comment, kept in SQLite with the question, the
+answer and its sources, and exported as JSONL for fine-tuning (good answers are ``rating == "up"``).
+
+One row per rated answer: changing the rating or adding a comment later updates that row, so an
+export never holds two contradicting verdicts on the same answer. Each call opens its own
+connection, so the Streamlit session threads and the API workers can share one store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, Literal
+
+from rag.errors import DocqaError
+from rag.settings import Settings
+from rag.types import Citation
+
+Rating = Literal["up", "down"]
+RATINGS: tuple[str, ...] = ("up", "down")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS feedback (
+    id TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    rating TEXT NOT NULL CHECK (rating IN ('up', 'down')),
+    comment TEXT,
+    question TEXT NOT NULL,
+    answer TEXT NOT NULL,
+    citations TEXT NOT NULL,
+    collection TEXT,
+    model TEXT
+);
+CREATE INDEX IF NOT EXISTS feedback_created ON feedback(created_at);
+"""
+
+
+@dataclass
+class FeedbackRecord:
+    """One verdict; ``as_json()`` is the JSONL line the fine-tuning module reads."""
+
+    id: str
+    created_at: str  # ISO 8601, UTC
+    rating: Rating
+    comment: str | None
+    question: str
+    answer: str
+    citations: list[dict[str, Any]] = field(default_factory=list)
+    collection: str | None = None
+    model: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _check_rating(rating: str) -> Rating:
+    if rating not in RATINGS:
+        raise DocqaError(f"feedback rating must be 'up' or 'down', not {rating!r}")
+    return rating  # type: ignore[return-value]
+
+
+def _citation_json(c: Citation | dict[str, Any]) -> dict[str, Any]:
+    return c.as_json() if isinstance(c, Citation) else dict(c)
+
+
+class FeedbackStore:
+    """The feedback table in ``<state_dir>/feedback.sqlite`` (created on first use)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> FeedbackStore:
+        return cls(settings.state_dir / "feedback.sqlite")
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=10.0)
+        except (OSError, sqlite3.Error) as exc:
+            raise DocqaError(f"cannot open the feedback database {self.path}: {exc}; check the data directory") from exc
+        conn.row_factory = sqlite3.Row
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")  # a stored verdict survives a power cut
+            conn.executescript(SCHEMA)
+            with conn:
+                yield conn
+        except sqlite3.OperationalError as exc:  # locked for too long, disk full, read-only file
+            raise DocqaError(f"the feedback database {self.path} could not be written: {exc}") from exc
+        finally:
+            conn.close()
+
+    def add(
+        self,
+        *,
+        rating: str,
+        question: str,
+        answer: str,
+        citations: Sequence[Citation | dict[str, Any]] = (),
+        comment: str | None = None,
+        collection: str | None = None,
+        model: str | None = None,
+    ) -> FeedbackRecord:
+        record = FeedbackRecord(
+            id=uuid.uuid4().hex,
+            created_at=_now(),
+            rating=_check_rating(rating),
+            comment=(comment or "").strip() or None,
+            question=question,
+            answer=answer,
+            citations=[_citation_json(c) for c in citations],
+            collection=collection,
+            model=model,
+        )
+        with self._connect() as conn:
+            conn.execute(
+                "INSERT INTO feedback (id, created_at, updated_at, rating, comment, question, answer, citations, "
+                "collection, model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.id,
+                    record.created_at,
+                    record.created_at,
+                    record.rating,
+                    record.comment,
+                    record.question,
+                    record.answer,
+                    json.dumps(record.citations, ensure_ascii=False),
+                    record.collection,
+                    record.model,
+                ),
+            )
+        return record
+
+    def update(self, feedback_id: str, *, rating: str | None = None, comment: str | None = None) -> FeedbackRecord:
+        """Change the rating and/or the comment of a stored verdict (an empty comment clears it)."""
+        with self._connect() as conn:
+            if rating is not None:
+                conn.execute(
+                    "UPDATE feedback SET rating = ?, updated_at = ? WHERE id = ?",
+                    (_check_rating(rating), _now(), feedback_id),
+                )
+            if comment is not None:
+                conn.execute(
+                    "UPDATE feedback SET comment = ?, updated_at = ? WHERE id = ?",
+                    (comment.strip() or None, _now(), feedback_id),
+                )
+            row = conn.execute("SELECT * FROM feedback WHERE id = ?", (feedback_id,)).fetchone()
+        if row is None:
+            raise DocqaError(f"no feedback with id {feedback_id!r}")
+        return self._record(row)
+
+    def delete(self, feedback_id: str) -> bool:
+        """Withdraw a verdict (the rater un-clicked the thumb); returns whether one was stored."""
+        with self._connect() as conn:
+            return conn.execute("DELETE FROM feedback WHERE id = ?", (feedback_id,)).rowcount > 0
+
+    def get(self, feedback_id: str) -> FeedbackRecord | None:
+        with self._connect() as conn:
+            row = conn.execute("SELECT * FROM feedback WHERE id = ?", (feedback_id,)).fetchone()
+        return self._record(row) if row else None
+
+    def list(self, *, rating: str | None = None) -> list[FeedbackRecord]:
+        """Every verdict, oldest first (optionally only 'up' or only 'down')."""
+        query = "SELECT * FROM feedback"
+        params: tuple[str, ...] = ()
+        if rating is not None:
+            query += " WHERE rating = ?"
+            params = (_check_rating(rating),)
+        with self._connect() as conn:
+            rows = conn.execute(query + " ORDER BY created_at, rowid", params).fetchall()
+        return [self._record(r) for r in rows]
+
+    def export_jsonl(self, target: str | Path | IO[str], *, rating: str | None = None) -> int:
+        """Write one JSON object per line; returns how many. A path is replaced atomically."""
+        records = self.list(rating=rating)
+        lines = "".join(json.dumps(r.as_json(), ensure_ascii=False) + "\n" for r in records)
+        if isinstance(target, str | Path):
+            path = Path(target)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(lines)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        else:
+            target.write(lines)
+        return len(records)
+
+    @staticmethod
+    def _record(row: sqlite3.Row) -> FeedbackRecord:
+        return FeedbackRecord(
+            id=row["id"],
+            created_at=row["created_at"],
+            rating=row["rating"],
+            comment=row["comment"],
+            question=row["question"],
+            answer=row["answer"],
+            citations=json.loads(row["citations"]),
+            collection=row["collection"],
+            model=row["model"],
+        )
+
+
+def read_jsonl(path: Path) -> list[FeedbackRecord]:
+    """Read an export back (what the fine-tuning module does); blank lines are skipped."""
+    out = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                out.append(FeedbackRecord(**json.loads(line)))
+    return out

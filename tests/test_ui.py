@@ -1,0 +1,157 @@
+"""The UI's pure logic: upload names and folders, the answer stream adapter, history, the `docqa ui` launch."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from rag.cli.ui_cmds import APP_SCRIPT, child_environment, streamlit_command
+from rag.errors import DocqaError
+from rag.settings import Settings
+from rag.types import Answer, Citation
+from ui.answering import AnswerStream, escape_markdown, history_for_pipeline, shown_sources
+from ui.uploads import FileProgress, is_upload, sanitise_filename, save_uploads
+
+
+@dataclass
+class Upload:
+    name: str
+    data: bytes
+
+    def getvalue(self) -> bytes:
+        return self.data
+
+
+class TestUploads:
+    @pytest.mark.parametrize(
+        ("raw", "safe"),
+        [
+            ("manual.pdf", "manual.pdf"),
+            ("../../etc/passwd", "passwd"),
+            ("..\\..\\windows\\evil.docx", "evil.docx"),
+            ("/abs/path/Report 2024 (final).docx", "Report 2024 (final).docx"),
+            (".hidden.md", "hidden.md"),
+            ("..", "upload"),
+            ("a<b>|c?.txt", "a_b_c_.txt"),
+            ("Café München.txt", "Café München.txt"),
+            ("x" * 300 + ".pdf", "x" * 116 + ".pdf"),
+        ],
+    )
+    def test_sanitise(self, raw: str, safe: str) -> None:
+        assert sanitise_filename(raw) == safe
+
+    def test_saved_inside_the_collection_folder(self, tmp_path: Path) -> None:
+        root = tmp_path / "uploads"
+        saved = save_uploads([Upload("../../escape.md", b"# hi"), Upload("notes.txt", b"v1")], root, "hr")
+        assert [s.path for s in saved] == [(root / "hr" / "escape.md").resolve(), (root / "hr" / "notes.txt").resolve()]
+        assert not (tmp_path / "escape.md").exists()
+        save_uploads([Upload("notes.txt", b"v2")], root, "hr")  # a new version replaces the old one
+        assert (root / "hr" / "notes.txt").read_bytes() == b"v2"
+        assert sorted(p.name for p in (root / "hr").iterdir()) == ["escape.md", "notes.txt"]  # no temp debris
+        assert is_upload(saved[0].path, root) and not is_upload(tmp_path / "other.md", root)
+
+    def test_collection_name_cannot_escape(self, tmp_path: Path) -> None:
+        with pytest.raises(DocqaError, match="invalid collection name"):
+            save_uploads([Upload("a.md", b"x")], tmp_path / "uploads", "../../etc")
+        assert not (tmp_path / "uploads").exists() or not any((tmp_path / "uploads").iterdir())
+
+    def test_progress_counts_files(self) -> None:
+        seen: list[tuple[int, int]] = []
+        progress = FileProgress(lambda done, total: seen.append((done, total)))
+        progress.start(3)
+        progress.advance(1, 0)
+        progress.advance(2, 9)
+        progress.advance(1, 0)  # never above the total
+        assert seen == [(0, 3), (1, 3), (3, 3), (3, 3)]
+
+
+def citation(n: int) -> Citation:
+    return Citation(n=n, source=f"/kb/doc{n}.md", page=None, text=f"text {n}", score=0.5)
+
+
+class TestAnswerStream:
+    def test_tokens_then_sources_and_answer(self) -> None:
+        answer = Answer("It costs $39.90 [1].", [citation(1)], 12.0, 80.0, passages=[citation(1), citation(2)])
+        events = [
+            {"event": "sources", "passages": [citation(1), citation(2)]},
+            {"event": "token", "text": "It costs "},
+            {"event": "token", "text": "$39.90 [1]."},
+            {"event": "final", "answer": answer},
+        ]
+        stream = AnswerStream(events)
+        stream.prime()
+        assert stream.passages == [citation(1), citation(2)] and stream.answer is None
+        assert list(stream.tokens()) == ["It costs ", "\\$39.90 [1]."]
+        assert stream.text == "It costs $39.90 [1]." and stream.answer is answer
+
+    def test_error_after_sources_keeps_the_passages(self) -> None:
+        def events():
+            yield {"event": "sources", "passages": [citation(1)]}
+            raise DocqaError("model server down")
+
+        stream = AnswerStream(events())
+        with pytest.raises(DocqaError):
+            stream.prime()
+        assert stream.passages == [citation(1)]
+
+
+def test_escape_markdown_keeps_prices_literal() -> None:
+    assert escape_markdown("from $5 to $10") == "from \\$5 to \\$10"
+
+
+def test_history_leaves_out_failed_turns() -> None:
+    messages = [
+        {"role": "user", "content": "q1"},
+        {"role": "assistant", "content": "a1"},
+        {"role": "user", "content": "q2"},
+        {"role": "assistant", "content": "", "error": "model server down"},
+        {"role": "user", "content": "q3"},
+        {"role": "assistant", "content": "a3"},
+    ]
+    assert history_for_pipeline(messages) == [
+        {"role": "user", "content": "q1"},
+        {"role": "assistant", "content": "a1"},
+        {"role": "user", "content": "q3"},
+        {"role": "assistant", "content": "a3"},
+    ]
+
+
+def test_shown_sources_prefers_citations() -> None:
+    cited = {"citations": [{"n": 1}], "passages": [{"n": 1}, {"n": 2}]}
+    assert shown_sources(cited) == ("Sources", [{"n": 1}])
+    assert shown_sources({"citations": [], "passages": [{"n": 2}]}) == ("Passages consulted", [{"n": 2}])
+    assert shown_sources({"citations": [], "passages": [{"n": 2}], "error": "x"})[0] == "Passages retrieval found"
+    assert shown_sources({"citations": [], "passages": []}) == ("", [])
+
+
+class TestLaunch:
+    def test_command_listens_locally_headless_on_the_configured_port(self) -> None:
+        settings = Settings().with_overrides(ui__port=8611)
+        cmd = streamlit_command(settings)
+        assert cmd[1:5] == ["-m", "streamlit", "run", str(APP_SCRIPT)] and APP_SCRIPT.is_file()
+        flags = dict(zip(cmd[5::2], cmd[6::2], strict=True))
+        assert flags["--server.port"] == "8611" and flags["--server.address"] == "127.0.0.1"
+        assert flags["--server.headless"] == "true"
+        assert streamlit_command(settings, port=9000, address="0.0.0.0")[6:9] == ["9000", "--server.address", "0.0.0.0"]
+
+    def test_settings_travel_through_the_environment(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        settings = Settings(data_dir=tmp_path / "d").with_overrides(
+            llm__base_url="http://127.0.0.1:1/v1", retrieval__top_k=9, model__served_name="kestrel"
+        )
+        parent = {"PATH": os.environ["PATH"], "DOCQA_LLM_BASE_URL": "http://stale:1/v1", "DOCQA_CONFIG": "x.toml"}
+        env = child_environment(settings, parent)
+        assert "DOCQA_LLM_BASE_URL" not in env and "DOCQA_CONFIG" not in env and env["PATH"] == os.environ["PATH"]
+        for key in [k for k in os.environ if k.startswith("DOCQA_")]:
+            monkeypatch.delenv(key)
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        rebuilt = Settings()
+        assert rebuilt == settings.with_overrides(data_dir=settings.data_dir.resolve())
+        assert (rebuilt.llm.base_url, rebuilt.retrieval.top_k, rebuilt.llm_model_name) == (
+            "http://127.0.0.1:1/v1",
+            9,
+            "kestrel",
+        )

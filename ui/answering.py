@@ -1,0 +1,115 @@
+"""Turning the pipeline's events into what the chat page shows and keeps: pure logic, no Streamlit.
+
+The page hands ``AnswerStream.tokens()`` to ``st.write_stream``; once the stream is drained, the
+stream object holds the passages and the final Answer, which become one message dict in the
+session's conversation (plain data, so it survives reruns).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+from rag.types import Answer, Citation
+
+
+def escape_markdown(text: str) -> str:
+    """Streamlit renders '$...$' as LaTeX; prices and amounts must stay text."""
+    return text.replace("$", "\\$")
+
+
+class AnswerStream:
+    """Wraps ``AnswerPipeline.stream`` events: yields token texts, remembers sources and the answer."""
+
+    def __init__(self, events: Iterable[dict[str, Any]]) -> None:
+        self._events = iter(events)
+        self._primed: list[str] = []
+        self._was_primed = False
+        self.passages: list[Citation] = []
+        self.answer: Answer | None = None
+        self.text = ""
+
+    def _next_token(self) -> str | None:
+        for event in self._events:
+            kind = event.get("event")
+            if kind == "sources":
+                self.passages = list(event["passages"])
+            elif kind == "token":
+                self.text += event["text"]
+                return event["text"]
+            elif kind == "final":
+                self.answer = event["answer"]
+        return None
+
+    def prime(self) -> None:
+        """Run retrieval up to the first token (the page shows a spinner meanwhile, not an empty box)."""
+        if not self._was_primed:
+            self._was_primed = True
+            first = self._next_token()
+            if first is not None:
+                self._primed.append(first)
+
+    def tokens(self) -> Iterator[str]:
+        while self._primed:
+            yield escape_markdown(self._primed.pop(0))
+        while (piece := self._next_token()) is not None:
+            yield escape_markdown(piece)
+
+
+def assistant_message(
+    msg_id: str, question: str, answer: Answer, *, collection: str, model: str | None
+) -> dict[str, Any]:
+    """The stored form of one answered question."""
+    return {
+        "id": msg_id,
+        "role": "assistant",
+        "content": answer.answer or "",
+        "question": question,
+        "citations": [c.as_json() for c in answer.citations],
+        "passages": [c.as_json() for c in answer.passages],
+        "declined": answer.declined,
+        "collection": collection,
+        "model": answer.model or model,
+        "timing": {"retrieval_ms": round(answer.retrieval_ms), "generation_ms": round(answer.generation_ms)},
+    }
+
+
+def error_message(
+    msg_id: str, question: str, error: str, passages: Sequence[Citation], *, collection: str
+) -> dict[str, Any]:
+    """A question that got no answer: the error, and the passages retrieval found (if it got that far)."""
+    return {
+        "id": msg_id,
+        "role": "assistant",
+        "content": "",
+        "question": question,
+        "error": error,
+        "citations": [],
+        "passages": [c.as_json() for c in passages],
+        "declined": False,
+        "collection": collection,
+        "model": None,
+    }
+
+
+def history_for_pipeline(messages: Sequence[dict[str, Any]]) -> list[dict[str, str]]:
+    """The earlier turns the pipeline may use to understand a follow-up; failed turns are left out."""
+    out: list[dict[str, str]] = []
+    for msg in messages:
+        if msg["role"] == "assistant" and (msg.get("error") or not msg.get("content")):
+            if out and out[-1]["role"] == "user":
+                out.pop()  # the question that failed is not part of the conversation the model saw
+            continue
+        out.append({"role": msg["role"], "content": msg["content"]})
+    return out
+
+
+def shown_sources(message: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    """Which passages to list under an answer, and the heading for them."""
+    if message.get("citations"):
+        return "Sources", message["citations"]
+    if message.get("passages"):
+        if message.get("error"):
+            return "Passages retrieval found", message["passages"]
+        return "Passages consulted", message["passages"]
+    return "", []

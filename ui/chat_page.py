@@ -1,0 +1,193 @@
+"""The chat page: ask, watch the answer stream in, read its sources, rate it.
+
+Run by ``st.navigation`` from ui/app.py, which has already drawn the sidebar and left its choices in
+``st.session_state["chat_options"]``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from rag.errors import DocqaError, ModelServerError
+from rag.feedback import FeedbackStore
+from rag.services import Services
+from rag.types import Citation
+from ui.answering import (
+    AnswerStream,
+    assistant_message,
+    error_message,
+    escape_markdown,
+    history_for_pipeline,
+    shown_sources,
+)
+from ui.sources import render_sources
+from ui.state import ChatOptions, conversation, get_feedback_store, get_services, get_settings, new_message_id
+
+RATING_OF_VALUE = {0: "down", 1: "up"}  # st.feedback("thumbs") values
+
+
+def collection_problem(services: Services, options: ChatOptions) -> str | None:
+    """Why no question can be asked yet, or None."""
+    if options.collection is None:
+        return "No documents are indexed yet. Upload some on the **Documents** page, then ask away."
+    info = next((c for c in services.collections() if c.name == options.collection), None)
+    if info is None or info.documents == 0:
+        return (
+            f"Collection **{options.collection}** has no documents. Upload some on the **Documents** page, "
+            "or pick another collection in the sidebar."
+        )
+    return None
+
+
+def render_feedback(msg: dict[str, Any], store: FeedbackStore) -> None:
+    """Thumbs and an optional comment; stored as soon as they are given, updated when changed."""
+    rating = RATING_OF_VALUE.get(st.feedback("thumbs", key=f"fb_{msg['id']}"))
+    try:
+        if rating != msg.get("rating"):
+            if rating is None:
+                store.delete(msg["feedback_id"])
+                msg.pop("feedback_id", None)
+            elif msg.get("feedback_id"):
+                store.update(msg["feedback_id"], rating=rating)
+            else:
+                _, cited = shown_sources(msg)
+                record = store.add(
+                    rating=rating,
+                    question=msg["question"],
+                    answer=msg["content"],
+                    citations=cited,
+                    comment=msg.get("comment"),
+                    collection=msg.get("collection"),
+                    model=msg.get("model"),
+                )
+                msg["feedback_id"] = record.id
+            msg["rating"] = rating
+        if msg.get("feedback_id"):
+            with st.form(key=f"fbform_{msg['id']}", border=False, enter_to_submit=True):
+                comment = st.text_input(
+                    "Comment (optional)",
+                    key=f"fbc_{msg['id']}",
+                    placeholder="What was right or wrong about this answer?",
+                )
+                if st.form_submit_button("Send comment"):
+                    store.update(msg["feedback_id"], comment=comment)
+                    msg["comment"] = comment
+                    st.toast("Thanks, your comment is saved.", icon=":material/check:")
+            if msg.get("comment"):
+                st.caption("Comment saved.")
+    except DocqaError as exc:
+        st.error(f"Your feedback could not be saved: {exc}", icon=":material/error:")
+
+
+def _timing(msg: dict[str, Any]) -> str:
+    parts = [msg["model"]] if msg.get("model") else []
+    timing = msg.get("timing") or {}
+    if timing:
+        parts.append(f"retrieval {timing['retrieval_ms']} ms")
+        if timing.get("generation_ms"):
+            parts.append(f"generation {timing['generation_ms'] / 1000:.1f} s")
+    return " · ".join(parts)
+
+
+def render_assistant(msg: dict[str, Any], store: FeedbackStore, *, latest: bool) -> None:
+    if msg.get("error"):
+        st.error(msg["error"], icon=":material/error:")
+    else:
+        st.markdown(escape_markdown(msg["content"]))
+    render_sources(msg, expanded=latest)
+    if not msg.get("error"):
+        st.caption(_timing(msg))
+        render_feedback(msg, store)
+
+
+def _passages_without_model(services: Services, question: str, options: ChatOptions, history: list) -> list[Citation]:
+    """When the model is down before retrieval ran, still show what the documents say."""
+    try:
+        answer = services.pipeline.passages_only(
+            question, collection=options.collection, history=history, top_k=options.top_k, rerank=options.rerank
+        )
+    except DocqaError:
+        return []
+    return answer.citations
+
+
+def answer_question(question: str, services: Services, options: ChatOptions, store: FeedbackStore) -> None:
+    messages = conversation(st.session_state)
+    history = history_for_pipeline(messages)
+    messages.append({"id": new_message_id(), "role": "user", "content": question})
+    with st.chat_message("user"):
+        st.markdown(escape_markdown(question))
+    msg_id = new_message_id()
+    with st.chat_message("assistant"):
+        stream = AnswerStream(
+            services.pipeline.stream(
+                question,
+                collection=options.collection,
+                history=history,
+                top_k=options.top_k,
+                rerank=options.rerank,
+                model=options.model,
+            )
+        )
+        placeholder = st.empty()
+        try:
+            with placeholder.container(), st.spinner("Searching the documents…"):
+                stream.prime()
+            with placeholder.container():
+                st.write_stream(stream.tokens())
+        except ModelServerError as exc:
+            placeholder.empty()
+            passages = stream.passages or _passages_without_model(services, question, options, history)
+            msg = error_message(msg_id, question, str(exc), passages, collection=options.collection)
+        except DocqaError as exc:
+            placeholder.empty()
+            msg = error_message(msg_id, question, str(exc), [], collection=options.collection)
+        else:
+            assert stream.answer is not None, "the pipeline ended without its final event"
+            placeholder.empty()
+            msg = assistant_message(msg_id, question, stream.answer, collection=options.collection, model=options.model)
+        messages.append(msg)
+        render_assistant(msg, store, latest=True)
+
+
+def main() -> None:
+    settings = get_settings()
+    services = get_services(settings)
+    options: ChatOptions = st.session_state["chat_options"]
+    store = get_feedback_store(settings)
+
+    st.title("Ask your documents")
+    if options.collection:
+        st.caption(
+            f"Answers come only from the documents in **{options.collection}**, with their sources. "
+            f"Model: {options.model}."
+        )
+    if options.models_error:
+        st.warning(
+            "The model server is not answering, so questions cannot be answered right now; the passages "
+            "that match a question are still shown. " + options.models_error,
+            icon=":material/cloud_off:",
+        )
+
+    messages = conversation(st.session_state)
+    for i, msg in enumerate(messages):
+        with st.chat_message(msg["role"]):
+            if msg["role"] == "user":
+                st.markdown(escape_markdown(msg["content"]))
+            else:
+                render_assistant(msg, store, latest=i == len(messages) - 1)
+
+    problem = collection_problem(services, options)
+    if problem:
+        st.info(problem, icon=":material/info:")
+        st.page_link("documents_page.py", label="Go to Documents", icon=":material/folder_open:")
+    limit = settings.api.max_question_chars
+    question = st.chat_input("Ask a question about your documents", disabled=problem is not None, max_chars=limit)
+    if question and question.strip() and problem is None:
+        answer_question(question.strip(), services, options, store)
+
+
+if __name__ == "__main__":  # st.navigation runs page files as __main__
+    main()

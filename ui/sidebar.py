@@ -1,0 +1,84 @@
+"""The sidebar shared by every page: collection, model or LoRA adapter, retrieval knobs, new conversation.
+
+It is drawn by the entry script on every page, so the widgets (and their values) live as long as the
+browser session, whichever page is showing.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from rag.services import Services
+from ui.state import ChatOptions, forget_served_models, reset_conversation, served_models
+
+MAX_TOP_K = 20
+
+
+def _model_label(name: str, base: str) -> str:
+    return f"{name} (base model)" if name == base else f"{name} (LoRA adapter)"
+
+
+def render_sidebar(services: Services) -> ChatOptions:
+    settings = services.settings
+    with st.sidebar:
+        st.button(
+            "New conversation",
+            icon=":material/add_comment:",
+            use_container_width=True,
+            on_click=reset_conversation,
+            args=(st.session_state,),
+            key="new_conversation",
+        )
+
+        names = [c.name for c in services.collections()]
+        collection: str | None = None
+        if names:
+            wanted = st.session_state.pop("select_collection", None)  # set by an upload into a new collection
+            if wanted in names:
+                st.session_state["collection"] = wanted
+            default = names.index(settings.collection) if settings.collection in names else 0
+            collection = st.selectbox("Collection", names, index=default, key="collection")
+        else:
+            st.caption("No collection yet: upload documents on the Documents page.")
+
+        st.subheader("Answer settings")
+        models, error = served_models(services)
+        base = settings.llm_model_name
+        if error:
+            st.error(error, icon=":material/cloud_off:")
+            if st.button("Retry the model server", key="retry_models"):
+                forget_served_models()
+                st.rerun()
+            model = base
+        else:
+            options = models or [base]
+            default = options.index(base) if base in options else 0
+            model = st.selectbox(
+                "Model",
+                options,
+                index=default,
+                key="model",
+                format_func=lambda name: _model_label(name, base),
+                help="The base model or a LoRA adapter fine-tuned on your documents (as the model server lists them).",
+            )
+        top_k = st.slider(
+            "Passages given to the model (top-k)",
+            1,
+            MAX_TOP_K,
+            min(settings.retrieval.top_k, MAX_TOP_K),
+            key="top_k",
+            help="More passages give the model more to go on, at the cost of a longer prompt.",
+        )
+        has_reranker = bool(settings.retrieval.reranker_model)
+        rerank = st.toggle(
+            "Rerank with the cross-encoder",
+            value=settings.retrieval.rerank and has_reranker,
+            key="rerank",
+            disabled=not has_reranker,
+            help=None
+            if has_reranker
+            else "No reranker is configured: set DOCQA_RETRIEVAL_RERANKER_MODEL to a CrossEncoder path.",
+        )
+    return ChatOptions(
+        collection=collection, model=model, top_k=top_k, rerank=rerank, models_error=error, models=models
+    )

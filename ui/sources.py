@@ -1,0 +1,67 @@
+"""The sources under an answer: file, page, section, relevance, the quoted passage, a download."""
+
+from __future__ import annotations
+
+import mimetypes
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import streamlit as st
+
+from ui.answering import escape_markdown, shown_sources
+
+QUOTE_CHARS = 900  # longer passages are cut in the page (the download has the whole document)
+
+
+def _quote(text: str) -> str:
+    text = text.strip()
+    if len(text) > QUOTE_CHARS:
+        text = text[:QUOTE_CHARS].rsplit(" ", 1)[0] + " …"
+    return "\n".join("> " + escape_markdown(line) if line.strip() else ">" for line in text.splitlines())
+
+
+def source_label(citation: dict[str, Any]) -> str:
+    name = Path(citation["source"]).name or citation["source"]
+    parts = [f"**[{citation['n']}] {escape_markdown(name)}**"]
+    if citation.get("page") is not None:
+        parts.append(f"page {citation['page']}")
+    if citation.get("heading"):
+        parts.append(f"section “{escape_markdown(citation['heading'])}”")
+    return " · ".join(parts)
+
+
+def render_source(citation: dict[str, Any], key: str) -> None:
+    path = Path(citation["source"])
+    left, right = st.columns([5, 1], vertical_alignment="center")
+    with left:
+        st.markdown(source_label(citation))
+        st.caption(f"relevance {float(citation['score']):.3f}")
+    with right:
+        if path.is_file():
+            st.download_button(
+                "Download",
+                data=partial(path.read_bytes),  # read only when clicked, not on every rerun
+                file_name=path.name,
+                mime=mimetypes.guess_type(path.name)[0] or "application/octet-stream",
+                key=key,
+                on_click="ignore",
+                icon=":material/download:",
+                help=str(path),
+            )
+        else:
+            st.caption("original file no longer available")
+    st.markdown(_quote(citation["text"]))
+
+
+def render_sources(message: dict[str, Any], *, expanded: bool = True) -> None:
+    title, citations = shown_sources(message)
+    if not citations:
+        if message.get("declined"):
+            st.caption("No passage in this collection was relevant enough to answer from.")
+        return
+    with st.expander(f"{title} ({len(citations)})", expanded=expanded):
+        for i, citation in enumerate(citations):
+            if i:
+                st.divider()
+            render_source(citation, key=f"dl_{message['id']}_{i}")
