@@ -1,6 +1,6 @@
 """Generate the sample corpus in data/samples/: one fictional company, Kestrel Home Robotics GmbH.
 
-Each document carries its own distinct facts (listed with their page in data/samples/QUESTIONS.md),
+Each document carries its own distinct facts (listed with their page in data/QUESTIONS.md),
 so a demo or an integration test can ask a question and know which file and page must be cited.
 
     .venv/bin/python data/make_samples.py            # rewrites data/samples/
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
@@ -25,31 +25,52 @@ MANUAL: list[tuple[str, list[tuple[str, str]]]] = [
     (
         "1. Specifications",
         [
-            ("p", f"The {PRODUCT} is a robot vacuum for hard floors and low-pile carpets. This manual covers "
-                  "setup, daily care, error codes and the warranty."),
-            ("table", "Property|Value\nBattery|5200 mAh lithium-ion\nRuntime|up to 150 minutes in Eco mode\n"
-                      "Suction power|4000 Pa\nDustbin capacity|450 ml\nWeight|3.4 kg\nHeight|9.6 cm"),
-            ("p", "The battery capacity of the Sweep S3 is 5200 mAh. In Eco mode one charge lasts up to "
-                  "150 minutes, enough for about 180 square metres."),
+            (
+                "p",
+                f"The {PRODUCT} is a robot vacuum for hard floors and low-pile carpets. This manual covers "
+                "setup, daily care, error codes and the warranty.",
+            ),
+            (
+                "table",
+                "Property|Value\nBattery|5200 mAh lithium-ion\nRuntime|up to 150 minutes in Eco mode\n"
+                "Suction power|4000 Pa\nDustbin capacity|450 ml\nWeight|3.4 kg\nHeight|9.6 cm",
+            ),
+            (
+                "p",
+                "The battery capacity of the Sweep S3 is 5200 mAh. In Eco mode one charge lasts up to "
+                "150 minutes, enough for about 180 square metres.",
+            ),
         ],
     ),
     (
         "2. Setup",
         [
-            ("p", "Place the charging dock against a wall on a hard, level floor. Keep 0.5 metres of free space "
-                  "on each side of the dock and 1.5 metres in front of it."),
-            ("p", "Before the first cleaning run, charge the robot fully on the dock. The first full charge "
-                  "takes 4 hours; later charges take about 3 hours."),
+            (
+                "p",
+                "Place the charging dock against a wall on a hard, level floor. Keep 0.5 metres of free "
+                "space on each side of the dock and 1.5 metres in front of it.",
+            ),
+            (
+                "p",
+                "Before the first cleaning run, charge the robot fully on the dock. The first full charge "
+                "takes 4 hours; later charges take about 3 hours.",
+            ),
             ("h2", "Connecting to Wi-Fi"),
-            ("p", "The Sweep S3 connects to 2.4 GHz Wi-Fi networks only; 5 GHz networks are not supported. "
-                  "Install the Kestrel Home app, create an account and follow the pairing steps."),
+            (
+                "p",
+                "The Sweep S3 connects to 2.4 GHz Wi-Fi networks only; 5 GHz networks are not supported. "
+                "Install the Kestrel Home app, create an account and follow the pairing steps.",
+            ),
         ],
     ),
     (
         "3. Maintenance",
         [
-            ("p", "Empty the dustbin after every cleaning run. Regular care keeps suction strong and extends "
-                  "the life of the robot."),
+            (
+                "p",
+                "Empty the dustbin after every cleaning run. Regular care keeps suction strong and extends "
+                "the life of the robot.",
+            ),
             ("li", "Clean the main roller brush once a week and remove wrapped hair with the cutting tool."),
             ("li", "Replace the HEPA filter every 3 months. Do not rinse the HEPA filter with water."),
             ("li", "Replace the side brushes every 6 months."),
@@ -60,25 +81,43 @@ MANUAL: list[tuple[str, list[tuple[str, str]]]] = [
         "4. Troubleshooting",
         [
             ("p", "When the robot stops, the status light blinks red and the app shows an error code."),
-            ("table", "Code|Meaning|What to do\nE07|Drive wheel blocked|Lift the robot and free the wheels\n"
-                      "E12|Cliff sensor dirty|Wipe the cliff sensors with a dry cloth\n"
-                      "E21|Battery temperature out of range|Let the robot reach 0 to 40 degrees C"),
-            ("p", "Error E12 means a cliff sensor is dirty: wipe all four cliff sensors under the robot with a "
-                  "dry cloth and restart the run."),
+            (
+                "table",
+                "Code|Meaning|What to do\nE07|Drive wheel blocked|Lift the robot and free the wheels\n"
+                "E12|Cliff sensor dirty|Wipe the cliff sensors with a dry cloth\n"
+                "E21|Battery temperature out of range|Let the robot reach 0 to 40 degrees C",
+            ),
+            (
+                "p",
+                "Error E12 means a cliff sensor is dirty: wipe all four cliff sensors under the robot with a "
+                "dry cloth and restart the run.",
+            ),
             ("h2", "Factory reset"),
-            ("p", "To restore factory settings, press and hold the Home and Spot buttons together for "
-                  "10 seconds until the robot chimes. Maps and schedules are erased."),
+            (
+                "p",
+                "To restore factory settings, press and hold the Home and Spot buttons together for "
+                "10 seconds until the robot chimes. Maps and schedules are erased.",
+            ),
         ],
     ),
     (
         "5. Warranty and Service",
         [
-            ("p", f"The warranty for the {PRODUCT} lasts 24 months from the date of purchase. The battery is "
-                  "covered for 12 months."),
-            ("p", "Registering the robot in the Kestrel Home app within 60 days of purchase extends the warranty "
-                  "to 36 months."),
-            ("p", "To make a warranty claim, e-mail service@kestrel-robotics.example with the serial number "
-                  "printed under the dustbin and a copy of the receipt."),
+            (
+                "p",
+                f"The warranty for the {PRODUCT} lasts 24 months from the date of purchase. The battery is "
+                "covered for 12 months.",
+            ),
+            (
+                "p",
+                "Registering the robot in the Kestrel Home app within 60 days of purchase extends the "
+                "warranty to 36 months.",
+            ),
+            (
+                "p",
+                "To make a warranty claim, e-mail service@kestrel-robotics.example with the serial number "
+                "printed under the dustbin and a copy of the receipt.",
+            ),
         ],
     ),
 ]
@@ -94,7 +133,7 @@ def make_manual(path: Path) -> None:
     rl_config.invariant = 1  # no timestamps or random ids: regenerating gives the same bytes
     styles = getSampleStyleSheet()
 
-    def footer(canvas, doc) -> None:  # noqa: ANN001 - reportlab's callback signature
+    def footer(canvas, doc) -> None:
         canvas.setFont("Helvetica", 8)
         canvas.drawString(72, 30, f"{PRODUCT} User Manual")
         canvas.drawRightString(523, 30, f"Page {doc.page}")
@@ -125,25 +164,43 @@ def make_manual(path: Path) -> None:
 
 POLICY = [
     ("title", "Returns and Refund Policy"),
-    ("p", "This policy applies to all devices and accessories bought directly from Kestrel Home Robotics "
-          "GmbH in our online shop. It does not limit your statutory rights."),
+    (
+        "p",
+        "This policy applies to all devices and accessories bought directly from Kestrel Home Robotics "
+        "GmbH in our online shop. It does not limit your statutory rights.",
+    ),
     ("h1", "Return window"),
-    ("p", "Returns are accepted within 30 days of delivery. Start a return in your customer account or by "
-          "contacting customer care with your order number."),
+    (
+        "p",
+        "Returns are accepted within 30 days of delivery. Start a return in your customer account or by "
+        "contacting customer care with your order number.",
+    ),
     ("h1", "Condition of returned items"),
-    ("p", "Devices must be returned complete, with all accessories and the original packaging. A restocking "
-          "fee of 10% applies to opened devices that are returned without a defect."),
+    (
+        "p",
+        "Devices must be returned complete, with all accessories and the original packaging. A restocking "
+        "fee of 10% applies to opened devices that are returned without a defect.",
+    ),
     ("li", "Opened consumables such as filters, brushes and mop pads cannot be returned."),
     ("li", "Gift cards cannot be returned or exchanged for cash."),
     ("h1", "Refunds"),
-    ("p", "Refunds are issued within 14 days after we receive the returned item, to the original payment "
-          "method. Bank transfers can take a further 3 business days to appear."),
+    (
+        "p",
+        "Refunds are issued within 14 days after we receive the returned item, to the original payment "
+        "method. Bank transfers can take a further 3 business days to appear.",
+    ),
     ("h1", "Return shipping"),
-    ("table", "Destination|Return shipping cost\nGermany|free\nOther EU countries|free\n"
-              "Switzerland and United Kingdom|paid by the customer"),
+    (
+        "table",
+        "Destination|Return shipping cost\nGermany|free\nOther EU countries|free\n"
+        "Switzerland and United Kingdom|paid by the customer",
+    ),
     ("h1", "Items damaged in transit"),
-    ("p", "Report items that arrive damaged within 48 hours of delivery, with photos of the parcel, so that "
-          "we can file a claim with the carrier and send a replacement."),
+    (
+        "p",
+        "Report items that arrive damaged within 48 hours of delivery, with photos of the parcel, so that "
+        "we can file a claim with the carrier and send a replacement.",
+    ),
 ]
 
 
@@ -169,16 +226,28 @@ def make_policy(path: Path) -> None:
 # ---------------------------------------------------------------------------------------------- faq.html
 
 FAQ = [
-    ("Does the Sweep S3 work with voice assistants?",
-     "Yes. The Sweep S3 works with Amazon Alexa and Google Assistant once it is linked in the Kestrel Home app."),
-    ("How high a threshold can the robot climb?",
-     "The Sweep S3 climbs door thresholds and rug edges up to 2 cm high."),
-    ("Can it remember maps of several floors?",
-     "Yes. The robot stores maps of up to 4 floors and recognises the floor it is placed on."),
-    ("How loud is it?",
-     "In Standard mode the Sweep S3 runs at about 62 dB, roughly as loud as a normal conversation."),
-    ("Can I use the robot without Wi-Fi?",
-     "Yes. Press the Clean button on the robot to start a run; schedules, no-go zones and maps need the app."),
+    (
+        "Does the Sweep S3 work with voice assistants?",
+        "Yes. The Sweep S3 works with Amazon Alexa and Google Assistant once it is linked in the "
+        "Kestrel Home app.",
+    ),
+    (
+        "How high a threshold can the robot climb?",
+        "The Sweep S3 climbs door thresholds and rug edges up to 2 cm high.",
+    ),
+    (
+        "Can it remember maps of several floors?",
+        "Yes. The robot stores maps of up to 4 floors and recognises the floor it is placed on.",
+    ),
+    (
+        "How loud is it?",
+        "In Standard mode the Sweep S3 runs at about 62 dB, roughly as loud as a normal conversation.",
+    ),
+    (
+        "Can I use the robot without Wi-Fi?",
+        "Yes. Press the Clean button on the robot to start a run; schedules, no-go zones and maps "
+        "need the app.",
+    ),
 ]
 
 
@@ -236,13 +305,28 @@ Questions about privacy go to our data protection officer at dpo@kestrel-robotic
 
 RELEASES = [
     (f"{PRODUCT} Firmware Release Notes", ["What changed in each firmware version, newest last."]),
-    ("Firmware 2.1 (March 2025)", ["Adds no-go zones drawn on the map", "Adds room-by-room cleaning schedules"]),
-    ("Firmware 2.2 (June 2025)",
-     ["Adds Carpet Boost: suction rises automatically on carpets", "Fixes false E07 wheel errors on thick rugs"]),
-    ("Firmware 3.0 (October 2025)",
-     ["Adds obstacle avoidance for cables, socks and pet waste", "Quiet mode lowers the noise to 55 dB"]),
-    ("How to update", ["Updates install from the Kestrel Home app",
-                       "The robot must be on its dock with the battery above 30%"]),
+    (
+        "Firmware 2.1 (March 2025)",
+        ["Adds no-go zones drawn on the map", "Adds room-by-room cleaning schedules"],
+    ),
+    (
+        "Firmware 2.2 (June 2025)",
+        [
+            "Adds Carpet Boost: suction rises automatically on carpets",
+            "Fixes false E07 wheel errors on thick rugs",
+        ],
+    ),
+    (
+        "Firmware 3.0 (October 2025)",
+        ["Adds obstacle avoidance for cables, socks and pet waste", "Quiet mode lowers the noise to 55 dB"],
+    ),
+    (
+        "How to update",
+        [
+            "Updates install from the Kestrel Home app",
+            "The robot must be on its dock with the battery above 30%",
+        ],
+    ),
 ]
 
 
@@ -287,11 +371,12 @@ def make_ticket(path: Path) -> None:
     msg["Subject"] = "Re: Ticket #48213 - Sweep S3 dock not charging"
     msg["From"] = "Kestrel Customer Care <care@kestrel-robotics.example>"
     msg["To"] = "Jana Novak <jana.novak@example.org>"
-    msg["Date"] = format_datetime(datetime(2025, 9, 8, 10, 15, tzinfo=timezone.utc))
+    msg["Date"] = format_datetime(datetime(2025, 9, 8, 10, 15, tzinfo=UTC))
     msg["Message-ID"] = "<ticket-48213-reply@kestrel-robotics.example>"
     msg.set_content(TICKET_BODY)
     label = b"%PDF-1.4\n% prepaid return label placeholder\n%%EOF\n"
     msg.add_attachment(label, maintype="application", subtype="pdf", filename="return_label.pdf")
+    msg.set_boundary("kestrel-48213-boundary")  # not a random one: regenerating gives the same bytes
     path.write_bytes(msg.as_bytes())
 
 
@@ -341,6 +426,19 @@ Service centres
 """
 
 
+def freeze_zip(path: Path) -> None:
+    """Rewrite an Office file with fixed member timestamps, so regenerating gives identical bytes."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as src:
+        members = [(info, src.read(info)) for info in src.infolist()]
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as dst:
+        for info, data in members:
+            fixed = zipfile.ZipInfo(info.filename, date_time=(2025, 1, 1, 0, 0, 0))
+            fixed.compress_type = zipfile.ZIP_DEFLATED
+            dst.writestr(fixed, data)
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     make_manual(OUT / "sweep_s3_manual.pdf")
@@ -348,6 +446,8 @@ def main() -> None:
     make_faq(OUT / "faq.html")
     (OUT / "privacy_notice.md").write_text(PRIVACY_MD, encoding="utf-8")
     make_release_notes(OUT / "firmware_release_notes.pptx")
+    freeze_zip(OUT / "returns_policy.docx")
+    freeze_zip(OUT / "firmware_release_notes.pptx")
     make_ticket(OUT / "support_ticket_48213.eml")
     make_parts(OUT / "spare_parts.csv")
     # Windows-1252 on purpose: the corpus exercises legacy-encoding detection (€, ß, ü, é).

@@ -44,7 +44,7 @@ _MIB = 1024 * 1024
 _SMALL_FILE = 65536  # files up to this size are checked for whitespace-only content up front
 _OWN_CODE = str(Path(__file__).resolve().parent)
 
-Parser = Callable[[Path, ElementBuilder, list[str], IngestSettings], "str | None"]
+Parser = Callable[[Path, ElementBuilder, list[str], IngestSettings], str | None]
 
 
 def is_supported(path: Path) -> bool:

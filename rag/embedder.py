@@ -112,7 +112,8 @@ class SentenceTransformerEmbedder:
 
     def count_tokens(self, text: str) -> int:
         # Word pieces without the special tokens: what chunk sizes are measured in.
-        return len(self.model.tokenizer.encode(text, add_special_tokens=False))
+        # verbose=False: measuring a long text is not feeding it to the model, so no length warning.
+        return len(self.model.tokenizer.encode(text, add_special_tokens=False, verbose=False))
 
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:

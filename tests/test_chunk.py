@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -90,7 +91,7 @@ class TestLongElements:
         chunks = chunk_document(doc_of(title("Long"), para(text, "Long")), words, SMALL)
         check_invariants(chunks, words, SMALL)
         assert len(chunks) >= 6 and all(c.heading == "Long" for c in chunks)
-        for a, b in zip(chunks, chunks[1:], strict=False):
+        for a, b in pairwise(chunks):
             shared = set(a.text.split()) & set(b.text.split())
             assert 1 <= len(shared) <= SMALL.chunk_overlap, (a.text, b.text)
             assert b.text.split()[0] in a.text.split()  # b starts inside the tail of a
@@ -117,6 +118,21 @@ class TestTables:
         tables = [c for c in chunks if c.element_type == "Table"]
         assert [c.text for c in tables] == [text] and tables[0].heading == "Prices"
         assert "All prices in EUR." not in tables[0].text  # a table is a chunk of its own
+
+    def test_small_table_is_not_glued_to_text(self) -> None:
+        text = self.table(2)
+        doc = doc_of(
+            title("Prices"),
+            para("Prices include VAT.", "Prices"),
+            para(text, "Prices", kind="Table"),
+            para("Shipping is extra.", "Prices"),
+        )
+        chunks = chunk_document(doc, words, SMALL)
+        assert [(c.element_type, c.text) for c in chunks] == [
+            ("NarrativeText", "Prices include VAT."),
+            ("Table", text),
+            ("NarrativeText", "Shipping is extra."),
+        ]
 
     def test_large_table_is_split_by_rows_with_the_header_repeated(self) -> None:
         text = self.table(40)

@@ -12,7 +12,7 @@ from rag.cli.ui_cmds import APP_SCRIPT, child_environment, streamlit_command
 from rag.errors import DocqaError
 from rag.settings import Settings
 from rag.types import Answer, Citation
-from ui.answering import AnswerStream, escape_markdown, history_for_pipeline, shown_sources
+from ui.answering import AnswerStream, escape_markdown, history_for_pipeline, other_passages, shown_sources
 from ui.uploads import FileProgress, is_upload, sanitise_filename, save_uploads
 
 
@@ -125,6 +125,12 @@ def test_shown_sources_prefers_citations() -> None:
     assert shown_sources({"citations": [], "passages": [{"n": 2}]}) == ("Passages consulted", [{"n": 2}])
     assert shown_sources({"citations": [], "passages": [{"n": 2}], "error": "x"})[0] == "Passages retrieval found"
     assert shown_sources({"citations": [], "passages": []}) == ("", [])
+
+
+def test_other_passages_are_the_uncited_ones() -> None:
+    message = {"citations": [{"chunk_id": 7}], "passages": [{"chunk_id": 3}, {"chunk_id": 7}, {"chunk_id": 9}]}
+    assert other_passages(message) == [{"chunk_id": 3}, {"chunk_id": 9}]
+    assert other_passages({"citations": [], "passages": [{"chunk_id": 3}]}) == []  # already the main list
 
 
 class TestLaunch:

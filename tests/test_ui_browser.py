@@ -23,7 +23,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 SCREENSHOT = REPO / "test-output" / "ui-answer.png"
-QUESTION = "How long is the warranty on the Sweep S3?"  # data/samples/QUESTIONS.md, question 6
+QUESTION = "How long is the warranty on the Sweep S3?"  # data/QUESTIONS.md, question 6
 WAIT_MS = 240_000
 
 pytestmark = [

@@ -7,6 +7,7 @@ session's conversation (plain data, so it survives reruns).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
@@ -16,6 +17,14 @@ from rag.types import Answer, Citation
 def escape_markdown(text: str) -> str:
     """Streamlit renders '$...$' as LaTeX; prices and amounts must stay text."""
     return text.replace("$", "\\$")
+
+
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!|$~<>])")
+
+
+def escape_all_markdown(text: str) -> str:
+    """Quoted document text is shown as written: a '#' or '|' in a passage is not a heading or a table."""
+    return _MARKDOWN_PUNCTUATION.sub(r"\\\1", text)
 
 
 class AnswerStream:
@@ -102,6 +111,14 @@ def history_for_pipeline(messages: Sequence[dict[str, Any]]) -> list[dict[str, s
             continue
         out.append({"role": msg["role"], "content": msg["content"]})
     return out
+
+
+def other_passages(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """Passages the model saw but did not cite (shown collapsed, for checking an answer)."""
+    if not message.get("citations"):
+        return []
+    cited = {c.get("chunk_id") for c in message["citations"]}
+    return [p for p in message.get("passages", []) if p.get("chunk_id") not in cited]
 
 
 def shown_sources(message: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:

@@ -166,8 +166,8 @@ def main() -> None:
         )
     if options.models_error:
         st.warning(
-            "The model server is not answering, so questions cannot be answered right now; the passages "
-            "that match a question are still shown. " + options.models_error,
+            "**The model server is not answering**, so questions cannot be answered right now; the passages "
+            f"that match a question are still shown.\n\n{options.models_error}",
             icon=":material/cloud_off:",
         )
 

@@ -153,6 +153,9 @@ def _when(ts: float) -> str:
 
 def documents_section(services: Services, collection: str | None) -> None:
     st.subheader(f"Documents in {collection}" if collection else "Documents")
+    if "delete_result" in st.session_state:
+        kind, text = st.session_state.pop("delete_result")
+        (st.success if kind == "ok" else st.error)(text)
     if collection is None:
         st.info("No collection exists yet: add documents above.", icon=":material/info:")
         return
@@ -177,7 +180,7 @@ def documents_section(services: Services, collection: str | None) -> None:
         }
         for d in documents
     ]
-    st.dataframe(rows, hide_index=True, use_container_width=True, key="documents_table")
+    st.dataframe(rows, hide_index=True, width="stretch", key="documents_table")
 
     by_path = {d.path: d for d in documents}
     names = [Path(d.path).name for d in documents]
@@ -194,27 +197,24 @@ def documents_section(services: Services, collection: str | None) -> None:
                 key="doc_download",
                 on_click="ignore",
                 icon=":material/download:",
-                use_container_width=True,
+                width="stretch",
             )
         else:
             st.caption("The original file is no longer at its stored location.")
     with right:
-        if st.button("Delete from collection", key="delete_button", icon=":material/delete:", use_container_width=True):
+        if st.button("Delete from collection", key="delete_button", icon=":material/delete:", width="stretch"):
             st.session_state["confirm_delete"] = chosen
     pending = st.session_state.get("confirm_delete")
     if pending and pending in by_path:
         st.warning(f"Delete **{label[pending]}** from **{collection}**? Answers will no longer use it.")
         yes, no = st.columns(2)
-        if yes.button("Yes, delete", type="primary", key="confirm_delete_yes", use_container_width=True):
+        if yes.button("Yes, delete", type="primary", key="confirm_delete_yes", width="stretch"):
             st.session_state.pop("confirm_delete", None)
             delete_document(services, collection, pending)
             st.rerun()
-        if no.button("Cancel", key="confirm_delete_no", use_container_width=True):
+        if no.button("Cancel", key="confirm_delete_no", width="stretch"):
             st.session_state.pop("confirm_delete", None)
             st.rerun()
-    if "delete_result" in st.session_state:
-        kind, text = st.session_state.pop("delete_result")
-        (st.success if kind == "ok" else st.error)(text)
 
 
 def delete_document(services: Services, collection: str, path: str) -> None:

@@ -24,7 +24,7 @@ def render_sidebar(services: Services) -> ChatOptions:
         st.button(
             "New conversation",
             icon=":material/add_comment:",
-            use_container_width=True,
+            width="stretch",
             on_click=reset_conversation,
             args=(st.session_state,),
             key="new_conversation",

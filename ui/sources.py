@@ -9,7 +9,7 @@ from typing import Any
 
 import streamlit as st
 
-from ui.answering import escape_markdown, shown_sources
+from ui.answering import escape_all_markdown, other_passages, shown_sources
 
 QUOTE_CHARS = 900  # longer passages are cut in the page (the download has the whole document)
 
@@ -18,16 +18,16 @@ def _quote(text: str) -> str:
     text = text.strip()
     if len(text) > QUOTE_CHARS:
         text = text[:QUOTE_CHARS].rsplit(" ", 1)[0] + " …"
-    return "\n".join("> " + escape_markdown(line) if line.strip() else ">" for line in text.splitlines())
+    return "\n".join("> " + escape_all_markdown(line) if line.strip() else ">" for line in text.splitlines())
 
 
 def source_label(citation: dict[str, Any]) -> str:
     name = Path(citation["source"]).name or citation["source"]
-    parts = [f"**[{citation['n']}] {escape_markdown(name)}**"]
+    parts = [f"**[{citation['n']}] {escape_all_markdown(name)}**"]
     if citation.get("page") is not None:
         parts.append(f"page {citation['page']}")
     if citation.get("heading"):
-        parts.append(f"section “{escape_markdown(citation['heading'])}”")
+        parts.append(f"section “{escape_all_markdown(citation['heading'])}”")
     return " · ".join(parts)
 
 
@@ -65,3 +65,10 @@ def render_sources(message: dict[str, Any], *, expanded: bool = True) -> None:
             if i:
                 st.divider()
             render_source(citation, key=f"dl_{message['id']}_{i}")
+    others = other_passages(message)
+    if others:
+        with st.expander(f"Other passages consulted ({len(others)})", expanded=False):
+            for i, passage in enumerate(others):
+                if i:
+                    st.divider()
+                render_source(passage, key=f"dlo_{message['id']}_{i}")

@@ -17,8 +17,9 @@ from docx.oxml.ns import qn
 from docx.styles.style import BaseStyle
 from docx.table import Table
 from docx.text.paragraph import Paragraph
-from pptx.enum.shapes import MSO_SHAPE_TYPE, PP_PLACEHOLDER
+from pptx.enum.shapes import PP_PLACEHOLDER
 from pptx.shapes.base import BaseShape
+from pptx.shapes.group import GroupShape
 
 from ingest.parsers.common import ElementBuilder, Unparseable, one_line, table_text
 from ingest.parsers.heuristics import is_heading_shaped
@@ -156,7 +157,7 @@ def pptx_elements(path: Path, builder: ElementBuilder) -> str | None:
 
 def _flatten(shapes: Iterable[BaseShape]) -> Iterator[BaseShape]:
     for shape in shapes:
-        if shape.shape_type == MSO_SHAPE_TYPE.GROUP:
+        if isinstance(shape, GroupShape):  # not shape_type: it raises on shapes python-pptx does not know
             yield from _flatten(shape.shapes)
         else:
             yield shape

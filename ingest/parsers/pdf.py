@@ -31,11 +31,9 @@ _HEADING_SIZE_RATIO = 1.15  # a line this much larger than the body text is a he
 _PARAGRAPH_GAP = 1.45  # baseline distance, in font sizes, above which a new paragraph starts
 _WRAP_GAP = 1.3  # a heading's second line sits at about 1.2 font sizes; a new heading further away
 _SIZE_SAMPLES = 8  # characters per line whose font size is read
-_MIN_PAGE_CHARS = 3  # a page with fewer visible characters has no usable text layer
 _PAGE_NUMBER = re.compile(r"^(?:page\s*)?\d{1,4}(?:\s*(?:of|/)\s*\d{1,4})?$|^[-–—]\s*\d{1,4}\s*[-–—]$", re.I)
 _DIGITS = re.compile(r"\d+")
 _SOFT_HYPHEN = re.compile("\ufffe(?=\\w)")
-_TEMPLATE_WORDS = 8  # running headers/footers are short; only such lines match across pages digits aside
 _BOLD_NAME = re.compile(r"bold|black|heavy|semibold|demi", re.I)
 
 
@@ -63,6 +61,8 @@ def pdf_elements(path: Path, builder: ElementBuilder, warnings: list[str]) -> st
         document.close()
     if not pages:
         raise Unparseable("the PDF has no pages: re-export it")
+    # Running lines go first: a scan whose only text is a stamped page number still has no text layer.
+    pages = _drop_running_lines(pages)
     if not any(pages):
         raise Unparseable(
             "no text layer — scanned? run OCR (e.g. `ocrmypdf in.pdf out.pdf`) first, then ingest the result"
@@ -70,7 +70,6 @@ def pdf_elements(path: Path, builder: ElementBuilder, warnings: list[str]) -> st
     for number, lines in enumerate(pages, start=1):
         if not lines:
             warnings.append(f"page {number} has no text layer (scanned?); OCR it to make it searchable")
-    pages = _drop_running_lines(pages)
     _emit(pages, builder)
     return builder.first_title() or meta_title or None
 
@@ -113,7 +112,7 @@ def _page_lines(document: pdfium.PdfDocument, index: int, warnings: list[str]) -
         if len(text) != count:
             # Index arithmetic below needs one character per text-page index; this is the rare
             # case where it does not hold (characters outside the BMP): read characters one by one.
-            text = "".join(chr(pdfium_c.FPDFText_GetUnicode(textpage.raw, i) or 32) for i in range(count))
+            text = _char_by_char(textpage, count)
         lines = []
         start = 0
         for raw in re.split(r"(\r\n|\r|\n)", text):
@@ -130,6 +129,17 @@ def _page_lines(document: pdfium.PdfDocument, index: int, warnings: list[str]) -
     finally:
         textpage.close()
         page.close()
+
+
+def _char_by_char(textpage: pdfium.PdfTextPage, count: int) -> str:
+    """The page text with exactly one character per index; a surrogate pair becomes the character
+    plus a zero-width space (which clean_text drops later)."""
+    chars = [chr(pdfium_c.FPDFText_GetUnicode(textpage.raw, i) or 32) for i in range(count)]
+    for i in range(count - 1):
+        if "\ud800" <= chars[i] <= "\udbff" and "\udc00" <= chars[i + 1] <= "\udfff":
+            pair = (chars[i] + chars[i + 1]).encode("utf-16-le", "surrogatepass")
+            chars[i], chars[i + 1] = pair.decode("utf-16-le"), "\u200b"
+    return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in chars)
 
 
 def _measure(textpage: pdfium.PdfTextPage, raw: str, start: int, page: int) -> _Line:
@@ -155,17 +165,24 @@ def _is_bold(textpage: pdfium.PdfTextPage, index: int) -> bool:
 
 
 def _drop_running_lines(pages: list[list[_Line]]) -> list[list[_Line]]:
-    """Remove page numbers, and headers/footers repeated at the top or bottom of most pages."""
+    """Remove page numbers, and headers/footers repeated at the top or bottom of most pages.
 
-    def key(line: _Line) -> tuple[str, float]:
-        short = len(line.text.split()) <= _TEMPLATE_WORDS
-        return (_DIGITS.sub("#", line.text) if short else line.text), line.size
+    A running line is never larger than the body text (so "Article 1", "Article 2"... opening each page
+    stay). It repeats exactly, or, when set smaller than the body, with only its numbers changing
+    ("Manual v2 - printed 2025-03-01 - 3"); body-size lines differing in numbers are content.
+    """
+    body = _body_size(pages)
+
+    def key(line: _Line) -> tuple[str, float] | None:
+        if line.size > body:
+            return None
+        return (_DIGITS.sub("#", line.text) if line.size < body else line.text), line.size
 
     repeated: set[tuple[str, float]] = set()
     if len(pages) >= 3:
         edges: Counter[tuple[str, float]] = Counter()
         for lines in pages:
-            edges.update({key(line) for line in lines[:2] + lines[-2:]})
+            edges.update({k for line in lines[:2] + lines[-2:] if (k := key(line)) is not None})
         repeated = {k for k, n in edges.items() if n >= max(3, 0.6 * len(pages))}
     kept = []
     for lines in pages:

@@ -183,6 +183,7 @@ async def follow(state: ApiState, req: AnswerRequest, run: PipelineRun, head: li
     the pipeline fails midway. Metrics, the conversation turn and stopping the run are handled here."""
     state.metrics.active_streams.inc()
     tokens = 0
+    complete = False  # reached the final event, an error, or the end: anything else is a cancel
     try:
         pending = head
         while True:
@@ -192,11 +193,13 @@ async def follow(state: ApiState, req: AnswerRequest, run: PipelineRun, head: li
                         state.metrics.first_token.observe(time.perf_counter() - req.started)
                     tokens += 1
                 elif event["event"] == "final":
+                    complete = True
                     finish(state, req, event["answer"], tokens)
                 yield event
-                if event["event"] == "final":
+                if complete:
                     return
             if run.finished:
+                complete = True
                 return
             try:
                 event = await run.next_event(timeout=KEEPALIVE_S)
@@ -204,12 +207,16 @@ async def follow(state: ApiState, req: AnswerRequest, run: PipelineRun, head: li
                 pending = [{"event": "keepalive"}]
                 continue
             except DocqaError as exc:
+                complete = True
                 state.metrics.answers.labels("error").inc()
                 yield {"event": "error", "error": exc}
                 return
             if event is None:
+                complete = True
                 return
             pending = [event]
     finally:
+        if not complete:
+            state.metrics.cancelled_streams.inc()
         run.cancel()  # a client that went away stops the generation at the next token
         state.metrics.active_streams.dec()

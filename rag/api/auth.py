@@ -46,7 +46,9 @@ def authenticate(
     state = get_state(request)
     if credentials is None or not credentials.credentials:
         raise _refuse(
-            state, 401, "missing_key",
+            state,
+            401,
+            "missing_key",
             "missing API key: send 'Authorization: Bearer KEY' (create one with `docqa keys create`)",
         )
     key = state.keys.verify(credentials.credentials.strip())
@@ -55,7 +57,9 @@ def authenticate(
     origin = request_origin(request)
     if key.scope == "widget" and origin is None:
         raise _refuse(
-            state, 403, "origin_required",
+            state,
+            403,
+            "origin_required",
             "widget keys work only from the web pages of the origins they list (no Origin header was sent); "
             "use a staff key from servers",
         )

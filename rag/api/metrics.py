@@ -17,23 +17,32 @@ class ApiMetrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
-            "docqa_http_requests", "HTTP requests by route template, method and status.",
-            ["route", "method", "status"], registry=r,
+            "docqa_http_requests",
+            "HTTP requests by route template, method and status.",
+            ["route", "method", "status"],
+            registry=r,
         )
         self.latency = Histogram(
-            "docqa_http_request_duration_seconds", "Time to the end of the response (streams: the whole stream).",
-            ["route", "method"], buckets=_LATENCY_BUCKETS, registry=r,
+            "docqa_http_request_duration_seconds",
+            "Time to the end of the response (streams: the whole stream).",
+            ["route", "method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.retrieval = Histogram(
             "docqa_retrieval_seconds", "Retrieval time per answered question.", buckets=_LATENCY_BUCKETS, registry=r
         )
         self.generation = Histogram(
-            "docqa_generation_seconds", "Model generation time per answered question.",
-            buckets=_LATENCY_BUCKETS, registry=r,
+            "docqa_generation_seconds",
+            "Model generation time per answered question.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.first_token = Histogram(
-            "docqa_time_to_first_token_seconds", "Request start to the first streamed answer token.",
-            buckets=_LATENCY_BUCKETS, registry=r,
+            "docqa_time_to_first_token_seconds",
+            "Request start to the first streamed answer token.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.tokens = Counter(
             "docqa_generated_tokens", "Streamed answer pieces (one per model token with vLLM).", registry=r
@@ -46,6 +55,9 @@ class ApiMetrics:
             "docqa_auth_failures", "Requests refused by authentication or authorisation.", ["reason"], registry=r
         )
         self.active_streams = Gauge("docqa_active_streams", "Answer streams in progress.", registry=r)
+        self.cancelled_streams = Counter(
+            "docqa_cancelled_streams", "Answer streams stopped before the end (the client went away).", registry=r
+        )
         self.jobs = Counter("docqa_ingest_jobs", "Ingest jobs by final state.", ["state"], registry=r)
 
     def observe_answer(self, answer: Answer, tokens: int | None = None) -> None:

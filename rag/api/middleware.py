@@ -63,7 +63,8 @@ class CORSFromKeys:
         if scope["method"] == "OPTIONS" and "access-control-request-method" in headers:
             if allowed is None:
                 await _send_json(
-                    send, 403,
+                    send,
+                    403,
                     error_body(403, "origin_not_allowed", f"origin '{raw_origin}' is not listed by any API key"),
                     [(b"vary", b"Origin")],
                 )

@@ -4,6 +4,7 @@ events, with a conversation id for follow-ups)."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -71,24 +72,26 @@ async def _events(state: ApiState, req: AnswerRequest, run: PipelineRun, head: l
     """SSE: ``meta`` (conversation id), ``sources``, ``token``..., then ``final`` (the full answer with
     citations and timings), or ``error`` if the model fails mid-answer."""
     yield _meta(req)
-    async for event in follow(state, req, run, head):
-        kind = event["event"]
-        if kind == "sources":
-            yield sse("sources", {"citations": [citation_json(c, public=req.public) for c in event["passages"]]})
-        elif kind == "token":
-            yield sse("token", {"text": event["text"]})
-        elif kind == "final":
-            yield sse("final", _response(req, event["answer"], None))
-        elif kind == "keepalive":
-            yield SSE_KEEPALIVE
-        elif kind == "error":
-            status, type_ = status_for(event["error"])
-            yield sse("error", error_body(status, type_, str(event["error"])))
+    async with aclosing(follow(state, req, run, head)) as events:
+        async for event in events:
+            kind = event["event"]
+            if kind == "sources":
+                yield sse("sources", {"citations": [citation_json(c, public=req.public) for c in event["passages"]]})
+            elif kind == "token":
+                yield sse("token", {"text": event["text"]})
+            elif kind == "final":
+                yield sse("final", _response(req, event["answer"], None))
+            elif kind == "keepalive":
+                yield SSE_KEEPALIVE
+            elif kind == "error":
+                status, type_ = status_for(event["error"])
+                yield sse("error", error_body(status, type_, str(event["error"])))
 
 
 def _meta(req: AnswerRequest) -> bytes:
-    return sse("meta", {"conversation_id": req.conversation.id if req.conversation else None,
-                        "collection": req.collection})
+    return sse(
+        "meta", {"conversation_id": req.conversation.id if req.conversation else None, "collection": req.collection}
+    )
 
 
 async def _passages_events(req: AnswerRequest, answer: Answer, model_error: str) -> AsyncIterator[bytes]:

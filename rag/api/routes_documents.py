@@ -76,8 +76,11 @@ def upload_documents(
     key: StaffKey,
     files: Annotated[list[UploadFile], File(description="Documents: pdf, docx, pptx, html, md, txt, csv, eml.")],
     replace: Annotated[
-        bool, Form(description="A file named like an uploaded one replaces it (a new version) instead of being kept "
-                   "beside it as name-2.ext.")
+        bool,
+        Form(
+            description="A file named like an uploaded one replaces it (a new version) instead of being kept "
+            "beside it as name-2.ext."
+        ),
     ] = False,
 ) -> dict[str, Any]:
     """Upload documents into a collection (created if new); they are ingested in the background.

@@ -8,6 +8,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -34,9 +35,7 @@ def split_model(model: str) -> tuple[str, str | None]:
 
 
 def _conversation(body: ChatCompletionRequest) -> tuple[str, list[dict[str, str]]]:
-    turns = [
-        {"role": m.role, "content": m.text()} for m in body.messages if m.role in ("user", "assistant")
-    ]
+    turns = [{"role": m.role, "content": m.text()} for m in body.messages if m.role in ("user", "assistant")]
     if not turns or turns[-1]["role"] != "user":
         raise ApiError(422, "messages: the last message must be the user's question", field="messages")
     return turns[-1]["content"], turns[:-1]
@@ -130,15 +129,16 @@ async def _chunks(
         return sse(None, data)
 
     yield chunk({"role": "assistant", "content": ""})
-    async for event in follow(state, req, run, head):
-        kind = event["event"]
-        if kind == "token":
-            yield chunk({"content": event["text"]})
-        elif kind == "final":
-            yield chunk({}, "stop", docqa=_docqa_field(req, event["answer"]))
-        elif kind == "keepalive":
-            yield SSE_KEEPALIVE
-        elif kind == "error":
-            status, type_ = status_for(event["error"])
-            yield sse(None, error_body(status, type_, str(event["error"])))
+    async with aclosing(follow(state, req, run, head)) as events:
+        async for event in events:
+            kind = event["event"]
+            if kind == "token":
+                yield chunk({"content": event["text"]})
+            elif kind == "final":
+                yield chunk({}, "stop", docqa=_docqa_field(req, event["answer"]))
+            elif kind == "keepalive":
+                yield SSE_KEEPALIVE
+            elif kind == "error":
+                status, type_ = status_for(event["error"])
+                yield sse(None, error_body(status, type_, str(event["error"])))
     yield b"data: [DONE]\n\n"

@@ -10,8 +10,9 @@ from rag.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def run_api(settings: Settings, services: Services | None = None, *, host: str | None = None,
-            port: int | None = None) -> None:
+def run_api(
+    settings: Settings, services: Services | None = None, *, host: str | None = None, port: int | None = None
+) -> None:
     """Load the embedder first (the first question should not pay for it), then serve until stopped."""
     import uvicorn
 

