@@ -221,8 +221,7 @@ def model_server(settings: Settings, stack: ExitStack) -> None:
         return
     print("starting the model server (vLLM, CPU) …", flush=True)
     prepare(settings)
-    server = stack.enter_context(ModelServer(settings))
-    server.wait_ready()
+    stack.enter_context(ModelServer(settings))  # started and ready, stopped when the stack closes
 
 
 def main() -> None:

@@ -85,7 +85,13 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) 
 
 
 def write_results(
-    name: str, rows: Sequence[dict[str, Any]], *, command: str, notes: Sequence[str] = (), **extra: Any
+    name: str,
+    rows: Sequence[dict[str, Any]],
+    *,
+    command: str,
+    notes: Sequence[str] = (),
+    tables: dict[str, Sequence[dict[str, Any]]] | None = None,
+    **extra: Any,
 ) -> Path:
     """Print the table and write ``bench/results/<name>.json`` and ``<name>.md``; returns the JSON path."""
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -96,6 +102,7 @@ def write_results(
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": info,
         "rows": list(rows),
+        "tables": {k: list(v) for k, v in (tables or {}).items()},
         "notes": list(notes),
         **extra,
     }
@@ -109,6 +116,8 @@ def write_results(
         "",
         table(rows),
     ]
+    for title, extra_rows in (tables or {}).items():
+        md += ["", f"**{title}**", "", table(extra_rows)]
     md += [""] + [f"- {n}" for n in notes] if notes else []
     (RESULTS / f"{name}.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))

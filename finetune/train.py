@@ -30,7 +30,7 @@ from rag.settings import FinetuneSettings, Settings
 TRAIN_RECORD = "docqa-train.json"
 CHECKPOINTS = "checkpoints"
 KEEP_CHECKPOINTS = 2
-MAX_EVAL_EXAMPLES = 64  # held-out examples scored for the loss curve; enough for a stable mean
+MAX_EVAL_EXAMPLES = 64  # held-out examples scored for the loss curve by default; enough for a stable mean
 
 
 class TrainingError(DocqaError):
@@ -200,6 +200,7 @@ def train(
     precision: str = "auto",
     overwrite: bool = False,
     stop_after: int | None = None,
+    eval_examples: int = MAX_EVAL_EXAMPLES,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Train (or resume) adapter ``name`` on ``data_path``; returns the record written to docqa-train.json.
@@ -269,7 +270,7 @@ def train(
             f"{data_path} has no training example within max_seq_len={ft.max_seq_len} tokens "
             f"({too_long} too long); raise --max-seq-len or build with fewer distractors"
         )
-    heldout_set = heldout_set[:MAX_EVAL_EXAMPLES]
+    heldout_set = heldout_set[:eval_examples]
     train_tokens = sum(len(t.input_ids) for t in train_set)
 
     # -- model: the base checkpoint with LoRA on the configured projections ---------------------------

@@ -64,9 +64,9 @@ def api_data_dir(tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTra
     docs = data.parent / "docs"
     docs.mkdir()
     (docs / "salaries.md").write_text(INTERNAL_TEXT)
-    (docs / "descaling.md").write_text(POISON_TEXT)
+    (docs / "descaling.txt").write_text(POISON_TEXT)
     assert services.ingestor.ingest([docs / "salaries.md"], "internal").ok
-    assert services.ingestor.ingest([docs / "descaling.md"], "poisoned").ok
+    assert services.ingestor.ingest([docs / "descaling.txt"], "poisoned").ok
     return data
 
 

@@ -7,14 +7,16 @@ with exactly one document, so every retriever must put it first.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner, Result
 
-from tests.conftest import REPO
+from rag.errors import ConfigError
+from rag.services import Services
+from rag.settings import Settings
+from rag.store import list_collections
 
 PASSAGES = {
     "p1": "The lighthouse keeper climbed the spiral staircase every evening to light the lamp.",
@@ -31,16 +33,26 @@ QUESTIONS = {
 }
 
 
-def docqa(*args: str, data_dir: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    full_env = dict(os.environ, DOCQA_DATA_DIR=str(data_dir), HF_HUB_OFFLINE="1", **(env or {}))
-    return subprocess.run(
-        [sys.executable, "-m", "rag.cli.main", *args],
-        cwd=REPO,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+@pytest.fixture
+def run_eval(monkeypatch: pytest.MonkeyPatch, embedder) -> Callable[..., Result]:
+    """`docqa eval ...` in-process, with the session's loaded embedder (a subprocess would load its own)."""
+    import rag.cli.eval_cmds as eval_cmds
+    from rag.cli.main import app
+
+    def build(settings: Settings) -> Services:
+        services = Services(settings)
+        services.__dict__["embedder"] = embedder
+        return services
+
+    monkeypatch.setattr(eval_cmds, "build", build)
+
+    def invoke(*args: str, data_dir: Path, env: dict[str, str] | None = None) -> Result:
+        monkeypatch.setenv("DOCQA_DATA_DIR", str(data_dir))
+        for key, value in (env or {}).items():
+            monkeypatch.setenv(key, value)
+        return CliRunner().invoke(app, list(args))
+
+    return invoke
 
 
 def write_beir(root: Path) -> Path:
@@ -70,12 +82,12 @@ def write_squad(path: Path) -> Path:
     return path
 
 
-def test_eval_retrieval_beir_scores_every_variant_and_writes_three_files(tmp_path: Path) -> None:
+def test_eval_retrieval_beir_scores_every_variant_and_writes_three_files(tmp_path: Path, run_eval) -> None:
     beir = write_beir(tmp_path / "beir")
     out = tmp_path / "out"
     data = tmp_path / "data"
-    result = docqa("eval", "retrieval", "--beir", str(beir), "--out", str(out), "--json", data_dir=data)
-    assert result.returncode == 0, result.stderr
+    result = run_eval("eval", "retrieval", "--beir", str(beir), "--out", str(out), "--json", data_dir=data)
+    assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["documents"] == len(PASSAGES) and report["queries"] == len(QUESTIONS)
     rows = {r["variant"]: r for r in report["rows"]}
@@ -87,33 +99,31 @@ def test_eval_retrieval_beir_scores_every_variant_and_writes_three_files(tmp_pat
     assert "| hybrid |" in (out / "result.md").read_text()
     assert (out / "result.png").read_bytes()[:4] == b"\x89PNG"
     # The eval's collection is temporary: nothing is left behind in the data directory.
-    listed = docqa("collections", "--json", data_dir=data)
-    assert json.loads(listed.stdout or "[]") == []
+    assert list_collections(Settings(data_dir=data)) == []
 
 
-def test_eval_retrieval_squad_reports_ranks(tmp_path: Path) -> None:
+def test_eval_retrieval_squad_reports_ranks(tmp_path: Path, run_eval) -> None:
     squad = write_squad(tmp_path / "squad.json")
-    result = docqa("eval", "retrieval", "--squad", str(squad), "--json", data_dir=tmp_path / "data")
-    assert result.returncode == 0, result.stderr
+    result = run_eval("eval", "retrieval", "--squad", str(squad), "--json", data_dir=tmp_path / "data")
+    assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["documents"] == 4 and report["queries"] == 4
     assert {r["variant"]: r["hit@1"] for r in report["rows"]} == {"bm25": 1.0, "dense": 1.0, "hybrid": 1.0}
 
 
-def test_eval_retrieval_needs_one_data_set(tmp_path: Path) -> None:
-    result = docqa("eval", "retrieval", data_dir=tmp_path / "data")
-    assert result.returncode == 1
-    assert "--beir" in result.stderr and "Traceback" not in result.stderr
+def test_eval_retrieval_needs_one_data_set(tmp_path: Path, run_eval) -> None:
+    result = run_eval("eval", "retrieval", data_dir=tmp_path / "data")
+    assert isinstance(result.exception, ConfigError) and "--beir" in str(result.exception)
 
 
 @pytest.mark.integration
-def test_eval_answers_through_vllm(tmp_path: Path, vllm_server) -> None:
+def test_eval_answers_through_vllm(tmp_path: Path, vllm_server, run_eval) -> None:
     squad = write_squad(tmp_path / "squad.json")
     out = tmp_path / "out"
     env = {"DOCQA_LLM_BASE_URL": vllm_server.base_url}
     args = ["eval", "answers", "--squad", str(squad), "--limit", "3", "--held-out", "1", "--holdout-articles", "1"]
-    result = docqa(*args, "--out", str(out), "--json", data_dir=vllm_server.settings.data_dir, env=env)
-    assert result.returncode == 0, result.stderr
+    result = run_eval(*args, "--out", str(out), "--json", data_dir=vllm_server.settings.data_dir, env=env)
+    assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["in_index_questions"] == 3 and report["held_out_questions"] == 1
     (row,) = report["rows"]

@@ -1,0 +1,315 @@
+"""Unit tests of the model server plumbing, the adapter registry and the generators.
+
+No vLLM here: process handling runs against a fake server script that speaks just enough of the
+OpenAI API. ``TestTransformersGenerator`` uses the converted checkpoint (converted once per cache).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from rag.adapters import register_adapter, registered_adapters, registry_path, unregister_adapter
+from rag.errors import ConfigError, MissingDependencyError, ModelServerError
+from rag.generation import OpenAIGenerator, TransformersGenerator, _StopTrimmer, build_generator
+from rag.model_server import (
+    ModelServer,
+    cuda_visible,
+    group_members,
+    resolve_checkpoint,
+    server_command,
+    server_env,
+    server_url,
+)
+from rag.settings import Settings
+from tests.fixtures_vllm import free_port, make_random_lora
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def fake_adapter(root: Path, name: str = "a", rank: int = 8, **extra: object) -> Path:
+    path = root / name
+    path.mkdir(parents=True)
+    (path / "adapter_config.json").write_text(json.dumps({"peft_type": "LORA", "r": rank, **extra}))
+    return path
+
+
+class TestServerCommand:
+    def test_base_model_argv(self, settings: Settings) -> None:
+        argv = server_command(settings, {})
+        assert argv[:3] == [str(Path(".venv-vllm/bin/python")), "-m", "vllm.entrypoints.openai.api_server"]
+        pairs = dict(zip(argv[3::2], argv[4::2], strict=False))
+        assert pairs["--model"] == str(settings.models_dir / "SmolLM2-135M-Instruct")
+        assert pairs["--served-model-name"] == "docqa-base"
+        assert pairs["--host"] == "127.0.0.1"
+        assert pairs["--port"] == "8000"
+        assert pairs["--max-model-len"] == "4096"
+        assert pairs["--dtype"] == "auto"
+        assert "--enable-lora" not in argv and "--lora-modules" not in argv
+
+    def test_lora_flags_and_extra_args_last(self, settings: Settings, tmp_path: Path) -> None:
+        s = settings.with_overrides(model__extra_args=["--enforce-eager", "--seed", "1"], model__max_loras=2)
+        argv = server_command(s, {"support": tmp_path / "support", "legal": tmp_path / "legal"})
+        i = argv.index("--enable-lora")
+        assert argv[i + 1 : i + 5] == ["--max-loras", "2", "--max-lora-rank", "64"]
+        j = argv.index("--lora-modules")
+        assert argv[j + 1 : j + 3] == [f"support={tmp_path / 'support'}", f"legal={tmp_path / 'legal'}"]
+        assert argv[-3:] == ["--enforce-eager", "--seed", "1"]
+
+    def test_path_with_comma_uses_json_form(self, settings: Settings) -> None:
+        argv = server_command(settings, {"a": Path("/x/a,b")})
+        assert json.loads(argv[argv.index("--lora-modules") + 1]) == {"name": "a", "path": "/x/a,b"}
+
+    def test_checkpoint_resolution(self, settings: Settings, tmp_path: Path) -> None:
+        assert resolve_checkpoint(settings) == settings.models_dir / "SmolLM2-135M-Instruct"
+        assert resolve_checkpoint(settings.with_overrides(model__source=str(tmp_path))) == tmp_path.resolve()
+        with pytest.raises(ConfigError, match="unknown bundled model"):
+            resolve_checkpoint(settings.with_overrides(model__source="bundled:nope"))
+        with pytest.raises(ConfigError, match="neither"):
+            resolve_checkpoint(settings.with_overrides(model__source="./no/such/dir"))
+
+    def test_cpu_env_only_without_gpu(self, settings: Settings) -> None:
+        env = server_env(settings, {"CUDA_VISIBLE_DEVICES": "", "PATH": "/bin"})
+        assert env["VLLM_CPU_KVCACHE_SPACE"] == "2"
+        assert env["VLLM_NO_USAGE_STATS"] == "1" and env["PATH"] == "/bin"
+        assert not cuda_visible({"CUDA_VISIBLE_DEVICES": "-1"})
+        if not any(Path("/dev").glob("nvidia[0-9]*")):
+            assert not cuda_visible({})
+
+    def test_wildcard_bind_is_reached_locally(self, settings: Settings) -> None:
+        assert server_url(settings.with_overrides(model__host="0.0.0.0", model__port=9001)) == (
+            "http://127.0.0.1:9001/v1"
+        )
+
+
+class TestAdapterRegistry:
+    def test_round_trip(self, settings: Settings, tmp_path: Path) -> None:
+        assert registered_adapters(settings) == {}
+        a, b = fake_adapter(tmp_path, "a"), fake_adapter(tmp_path, "b")
+        register_adapter(settings, "support", a)
+        register_adapter(settings, "legal", b)
+        assert registered_adapters(settings) == {"support": a, "legal": b}
+        register_adapter(settings, "support", b)  # re-registering replaces
+        assert registered_adapters(settings)["support"] == b
+        unregister_adapter(settings, "support")
+        assert registered_adapters(settings) == {"legal": b}
+        assert json.loads(registry_path(settings).read_text())["version"] == 1
+        assert not list(settings.adapters_dir.glob("*.tmp"))
+
+    def test_refusals(self, settings: Settings, tmp_path: Path) -> None:
+        good = fake_adapter(tmp_path, "good")
+        with pytest.raises(ConfigError, match="not allowed"):
+            register_adapter(settings, "bad name=x", good)
+        with pytest.raises(ConfigError, match="base model"):
+            register_adapter(settings, "docqa-base", good)
+        with pytest.raises(ConfigError, match=r"adapter_config\.json"):
+            register_adapter(settings, "x", tmp_path)
+        with pytest.raises(ConfigError, match="rank 128"):
+            register_adapter(settings, "x", fake_adapter(tmp_path, "big", rank=128))
+        with pytest.raises(ConfigError, match="modules_to_save"):
+            register_adapter(settings, "x", fake_adapter(tmp_path, "full", modules_to_save=["lm_head"]))
+        with pytest.raises(ConfigError, match="no adapter named"):
+            unregister_adapter(settings, "ghost")
+
+    def test_corrupt_registry_is_reported(self, settings: Settings) -> None:
+        registry_path(settings).parent.mkdir(parents=True)
+        registry_path(settings).write_text("{not json")
+        with pytest.raises(ConfigError, match="corrupt"):
+            registered_adapters(settings)
+
+    def test_server_command_serves_registered_adapters(self, settings: Settings, tmp_path: Path) -> None:
+        register_adapter(settings, "support", fake_adapter(tmp_path))
+        argv = server_command(settings, registered_adapters(settings))
+        assert f"support={tmp_path / 'a'}" in argv
+
+
+FAKE_VLLM = textwrap.dedent(
+    """
+    import argparse, http.server, json, subprocess, sys, time
+    p = argparse.ArgumentParser()
+    p.add_argument("--port", type=int); p.add_argument("--served-model-name"); p.add_argument("--fail")
+    args, _ = p.parse_known_args(sys.argv[3:])  # after `-m vllm.entrypoints.openai.api_server`
+    if args.fail:
+        print("loading model...", flush=True); print(args.fail, flush=True); sys.exit(3)
+    # a child in the same process group, like vLLM's engine core
+    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    time.sleep(0.5)
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps({"data": [{"id": args.served_model_name}]}).encode()
+            self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+            self.wfile.write(body)
+        def log_message(self, *a): pass
+    http.server.HTTPServer(("127.0.0.1", args.port), H).serve_forever()
+    """
+)
+
+
+@pytest.fixture
+def fake_vllm_settings(tmp_path: Path) -> Settings:
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    script = tmp_path / "fake_vllm.py"
+    script.write_text(FAKE_VLLM)
+    python = venv / "bin" / "python"
+    python.write_text(f'#!/bin/sh\nexec {sys.executable} {script} "$@"\n')
+    python.chmod(0o755)
+    checkpoint = tmp_path / "ckpt"
+    checkpoint.mkdir()
+    (checkpoint / "config.json").write_text("{}")
+    return Settings(
+        data_dir=tmp_path / "data", model={"venv": venv, "source": str(checkpoint), "port": free_port()}
+    )
+
+
+class TestModelServerProcess:
+    def test_start_ready_stop_leaves_nothing(self, fake_vllm_settings: Settings) -> None:
+        with ModelServer(fake_vllm_settings, adapters={}) as server:
+            pid = server.pid
+            assert pid is not None
+            assert len(group_members(pid)) >= 2  # the server and its child
+            assert server.wait_ready(5) == ["docqa-base"]
+            assert server.log_path.parent == fake_vllm_settings.data_dir / "logs"
+        assert group_members(pid) == []
+        assert server.process is not None and server.process.poll() is not None
+        with (
+            pytest.raises(OSError),
+            socket.create_connection(("127.0.0.1", fake_vllm_settings.model.port), 1),
+        ):
+            pass
+
+    def test_death_during_start_quotes_the_log(self, fake_vllm_settings: Settings) -> None:
+        s = fake_vllm_settings.with_overrides(
+            model__extra_args=["--fail", "RuntimeError: no space for KV cache"]
+        )
+        server = ModelServer(s, adapters={})
+        server.start()
+        with pytest.raises(ModelServerError, match=r"(?s)exited with code 3.*no space for KV cache"):
+            server.wait_ready(30)
+        server.stop()
+
+    def test_missing_venv_names_the_fix(self, settings: Settings, tmp_path: Path) -> None:
+        s = settings.with_overrides(model__venv=str(tmp_path / "nope"))
+        with pytest.raises(MissingDependencyError, match="make venv-vllm"):
+            ModelServer(s, adapters={}).start()
+
+    def test_busy_port_is_refused(self, fake_vllm_settings: Settings) -> None:
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", fake_vllm_settings.model.port))
+            busy.listen()
+            with pytest.raises(ModelServerError, match="already in use"):
+                ModelServer(fake_vllm_settings, adapters={}).start()
+
+
+class TestOpenAIGenerator:
+    def test_closed_port_fails_fast_and_names_the_url(self, settings: Settings) -> None:
+        url = f"http://127.0.0.1:{free_port()}/v1"
+        gen = OpenAIGenerator(settings.llm.model_copy(update={"base_url": url}), "docqa-base")
+        started = time.monotonic()
+        with pytest.raises(ModelServerError) as info:
+            gen.check()
+        assert time.monotonic() - started < 5
+        assert url in str(info.value) and "docqa model serve" in str(info.value)
+        started = time.monotonic()
+        with pytest.raises(ModelServerError):
+            gen.chat([{"role": "user", "content": "hi"}])  # with retries: still seconds, not minutes
+        assert time.monotonic() - started < 10
+
+    def test_api_key_is_read_late_from_the_named_variable(
+        self, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        llm = settings.llm.model_copy(update={"api_key_env": "DOCQA_TEST_KEY"})
+        gen = OpenAIGenerator(llm, "docqa-base")
+        monkeypatch.setenv("DOCQA_TEST_KEY", "sk-test")
+        assert gen._get_client().api_key == "sk-test"
+        assert "sk-test" not in repr(llm)
+        assert OpenAIGenerator(settings.llm, "docqa-base")._get_client().api_key in (
+            "EMPTY",
+            os.environ.get(settings.llm.api_key_env),
+        )
+
+    def test_backend_choice(self, settings: Settings) -> None:
+        assert isinstance(build_generator(settings), OpenAIGenerator)
+        gen = build_generator(settings.with_overrides(llm__backend="transformers"))
+        assert isinstance(gen, TransformersGenerator) and gen._model is None  # nothing loaded yet
+        assert build_generator(settings.with_overrides(llm__model="custom")).model_name == "custom"
+
+
+def test_import_is_cheap() -> None:
+    code = (
+        "import sys, rag.generation, rag.model_server, rag.adapters; print(sorted({'torch', 'transformers', "
+    )
+    code += "'openai', 'httpx'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == "[]"
+
+
+def test_stop_trimmer() -> None:
+    trimmer = _StopTrimmer(["</s>", "\nQ:"])
+    pieces = ["Hello", " wor", "ld\n", "Q", ": again"]
+    emitted, done = [], False
+    for piece in pieces:
+        text, done = trimmer.feed(piece)
+        emitted.append(text)
+        if done:
+            break
+    assert "".join(emitted) == "Hello world" and done
+    assert _StopTrimmer([]).feed("x") == ("x", False)
+
+
+@pytest.mark.slow
+class TestTransformersGenerator:
+    @pytest.fixture(scope="class")
+    def generator(
+        self, prepared_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+    ) -> TransformersGenerator:
+        data = tmp_path_factory.mktemp("tg")
+        s = Settings(
+            data_dir=data, model={"source": str(prepared_model_dir)}, llm={"backend": "transformers"}
+        )
+        register_adapter(s, "test-lora", make_random_lora(prepared_model_dir, data / "lora"))
+        gen = build_generator(s)
+        assert isinstance(gen, TransformersGenerator)
+        return gen
+
+    def test_warm_up_twice_loads_once(self, generator: TransformersGenerator) -> None:
+        generator.warm_up()
+        model = generator._model
+        generator.warm_up()
+        assert generator._model is model
+
+    def test_chat_and_stream(self, generator: TransformersGenerator) -> None:
+        messages = [{"role": "user", "content": "What is the capital of France?"}]
+        answer = generator.chat(messages, max_tokens=12)
+        assert answer.strip()
+        pieces = list(generator.stream(messages, max_tokens=12))
+        assert len(pieces) >= 2 and "".join(pieces) == answer  # greedy: the same text both ways
+        assert generator.check() is None
+
+    def test_adapter_changes_the_answer_and_base_comes_back(self, generator: TransformersGenerator) -> None:
+        messages = [{"role": "user", "content": "Name a colour."}]
+        base = generator.chat(messages, max_tokens=8)
+        tuned = generator.chat(messages, model="test-lora", max_tokens=8)
+        assert tuned != base
+        assert generator.chat(messages, max_tokens=8) == base
+        assert generator.models() == ["docqa-base", "test-lora"]
+        with pytest.raises(ModelServerError, match="not served"):
+            generator.chat(messages, model="ghost", max_tokens=4)
+
+    def test_stop_strings_and_early_close(self, generator: TransformersGenerator) -> None:
+        messages = [{"role": "user", "content": "Count from 1 to 20, separated by commas."}]
+        full = generator.chat(messages, max_tokens=30)
+        if "," in full:
+            assert generator.chat(messages, max_tokens=30, stop=[","]) == full.split(",")[0]
+        stream = generator.stream(messages, max_tokens=200)
+        next(stream)
+        stream.close()  # cancels generation; the lock is free again
+        assert generator.chat(messages, max_tokens=2)
