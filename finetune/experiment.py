@@ -25,10 +25,12 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=REPO / "data" / "runs" / "finetune-squad")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "finetune-squad.json")
     ap.add_argument("--model-source", default=str(REPO / ".cache" / "models" / "SmolLM2-135M-Instruct"))
-    ap.add_argument("--questions-per-article", type=int, default=25)
-    ap.add_argument("--max-steps", type=int, default=50)
-    ap.add_argument("--eval-limit", type=int, default=100)
+    ap.add_argument("--questions-per-article", type=int, default=12)
+    ap.add_argument("--max-steps", type=int, default=24)
+    ap.add_argument("--eval-limit", type=int, default=40)
+    ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--name", default="squad-lora")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 on a busy machine).")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -49,11 +51,11 @@ def main() -> None:
         finetune={
             "distractors": 2,
             "batch_size": 2,
-            "grad_accum": 2,
-            "learning_rate": 3e-4,
+            "grad_accum": 1,
+            "learning_rate": args.lr,
             "max_seq_len": 1024,
-            "eval_every": 25,
-            "save_every": 10,
+            "eval_every": 8,
+            "save_every": 4,
         },
     )
     timings: dict[str, float] = {}
@@ -78,7 +80,7 @@ def main() -> None:
     if record_path.exists():
         record = json.loads(record_path.read_text())
     else:
-        record = train(settings, dataset, args.name, max_steps=args.max_steps, eval_examples=24)
+        record = train(settings, dataset, args.name, max_steps=args.max_steps, eval_examples=12, threads=args.threads)
     timings["train_s"] = round(time.perf_counter() - t, 1)
     print(f"trained: {record['metrics']} {record['timings']}", flush=True)
 

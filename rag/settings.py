@@ -91,9 +91,10 @@ class RetrievalSettings(BaseModel):
     bm25_k1: float = Field(0.9, description="BM25 term-frequency saturation (0.9: the BEIR/Anserini default).")
     bm25_b: float = Field(0.75, description="BM25 length normalisation.")
     min_dense_score: float = Field(
-        0.30,
+        0.35,
         description="Refusal threshold: when the best dense cosine score is below this, the "
-        "documents are taken not to cover the question.",
+        "documents are taken not to cover the question. 0.35 declines ~70% of SQuAD questions about "
+        "articles not in the index and ~4% of answerable ones (`docqa eval answers` prints the curve).",
     )
     dedup_threshold: float = Field(
         0.95, description="Chunks whose vectors are this similar to a better hit are collapsed."

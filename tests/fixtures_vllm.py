@@ -44,8 +44,8 @@ def prepared_model_dir() -> Path:
     return prepare(Settings(data_dir=CACHE_DIR))
 
 
-def make_random_lora(base_dir: Path, out: Path, rank: int = 8) -> Path:
-    """A LoRA adapter with random (non-zero) weights, so that it visibly changes the answers."""
+def make_random_lora(base_dir: Path, out: Path, rank: int = 8, strength: float = 10.0) -> Path:
+    """A LoRA adapter with random weights, scaled up so that it visibly changes greedy answers."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
@@ -55,7 +55,12 @@ def make_random_lora(base_dir: Path, out: Path, rank: int = 8) -> Path:
     config = LoraConfig(
         r=rank, lora_alpha=2 * rank, target_modules=["q_proj", "v_proj"], init_lora_weights=False
     )
-    get_peft_model(model, config).save_pretrained(out)
+    peft_model = get_peft_model(model, config)
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_B" in name:
+                param.mul_(strength)
+    peft_model.save_pretrained(out)
     return out
 
 

@@ -486,8 +486,89 @@ class TestDocsAndMetrics:
         assert 'docqa_answers_total{outcome="passages_only"} 1.0' in text
         assert "docqa_retrieval_seconds_count 1.0" in text
 
+    def test_every_response_has_a_request_id(self, offline_api: ApiHandle) -> None:
+        assert len(offline_api.client.get("/healthz").headers["x-request-id"]) == 16
+        echoed = offline_api.client.get("/healthz", headers={"X-Request-Id": "abc-123"})
+        assert echoed.headers["x-request-id"] == "abc-123"
+        forged = offline_api.client.get("/healthz", headers={"X-Request-Id": "a\tb<script>"})
+        assert forged.headers["x-request-id"] != "a\tb<script>"
+
     def test_widget_script_is_public_javascript(self, offline_api: ApiHandle) -> None:
         response = offline_api.client.get("/widget.js")
         assert response.headers["content-type"].startswith("application/javascript")
         assert response.headers["x-content-type-options"] == "nosniff"
         assert "attachShadow" in response.text
+
+
+class TestPureParts:
+    """The small pieces with their own rules, without a server."""
+
+    def test_rate_limiter_refills_at_the_steady_rate(self) -> None:
+        from rag.api.ratelimit import RateLimiter
+
+        now = [0.0]
+        limiter = RateLimiter(per_minute=60, burst=3, clock=lambda: now[0])
+        assert [limiter.take("k") for _ in range(3)] == [0.0, 0.0, 0.0]
+        assert limiter.take("k") == pytest.approx(1.0)  # one token a second
+        assert limiter.take("other") == 0.0
+        now[0] += 1.0
+        assert limiter.take("k") == 0.0 and limiter.take("k") > 0
+
+    def test_conversations_expire_are_bounded_and_belong_to_one_key(self) -> None:
+        from rag.api.conversations import ConversationStore
+
+        now = [0.0]
+        store = ConversationStore(ttl_s=60, max_conversations=2, clock=lambda: now[0])
+        a = store.start("key1", "support")
+        store.append(a, "q", "a")
+        assert store.get(a.id, "key1", "support").turns == 1
+        assert store.get(a.id, "key2", "support") is None and store.get(a.id, "key1", "internal") is None
+        b, c = store.start("key1", "support"), store.start("key1", "support")
+        assert store.get(a.id, "key1", "support") is None and len(store) == 2  # least recently used went
+        now[0] += 61
+        assert store.get(b.id, "key1", "support") is None and store.get(c.id, "key1", "support") is None
+
+    @pytest.mark.parametrize(
+        ("given", "expected"),
+        [
+            ("../../etc/passwd.md", "passwd.md"),
+            ("..\\..\\boot.ini.txt", "boot.ini.txt"),
+            (".hidden.md", "hidden.md"),
+            ("réport 2024 (final).PDF", "réport 2024 (final).pdf"),
+            ("a;rm -rf $HOME`.md", "a_rm -rf _HOME.md"),
+            ("", "upload"),
+            ("x" * 300 + ".docx", "x" * 115 + ".docx"),
+        ],
+    )
+    def test_upload_names_are_only_names(self, given: str, expected: str) -> None:
+        from rag.api.jobs import safe_filename
+
+        assert safe_filename(given) == expected
+
+    def test_cancelled_run_closes_the_pipeline_generator(self) -> None:
+        import asyncio
+        import threading
+        import time
+
+        from rag.api.streaming import PipelineRun
+
+        closed = threading.Event()
+
+        def endless():
+            try:
+                while True:
+                    time.sleep(0.01)
+                    yield {"event": "token", "text": "x"}
+            finally:
+                closed.set()
+
+        async def scenario() -> PipelineRun:
+            run = PipelineRun(endless()).start()
+            assert (await run.next_event(timeout=5))["event"] == "token"
+            run.cancel()
+            return run
+
+        run = asyncio.run(scenario())
+        assert closed.wait(2), "the generator was not closed after cancel"
+        run._thread.join(2)
+        assert not run.is_alive()

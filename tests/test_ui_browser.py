@@ -49,7 +49,7 @@ def test_answered_question_in_chromium(ui_server: RunningUI, tmp_path: Path) -> 
             executable_path=str(CHROMIUM),
             headless=True,
             args=CHROMIUM_ARGS,
-            viewport={"width": 1280, "height": 1700},
+            viewport={"width": 1280, "height": 1200},
         )
         try:
             page = browser.new_page()

@@ -176,8 +176,10 @@ def test_poisoned_document_is_text_keyboard_and_phone(
     assert page.evaluate(f"{root}.querySelectorAll('img, script, b, #injected').length") == 0
     assert page.evaluate("document.querySelectorAll('img, #injected').length") == 0
     assert page.evaluate("window.__pwned === undefined")
-    # Page styles do not reach into the widget.
+    # Page styles (yellow, dashed red borders on every div and button) do not reach the widget.
     assert page.evaluate(f"getComputedStyle({root}.querySelector('.panel')).backgroundColor") == "rgb(255, 255, 255)"
+    host_style = "getComputedStyle(document.querySelector('[data-docqa-widget]'))"
+    assert page.evaluate(f"{host_style}.borderTopWidth") == "0px"
     OUTPUT.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(OUTPUT / "widget-phone.png"))
 

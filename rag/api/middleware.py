@@ -4,6 +4,8 @@ security headers. Pure ASGI (no BaseHTTPMiddleware) so streamed answers pass thr
 from __future__ import annotations
 
 import json
+import re
+import secrets
 import time
 from collections.abc import Callable
 
@@ -20,6 +22,7 @@ ALLOWED_METHODS = "GET, POST, DELETE, OPTIONS"
 ALLOWED_HEADERS = "Authorization, Content-Type, Accept, Last-Event-ID"
 EXPOSED_HEADERS = "Retry-After, X-Request-Id"
 PREFLIGHT_MAX_AGE_S = 600
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")  # a caller's X-Request-Id is echoed only if it looks like one
 
 
 async def _send_json(send: Send, status: int, body: dict, headers: list[tuple[bytes, bytes]] = ()) -> None:
@@ -133,7 +136,7 @@ class BodyLimit:
 
 class MetricsAndHeaders:
     """Counts requests by route template (not raw path: bounded label values) and times them to the
-    last body byte; adds headers every response should carry."""
+    last body byte; adds headers every response should carry, including an X-Request-Id to quote."""
 
     def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
         self.app = app
@@ -145,6 +148,8 @@ class MetricsAndHeaders:
             return
         started = time.perf_counter()
         status = 500
+        given = Headers(scope=scope).get("x-request-id", "")
+        request_id = given if _REQUEST_ID.fullmatch(given) else secrets.token_hex(8)
 
         async def observing_send(message: Message) -> None:
             nonlocal status
@@ -154,6 +159,7 @@ class MetricsAndHeaders:
                     **message,
                     "headers": [
                         *message.get("headers", []),
+                        (b"x-request-id", request_id.encode()),
                         (b"x-content-type-options", b"nosniff"),
                         (b"referrer-policy", b"no-referrer"),
                     ],

@@ -42,6 +42,7 @@ _register_optional("rag.cli.model_cmds", "model", "Prepare and run the vLLM mode
 _register_optional("rag.cli.eval_cmds", "eval", "Measure retrieval and answers on BEIR / SQuAD.")
 _register_optional("rag.cli.ui_cmds", "ui", "Start the staff chat UI (Streamlit).")
 _register_optional("rag.cli.feedback_cmds", "feedback", "Export the staff's feedback on answers (JSONL).")
+_register_optional("rag.cli.finetune_cmds", "finetune", "LoRA fine-tuning: build data, train, evaluate, register.")
 
 
 @app.command("config")

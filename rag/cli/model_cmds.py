@@ -45,8 +45,9 @@ def _edge(fn: F) -> F:
 def prepare_cmd(
     force: bool = typer.Option(False, "--force", help="Convert again even if the checkpoint is current."),
 ) -> None:
-    """Make the chat model servable: convert the bundled GGUF to safetensors (once), or validate
-    the Hugging Face id / path in DOCQA_MODEL_SOURCE.
+    """Make the chat model servable (once): convert the bundled GGUF to safetensors.
+
+    With DOCQA_MODEL_SOURCE set to a Hugging Face id or a path, fetch and validate that instead.
 
     Examples:
       docqa model prepare
@@ -77,9 +78,8 @@ def serve_cmd(
 ) -> None:
     """Start vLLM with the prepared model and every registered LoRA adapter.
 
-    The first start on a CPU compiles the model (a few minutes); later starts reuse the compile
-    cache. Logs go to DATA_DIR/logs/model-server-PORT.log. A detached server records its pid in
-    DATA_DIR/model-server.pid; `docqa model stop` ends it.
+    The first start on a CPU compiles the model (minutes); later starts reuse the compile cache.
+    Logs: DATA_DIR/logs/model-server-PORT.log. A detached server's pid: DATA_DIR/model-server.pid.
 
     Examples:
       docqa model serve
@@ -136,6 +136,7 @@ def status_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print {up, url, models, pid, adapters} as JSON."),
 ) -> None:
     """Say whether the model server answers, and which models (base + adapters) it serves.
+
     Exits 0 when it is up, 1 when it is down.
 
     Examples:

@@ -149,7 +149,10 @@
   ].join("");
 
   // ---- build the widget --------------------------------------------------------------------------
-  var host = el("div", { "data-docqa-widget": instanceId });
+  // A custom element as host: page rules aimed at div, button, etc. do not match it, and `all: initial`
+  // (important, inline) undoes broader ones (`*`, transforms that would break position: fixed).
+  var host = el("docqa-widget", { "data-docqa-widget": instanceId });
+  host.style.setProperty("all", "initial", "important");
   host.style.setProperty("--docqa-accent", cfg.color);
   var shadow = host.attachShadow({ mode: "open" });
   shadow.appendChild(el("style", { text: CSS_TEXT }));
@@ -202,6 +205,7 @@
   function openPanel(focus) {
     panel.hidden = false;
     rootEl.classList.add("open");
+    launcher.replaceChildren(icon(ICON_CLOSE, "24"));
     launcher.setAttribute("aria-expanded", "true");
     launcher.setAttribute("aria-label", "Close chat: " + cfg.title);
     scrollToEnd();
@@ -211,6 +215,7 @@
   function closePanel() {
     panel.hidden = true;
     rootEl.classList.remove("open");
+    launcher.replaceChildren(icon(ICON_CHAT, "26"));
     launcher.setAttribute("aria-expanded", "false");
     launcher.setAttribute("aria-label", "Open chat: " + cfg.title);
     launcher.focus();

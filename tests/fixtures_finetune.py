@@ -1,0 +1,61 @@
+"""Pytest plugin for the fine-tuning tests: the sample corpus indexed once, and its Q/A file.
+
+The Q/A pairs come from data/QUESTIONS.md (question, expected answer, file), the same table the
+answer tests use, so the training set is about the documents the collection really holds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from rag.services import Services
+from rag.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLES = REPO / "data" / "samples"
+QUESTIONS = next(p for p in (REPO / "data" / "QUESTIONS.md", SAMPLES / "QUESTIONS.md") if p.exists())
+_ROW = re.compile(r"^\|\s*\d+\s*\|(?P<q>[^|]+)\|(?P<a>[^|]+)\|(?P<f>[^|]+)\|(?P<p>[^|]+)\|")
+
+
+def sample_qa() -> list[dict]:
+    rows = []
+    for line in QUESTIONS.read_text(encoding="utf-8").splitlines():
+        match = _ROW.match(line)
+        if match:
+            rows.append({"question": match["q"].strip(), "answer": match["a"].strip(), "source": match["f"].strip()})
+    assert len(rows) >= 10, f"{QUESTIONS} changed shape: {len(rows)} questions parsed"
+    return rows
+
+
+@pytest.fixture(scope="session")
+def ft_data_dir(tmp_path_factory: pytest.TempPathFactory, embedder) -> Path:
+    """A data directory with collection 'samples' (the sample corpus) and ``qa.jsonl`` beside it."""
+    root = tmp_path_factory.mktemp("finetune")
+    services = Services(Settings(data_dir=root / "data"))
+    services.__dict__["embedder"] = embedder
+    files = sorted(p for p in SAMPLES.iterdir() if p.is_file() and p.name != "QUESTIONS.md")
+    report = services.ingestor.ingest(files, "samples", prune=False)
+    assert report.ok, report.failed
+    with open(root / "qa.jsonl", "w", encoding="utf-8") as fh:
+        for row in sample_qa():
+            fh.write(json.dumps(row) + "\n")
+    return root / "data"
+
+
+@pytest.fixture
+def ft_services(ft_data_dir: Path, embedder) -> Services:
+    services = Services(Settings(data_dir=ft_data_dir))
+    services.__dict__["embedder"] = embedder
+    return services
+
+
+@pytest.fixture(scope="session")
+def ft_base_model() -> Path:
+    """The converted chat checkpoint (shared with the vLLM fixture's cache; converted once)."""
+    from rag.model_server import prepare
+
+    return prepare(Settings(data_dir=REPO / ".cache"))
