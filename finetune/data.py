@@ -29,7 +29,7 @@ from typing import Any
 from rag.errors import DocqaError
 from rag.evaluation.metrics import contains_answer, normalize_answer
 from rag.prompting import DECLINE_TEXT, Passage, build_messages, build_passages
-from rag.store import CollectionReader, Filters
+from rag.store import CollectionReader, Filters, index_text
 from rag.types import Hit, StoredChunk
 
 FORMAT = "docqa-finetune/1"
@@ -195,6 +195,11 @@ def _overlap(answer: str, text: str) -> float:
     return len(words & set(_WORD.findall(normalize_answer(text)))) / len(words)
 
 
+def _shown(chunk: StoredChunk) -> str:
+    """A chunk as the prompt shows it: its section heading (a slide title, say) is part of the evidence."""
+    return index_text(chunk.text, chunk.heading)
+
+
 def find_gold(item: QAItem, hits: Sequence[Hit], candidates: Sequence[StoredChunk]) -> StoredChunk | None:
     """The chunk that supports the answer: a retrieved chunk of the named source holding the answer,
     then any chunk of that source holding it, then (for free-form answers) the best word overlap."""
@@ -204,21 +209,21 @@ def find_gold(item: QAItem, hits: Sequence[Hit], candidates: Sequence[StoredChun
         # A feedback citation shows one chunk, or adjacent chunks merged into one passage.
         shown = normalize_answer(item.gold_text)
         for chunk in [*retrieved, *candidates]:
-            text = normalize_answer(chunk.text)
+            text = normalize_answer(_shown(chunk))
             if text and (shown in text or text in shown):
                 return chunk
     for pool in (retrieved, candidates):
         for chunk in pool:
-            if contains_answer(chunk.text, item.answers):
+            if contains_answer(_shown(chunk), item.answers):
                 return chunk
     pool = list(candidates) or retrieved
     if not pool:
         return None
-    best = max(pool, key=lambda c: _overlap(item.answer, c.text))
+    best = max(pool, key=lambda c: _overlap(item.answer, _shown(c)))
     if candidates:
         return best  # the named source is trusted: its chunk closest to the answer
     # Without a source, a free-form answer must share at least half its words with the chunk.
-    return best if _overlap(item.answer, best.text) >= 0.5 else None
+    return best if _overlap(item.answer, _shown(best)) >= 0.5 else None
 
 
 # -- composing examples ----------------------------------------------------------------------------
@@ -256,7 +261,7 @@ def _context_with_gold(hits: list[Hit], gold: StoredChunk, size: int, rng: rando
 def _context_without_answer(hits: list[Hit], gold: StoredChunk, answers: list[str], size: int) -> list[Hit]:
     """The same ranking with the gold document and every chunk holding the answer taken out."""
     return [
-        h for h in hits if h.chunk.content_hash != gold.content_hash and not contains_answer(h.chunk.text, answers)
+        h for h in hits if h.chunk.content_hash != gold.content_hash and not contains_answer(_shown(h.chunk), answers)
     ][:size]
 
 

@@ -243,9 +243,7 @@ def train(
     if resume_from is not None:
         previous = json.loads((resume_from / "state.json").read_text())
         if previous["data_sha256"] != data_sha:
-            raise TrainingError(
-                f"{out_dir} holds checkpoints of a run on other data; delete it or choose a new --name"
-            )
+            raise TrainingError(f"{out_dir} holds checkpoints of a run on other data; delete it or choose a new --name")
     torch.manual_seed(ft.seed)
     random.seed(ft.seed)
     if threads:

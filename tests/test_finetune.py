@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -181,3 +185,28 @@ class TestRaftExamples:
         reasons = [s["reason"] for s in skipped]
         assert "duplicate" in reasons and any("not in the collection" in r for r in reasons)
         assert len({e.id for e in examples}) == len(examples)
+
+
+class TestCli:
+    def _run(self, data_dir: Path, *args: str) -> subprocess.CompletedProcess:
+        env = {**os.environ, "DOCQA_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+        return subprocess.run(
+            [sys.executable, "-m", "rag.cli.main", "finetune", *args], env=env, capture_output=True, text=True,
+            timeout=300, check=False,
+        )  # fmt: skip
+
+    def test_data_command_writes_a_dataset_with_its_inputs(self, ft_data_dir: Path, tmp_path: Path) -> None:
+        qa = ft_data_dir.parent / "qa.jsonl"
+        out = tmp_path / "ds.jsonl"
+        done = self._run(ft_data_dir, "data", "--qa", str(qa), "-c", "samples", "--out", str(out), "--json")
+        assert done.returncode == 0, done.stderr
+        header = json.loads(done.stdout)
+        assert header["inputs"][0]["sha256"] == hashlib.sha256(qa.read_bytes()).hexdigest()
+        assert header["collection"] == "samples" and sum(header["counts"].values()) >= 15
+        assert load_dataset(out)[0] == header
+
+    def test_errors_say_what_to_do(self, tmp_path: Path) -> None:
+        done = self._run(tmp_path, "register", "nothing-here")
+        assert done.returncode == 1 and "adapter_config.json" in done.stderr
+        done = self._run(tmp_path, "eval", "--adapter", "nothing-here")
+        assert done.returncode == 1 and "docqa finetune train" in done.stderr

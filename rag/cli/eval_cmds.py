@@ -120,6 +120,7 @@ def answers(
     from rag.evaluation.runner import fresh_collection, work_directory
 
     services = build(_settings())
+    services.generator.check()  # before minutes of ingest: is the model server up?
     with work_directory(work_dir) as work:
         evalset = load_squad(squad, work, holdout_articles=holdout_articles, seed=seed, max_articles=max_articles)
         err.print(f"ingesting {len(evalset.doc_ids)} paragraphs (held out: {', '.join(evalset.held_out_articles)})")
