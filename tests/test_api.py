@@ -349,6 +349,20 @@ class TestModelServerDown:
         )
         assert response.status_code == 404 and "docqa ingest" in error_of(response)["message"]
 
+    def test_unknown_model_or_adapter_is_404_naming_the_served_ones(self, offline_api: ApiHandle) -> None:
+        key = offline_api.key()
+        for path, body in [
+            ("/v1/ask", ask_body(model="no-such-adapter", allow_passages_only=True)),
+            (
+                "/v1/chat/completions",
+                {"model": "support:no-such-adapter", "messages": [{"role": "user", "content": "hi"}]},
+            ),
+        ]:
+            response = offline_api.client.post(path, json=body, headers=offline_api.auth(key))
+            assert response.status_code == 404, response.text
+            error = error_of(response)
+            assert error["type"] == "model_not_found" and "docqa-base" in error["message"]
+
     def test_probes(self, offline_api: ApiHandle) -> None:
         assert offline_api.client.get("/healthz").json()["status"] == "ok"
         ready = offline_api.client.get("/readyz")

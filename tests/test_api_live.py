@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from rag.adapters import register_adapter, registered_adapters
 from tests.conftest import SAMPLES
 from tests.fixtures_api import ApiHandle, sse_events
 
@@ -84,7 +85,7 @@ def test_chat_streams_then_follows_up(live: ApiHandle) -> None:
     assert float(tokens_line.split()[-1]) >= len(tokens)
 
 
-def test_openai_client_gets_a_grounded_answer(live: ApiHandle) -> None:
+def test_openai_client_gets_a_grounded_answer(live: ApiHandle, vllm_server) -> None:
     from openai import OpenAI
 
     client = OpenAI(base_url=f"{live.base_url}/v1", api_key=live.key(), max_retries=0, timeout=300)
@@ -96,10 +97,16 @@ def test_openai_client_gets_a_grounded_answer(live: ApiHandle) -> None:
     assert docqa["collection"] == "support" and docqa["generation_ms"] > 0
     assert all(Path(c["source"]).name in SAMPLE_FILES for c in docqa["citations"])
 
-    chunks = list(client.chat.completions.create(model="support", messages=messages, stream=True))
+    # Streaming, through the LoRA adapter the test server also serves: model "collection:adapter".
+    model = "support"
+    if vllm_server.adapter_name:
+        path = registered_adapters(vllm_server.settings)[vllm_server.adapter_name]
+        register_adapter(live.state.settings, vllm_server.adapter_name, path)
+        model = f"support:{vllm_server.adapter_name}"
+    chunks = list(client.chat.completions.create(model=model, messages=messages, stream=True))
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text.strip() and chunks[-1].choices[0].finish_reason == "stop"
-    assert "citations" in chunks[-1].model_extra["docqa"]
+    assert chunks[-1].model == model and "citations" in chunks[-1].model_extra["docqa"]
 
 
 def test_client_that_hangs_up_stops_the_generation(live: ApiHandle) -> None:

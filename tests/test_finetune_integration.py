@@ -16,6 +16,7 @@ import pytest
 from finetune.data import build_dataset, load_dataset
 from finetune.evaluate import evaluate
 from finetune.serving import serving
+from finetune.synthetic import synthesize
 from finetune.train import CHECKPOINTS, TRAIN_RECORD, train
 from rag.adapters import register_adapter, registered_adapters
 from rag.services import Services
@@ -109,6 +110,16 @@ def test_vllm_serves_the_adapter_beside_the_base_model(trained: dict, embedder) 
         assert answers[ADAPTER] != answers[served.llm_model_name]
 
         result = evaluate(services, trained["dataset"], [served.llm_model_name, ADAPTER], limit=2)
+
+        # Synthetic pairs from the served base model: every kept pair is one the retriever answers.
+        syn = synthesize(services, "samples", 1, model=served.llm_model_name)
+        stats = syn.stats
+        assert stats["asked"] >= 1
+        assert stats["asked"] == stats["unparsed"] + stats["not_extractive"] + stats["not_retrieved"] + stats["kept"]
+        reader = services.reader("samples")
+        for item in syn.items:
+            hits = services.retriever.search(reader, item.question).hits
+            assert any(h.chunk.text == item.gold_text for h in hits)
     for model in (served.llm_model_name, ADAPTER):
         summary = result["summary"][model]
         assert 0.0 <= summary["f1"] <= 1.0 and summary["cites_gold"] is not None

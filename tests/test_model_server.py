@@ -44,7 +44,7 @@ def fake_adapter(root: Path, name: str = "a", rank: int = 8, **extra: object) ->
 
 class TestServerCommand:
     def test_base_model_argv(self, settings: Settings) -> None:
-        argv = server_command(settings, {})
+        argv = server_command(settings, {}, gpu=True)
         assert argv[:3] == [str(Path(".venv-vllm/bin/python")), "-m", "vllm.entrypoints.openai.api_server"]
         pairs = dict(zip(argv[3::2], argv[4::2], strict=False))
         assert pairs["--model"] == str(settings.models_dir / "SmolLM2-135M-Instruct")
@@ -57,12 +57,18 @@ class TestServerCommand:
 
     def test_lora_flags_and_extra_args_last(self, settings: Settings, tmp_path: Path) -> None:
         s = settings.with_overrides(model__extra_args=["--enforce-eager", "--seed", "1"], model__max_loras=2)
-        argv = server_command(s, {"support": tmp_path / "support", "legal": tmp_path / "legal"})
+        argv = server_command(s, {"support": tmp_path / "support", "legal": tmp_path / "legal"}, gpu=True)
         i = argv.index("--enable-lora")
         assert argv[i + 1 : i + 5] == ["--max-loras", "2", "--max-lora-rank", "64"]
         j = argv.index("--lora-modules")
         assert argv[j + 1 : j + 3] == [f"support={tmp_path / 'support'}", f"legal={tmp_path / 'legal'}"]
         assert argv[-3:] == ["--enforce-eager", "--seed", "1"]
+
+    def test_eager_on_cpu_unless_compilation_is_chosen(self, settings: Settings) -> None:
+        assert server_command(settings, {}, gpu=False)[-1] == "--enforce-eager"
+        assert "--enforce-eager" not in server_command(settings, {}, gpu=True)
+        compiled = settings.with_overrides(model__extra_args=["-O3"])
+        assert "--enforce-eager" not in server_command(compiled, {}, gpu=False)
 
     def test_path_with_comma_uses_json_form(self, settings: Settings) -> None:
         argv = server_command(settings, {"a": Path("/x/a,b")})

@@ -311,5 +311,5 @@ class JobManager:
 
     def shutdown(self) -> None:
         if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=False)
+            self._executor.shutdown(wait=True, cancel_futures=True)  # the running job commits; queued ones are dropped
             self._executor = None

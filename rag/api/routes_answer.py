@@ -49,8 +49,8 @@ def ask(body: AskRequest, request: Request, key: AnyKey) -> dict[str, Any]:
     Follow-ups: pass the `conversation_id` of the previous answer. With `allow_passages_only`, a down
     model server gives `answer: null` and the relevant passages instead of 503.
 
-    Example: `curl -H "Authorization: Bearer $KEY" -d '{"question": "How long is the warranty?",
-    "collection": "support"}' http://127.0.0.1:8080/v1/ask`
+    Example: `curl -H "Authorization: Bearer $KEY" -H "Content-Type: application/json"
+    -d '{"question": "How long is the warranty?", "collection": "support"}' http://127.0.0.1:8080/v1/ask`
     """
     state = get_state(request)
     req = prepare(
@@ -109,8 +109,8 @@ async def chat(body: ChatRequest, request: Request, key: AnyKey) -> StreamingRes
     ({citations}), `token` ({text}) for each piece, then `final` (the /v1/ask body); `error` if the
     model fails midway. Send the `conversation_id` back with the next question for a follow-up.
 
-    Example: `curl -N -H "Authorization: Bearer $KEY" -d '{"question": "How do I reset it?",
-    "collection": "support"}' http://127.0.0.1:8080/v1/chat`
+    Example: `curl -N -H "Authorization: Bearer $KEY" -H "Content-Type: application/json"
+    -d '{"question": "How do I reset it?", "collection": "support"}' http://127.0.0.1:8080/v1/chat`
     """
     state = get_state(request)
     req = await run_in_threadpool(

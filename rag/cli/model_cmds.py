@@ -78,14 +78,14 @@ def serve_cmd(
 ) -> None:
     """Start vLLM with the prepared model and every registered LoRA adapter.
 
-    The first start on a CPU compiles the model (minutes); later starts reuse the compile cache.
+    Without a GPU vLLM runs eagerly (torch.compile would add minutes to every start on vLLM-CPU).
     Logs: DATA_DIR/logs/model-server-PORT.log. A detached server's pid: DATA_DIR/model-server.pid.
 
     Examples:
       docqa model serve
       docqa model serve --port 8001
       docqa model serve --detach && docqa ask "What is the refund policy?"
-      DOCQA_MODEL_EXTRA_ARGS='["--enforce-eager"]' docqa model serve
+      DOCQA_MODEL_EXTRA_ARGS='["--max-num-seqs", "8"]' docqa model serve
     """
     from rag.model_server import ModelServer, start_detached
 

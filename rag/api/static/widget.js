@@ -233,7 +233,10 @@
     }
   });
   newBtn.addEventListener("click", function () {
-    if (current) current.abort();
+    if (current) {
+      current.discard = true; // a new conversation: drop the unfinished answer instead of keeping it
+      current.abort();
+    }
     state = { conversationId: null, messages: [] };
     save();
     renderAll();
@@ -473,7 +476,7 @@
         var partial = textNode.data;
         done();
         if (err && err.name === "AbortError") {
-          if (partial) push({ role: "assistant", text: partial + " …", citations: [] });
+          if (partial && !controller.discard) push({ role: "assistant", text: partial + " …", citations: [] });
           return;
         }
         push({ role: "error", text: "Could not reach the assistant. Check your connection and try again." });
