@@ -139,14 +139,20 @@ class TestAdapterRegistry:
 
 FAKE_VLLM = textwrap.dedent(
     """
-    import argparse, http.server, json, subprocess, sys, time
+    import argparse, http.server, json, signal, subprocess, sys, time
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int); p.add_argument("--served-model-name"); p.add_argument("--fail")
+    p.add_argument("--leak-child", action="store_true")
     args, _ = p.parse_known_args(sys.argv[3:])  # after `-m vllm.entrypoints.openai.api_server`
     if args.fail:
         print("loading model...", flush=True); print(args.fail, flush=True); sys.exit(3)
-    # a child in the same process group, like vLLM's engine core
-    subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    # a child in the same process group, like vLLM's engine core; stopped with us unless --leak-child
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    def on_term(*_):
+        if not args.leak_child:
+            child.terminate()
+        sys.exit(0)
+    signal.signal(signal.SIGTERM, on_term)
     time.sleep(0.5)
     class H(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
@@ -191,6 +197,18 @@ class TestModelServerProcess:
             socket.create_connection(("127.0.0.1", fake_vllm_settings.model.port), 1),
         ):
             pass
+
+    def test_stragglers_are_killed(self, fake_vllm_settings: Settings) -> None:
+        server = ModelServer(
+            fake_vllm_settings.with_overrides(model__extra_args=["--leak-child"]), adapters={}
+        )
+        server.start()
+        server.wait_ready(30)
+        assert server.pid is not None
+        started = time.monotonic()
+        server.stop(timeout=2)
+        assert group_members(server.pid) == []
+        assert time.monotonic() - started < 15
 
     def test_death_during_start_quotes_the_log(self, fake_vllm_settings: Settings) -> None:
         s = fake_vllm_settings.with_overrides(
