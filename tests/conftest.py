@@ -17,7 +17,7 @@ from rag.settings import EmbedderSettings, Settings  # noqa: E402
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "data" / "samples"
 
-pytest_plugins = ["tests.fixtures_ui", "tests.fixtures_api", "tests.fixtures_finetune"]
+pytest_plugins = ["tests.fixtures_vllm", "tests.fixtures_ui", "tests.fixtures_api", "tests.fixtures_finetune"]
 
 
 @pytest.fixture(scope="session")
