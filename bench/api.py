@@ -63,16 +63,24 @@ class Run:
     samples: list[Sample] = field(default_factory=list)
     elapsed_s: float = 0.0
 
+    @property
+    def ok(self) -> list[Sample]:
+        return [s for s in self.samples if s.status == 200 and s.error is None]
+
+    @property
+    def rps(self) -> float:
+        return len(self.ok) / self.elapsed_s if self.elapsed_s else 0.0
+
     def row(self, baseline_rps: float | None) -> dict:
-        ok = [s for s in self.samples if s.status == 200 and s.error is None]
+        ok = self.ok
         limited = [s for s in self.samples if s.status == 429]
-        errors = [s for s in self.samples if s not in ok and s.status != 429]
+        errors = [s for s in self.samples if s.status != 429 and (s.status != 200 or s.error is not None)]
         ttft = [s.ttft_s * 1000 for s in ok if s.ttft_s is not None]
         ttlt = [s.ttlt_s * 1000 for s in ok if s.ttlt_s is not None]
-        rps = len(ok) / self.elapsed_s if self.elapsed_s else 0.0
+        rps = self.rps
         return {
             "concurrency": self.concurrency,
-            "window_s": self.seconds,
+            "window_s": round(self.seconds),
             "answers": len(ok),
             "req_per_s": round(rps, 3),
             "vs_baseline": round(rps / baseline_rps, 2) if baseline_rps else 1.0,
@@ -231,6 +239,7 @@ def main() -> None:
     shared_key = os.environ.get("BENCH_API_SHARED_KEY") == "1"
     questions = sample_questions()
     base = load_settings()
+    load_at_start = round(os.getloadavg()[0], 2)
 
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="docqa-bench-api-") as tmp:
         model_server(base, stack)
@@ -260,7 +269,7 @@ def main() -> None:
         for level in levels:
             print(f"{level} concurrent conversation(s) for {seconds:.0f} s …", flush=True)
             runs.append(asyncio.run(load(url, keys, level, seconds, questions)))
-        baseline = runs[0].row(None)["req_per_s"] if runs else None
+        baseline = runs[0].rps if runs else None
         rows = [r.row(baseline) for r in runs]
         api_settings = settings.api
     notes = [
@@ -271,6 +280,7 @@ def main() -> None:
         f"keys: {'one widget key shared by all conversations' if shared_key else 'one widget key per conversation'}"
         f"; rate limit {api_settings.rate_limit_per_minute}/min, burst {api_settings.rate_burst}",
         "requests in flight when the window closes are allowed to finish and are counted",
+        f"1-min load average at the start: {load_at_start} (other work on the machine slows every figure)",
     ]
     write_results("api", rows, command="make bench-api", notes=notes, concurrency=levels, window_s=seconds)
     bad = sum(r["errors"] for r in rows)

@@ -82,10 +82,10 @@ def vllm_server(prepared_model_dir: Path, tmp_path_factory: pytest.TempPathFacto
             "max_model_len": 2048,
             "venv": REPO / ".venv-vllm",
         },
-        llm={"backend": "openai", "base_url": f"http://127.0.0.1:{port}/v1"},
+        llm={"backend": "openai", "base_url": f"http://127.0.0.1:{port}/v1", "context_window": 2048},
     )
     if not venv_python(settings).exists():
-        pytest.skip(f"vLLM's environment is missing ({venv_python(settings)}); `make venv-vllm` creates it")
+        pytest.fail(f"vLLM's environment is missing ({venv_python(settings)}); `make setup` creates it")
     adapter = None
     if importlib.util.find_spec("peft") is not None:
         register_adapter(settings, TEST_ADAPTER, make_random_lora(prepared_model_dir, data_dir / "test-lora"))
