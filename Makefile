@@ -72,6 +72,7 @@ bench-retrieval: setup
 	$(PY) -m bench.retrieval
 
 bench-embed: setup
+	$(PY) -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[onnx]'
 	$(PY) -m bench.embed
 
 bench-answer: setup

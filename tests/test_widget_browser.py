@@ -91,7 +91,7 @@ def open_widget(page) -> None:
 def test_streams_an_answer_with_sources(
     chromium, serve_api, vllm_server, api_data_dir: Path, host_page: Callable[[str], HostPage]
 ) -> None:
-    api = serve_api(vllm_server.settings.with_overrides(data_dir=api_data_dir))
+    api = serve_api(vllm_server.settings.with_overrides(data_dir=api_data_dir, llm__max_tokens=96))
     site_page, _ = _embedded(host_page, api, "support")
     browser = chromium()
     page = browser.new_page()
