@@ -37,7 +37,7 @@ _DECLINE_PATTERNS = re.compile(
 )
 _STOP = frozenset(
     "the a an of to in on for and or is are was were be by with as at from that this it its which what "
-    "who when where how why do does did can".split()
+    "who when where how why do does did can".split()  # noqa: SIM905 - a word list reads best as one string
 )
 
 
@@ -109,9 +109,7 @@ def format_source(p: Passage) -> str:
     return f"[{p.n}] ({where})\n{p.text}"
 
 
-def fit_passages(
-    passages: list[Passage], count_tokens: Callable[[str], int], budget: int
-) -> list[Passage]:
+def fit_passages(passages: list[Passage], count_tokens: Callable[[str], int], budget: int) -> list[Passage]:
     """Keep the best passages whose formatted text fits ``budget`` tokens (at least one, truncated)."""
     kept: list[Passage] = []
     used = 0

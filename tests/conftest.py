@@ -10,9 +10,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from rag.embedder import SentenceTransformerEmbedder  # noqa: E402
-from rag.services import Services  # noqa: E402
-from rag.settings import EmbedderSettings, Settings  # noqa: E402
+from rag.embedder import SentenceTransformerEmbedder
+from rag.services import Services
+from rag.settings import EmbedderSettings, Settings
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "data" / "samples"

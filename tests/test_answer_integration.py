@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def answering(vllm_server, embedder: SentenceTransformerEmbedder, tmp_path_factory) -> Services:  # noqa: ANN001
+def answering(vllm_server, embedder: SentenceTransformerEmbedder, tmp_path_factory) -> Services:
     settings: Settings = vllm_server.settings.with_overrides(data_dir=tmp_path_factory.mktemp("answers") / "data")
     services = Services(settings)
     services.__dict__["embedder"] = embedder

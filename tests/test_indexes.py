@@ -54,7 +54,7 @@ def test_bm25_stems_ranks_filters_and_round_trips(tmp_path: Path) -> None:
     index.save(tmp_path / "bm25")
     index = BM25Index.load(tmp_path / "bm25")
     assert tokenize("Replacing batteries")[0] == tokenize("replaced")[0]
-    assert [cid for cid, _ in index.search("replacing the batteries", 3)][0] == 10
+    assert next(cid for cid, _ in index.search("replacing the batteries", 3)) == 10
     assert index.search("unknownword zzz", 3) == []
     mask = np.array([False, True, True])
     assert [cid for cid, _ in index.search("replacing the batteries", 3, mask)] == [20]

@@ -133,9 +133,11 @@ class TestStoreSafety:
         root = corpus(tmp_path / "kb")
         services.ingestor.ingest([root], "kb")
         emb = services.embedder
-        with CollectionWriter(services.settings, "kb", model_id=emb.model_id, dim=emb.dim):
-            with pytest.raises(CollectionLockedError, match="another process"):
-                services.ingestor.ingest([root], "kb")
+        with (
+            CollectionWriter(services.settings, "kb", model_id=emb.model_id, dim=emb.dim),
+            pytest.raises(CollectionLockedError, match="another process"),
+        ):
+            services.ingestor.ingest([root], "kb")
         # The refused run changed nothing and the lock is free again afterwards.
         assert services.ingestor.ingest([root], "kb").unchanged
 

@@ -141,13 +141,15 @@ class TestPipeline:
         gen = ScriptedGenerator("The warranty lasts 24 months [1].")
         services.__dict__["generator"] = gen
         events = list(services.pipeline.stream("How long is the warranty?", collection="kb"))
-        assert [e["event"] for e in events][0] == "sources"
+        assert next(e["event"] for e in events) == "sources"
         assert sum(e["event"] == "token" for e in events) > 1
         answer = events[-1]["answer"]
         assert Path(answer.citations[0].source).name == "warranty.md" and not answer.declined
         assert "24 months" in gen.calls[-1][-1]["content"]  # the passage reached the prompt
 
-    def test_irrelevant_question_is_declined_without_calling_the_model(self, services: Services, tmp_path: Path) -> None:
+    def test_irrelevant_question_is_declined_without_calling_the_model(
+        self, services: Services, tmp_path: Path
+    ) -> None:
         self._ingest(services, tmp_path)
         gen = ScriptedGenerator("should not be used")
         services.__dict__["generator"] = gen
