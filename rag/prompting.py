@@ -37,7 +37,7 @@ _DECLINE_PATTERNS = re.compile(
 )
 _STOP = frozenset(
     "the a an of to in on for and or is are was were be by with as at from that this it its which what "
-    "who when where how why do does did can".split()  # noqa: SIM905 - a word list reads best as one string
+    "who when where how why do does did can".split()
 )
 
 
