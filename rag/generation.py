@@ -126,6 +126,7 @@ class OpenAIGenerator:
             "max_tokens": self.llm.max_tokens if max_tokens is None else max_tokens,
             "temperature": self.llm.temperature if temperature is None else temperature,
             "seed": self.llm.seed,
+            "frequency_penalty": self.llm.frequency_penalty,
         }
         if stop:
             params["stop"] = stop

@@ -148,10 +148,11 @@ def condense_messages(history: Sequence[dict], question: str) -> list[dict]:
 
 
 def sane_rewrite(rewrite: str, question: str, history: Sequence[dict]) -> str:
-    """Trust a model's standalone rewrite only when it looks like one question; else fall back to
-    the previous user question plus the follow-up, which keeps retrieval on topic."""
+    """Trust a model's standalone rewrite only when it looks like one question (small models often
+    answer instead of rewriting); else fall back to the previous user question plus the follow-up,
+    which keeps retrieval on topic."""
     text = rewrite.strip().strip('"').splitlines()[0].strip() if rewrite.strip() else ""
-    if text and 3 <= len(text.split()) <= max(40, 3 * len(question.split())) and "\n" not in text:
+    if text.endswith("?") and 3 <= len(text.split()) <= max(40, 3 * len(question.split())):
         return text
     previous = next((t["content"] for t in reversed(history) if t["role"] == "user"), "")
     return f"{previous} {question}".strip()
@@ -214,5 +215,14 @@ def map_citations(text: str, passages: Sequence[Passage], min_overlap: float = 0
             else:
                 out.append(sentence)
         cleaned = " ".join(out)
+        if not used:
+            # No sentence was cited: attribute the answer as a whole when it clearly draws on one passage.
+            words = _words(cleaned)
+            if words:
+                overlaps = [(len(words & _words(p.text)) / len(words), p) for p in passages]
+                best_overlap, best = max(overlaps, key=lambda item: item[0])
+                if best_overlap >= min_overlap * 0.6:
+                    used.append(best.n)
+                    cleaned = f"{cleaned} [{best.n}]"
     citations = [by_n[n].citation() for n in used]
     return cleaned, citations, dropped

@@ -126,6 +126,10 @@ class LLMSettings(BaseModel):
     max_tokens: int = Field(384, description="Answer length limit, in model tokens.")
     context_window: int = Field(4096, description="Model context, in its tokens; the prompt is fitted to it.")
     seed: int = Field(0, description="Sampling seed.")
+    frequency_penalty: float = Field(
+        0.5,
+        description="OpenAI-style frequency penalty; small models at temperature 0 otherwise loop on one phrase.",
+    )
 
 
 class ModelServerSettings(BaseModel):

@@ -159,9 +159,9 @@ class TestPipeline:
 
     def test_follow_up_is_condensed_before_retrieval(self, services: Services, tmp_path: Path) -> None:
         self._ingest(services, tmp_path)
-        gen = ScriptedGenerator("How many days do I have to return the robot?")
+        gen = ScriptedGenerator("Within how many days are returns accepted?")
         services.__dict__["generator"] = gen
         history = [{"role": "user", "content": "Tell me about the robot"}, {"role": "assistant", "content": "It is"}]
         answer = services.pipeline.ask("and returns?", collection="kb", history=history)
-        assert answer.standalone_question == "How many days do I have to return the robot?"
+        assert answer.standalone_question == "Within how many days are returns accepted?"
         assert Path(answer.passages[0].source).name == "returns.md"

@@ -27,6 +27,7 @@ CHROMIUM_ARGS = [
 ]
 OUTPUT = REPO / "test-output" / "widget"
 WARRANTY = "How long is the warranty on the Sweep S3?"  # QUESTIONS.md 6: sweep_s3_manual.pdf, page 5
+BATTERY = "What is the battery capacity of the Sweep S3?"  # QUESTIONS.md 1: sweep_s3_manual.pdf, page 1
 WAIT_MS = 240_000
 
 pytestmark = [
@@ -108,23 +109,28 @@ def test_streams_an_answer_with_sources(
         }).observe(root, {subtree: true, childList: true, characterData: true});
     }"""
     )
-    page.locator("textarea").fill(WARRANTY)
+    page.locator("textarea").fill(BATTERY)
     page.locator("textarea").press("Enter")
     answer = page.locator(".msg.bot").last
-    sources = answer.locator(".sources details")
-    sources.first.wait_for(timeout=WAIT_MS)
+    # The final answer (with its sources) replaces the streaming bubble; or an error says why not.
+    page.locator(".msg.bot .sources, .msg.error").first.wait_for(timeout=WAIT_MS)
+    errors = page.locator(".msg.error").all_inner_texts()
+    assert not errors, errors
     lengths = [n for n in page.evaluate("window.__lengths") if n > 0]
     assert len(set(lengths)) >= 2, f"the answer did not stream: {lengths}"
     assert answer.locator("div").first.inner_text().strip()
-    labels = sources.locator("summary").all_inner_texts()
-    assert labels and all(label.startswith("[") for label in labels)
-    assert any("sweep_s3_manual.pdf" in label for label in labels), labels
-    sources.first.locator("summary").click()
-    assert sources.first.locator("blockquote").is_visible()
+    # A citation: the answer's [n] marker is a button that opens the cited passage (file and page).
+    assert answer.locator(".sources h3").text_content() == "Sources", "the answer cites nothing"
+    labels = answer.locator(".sources summary").all_inner_texts()
+    assert any(label.startswith("[") and "sweep_s3_manual.pdf, page 1" in label for label in labels), labels
+    cite = answer.locator("button.cite").first
+    cite.click()
+    opened = answer.locator(f".sources details[data-n='{cite.inner_text()}']")
+    assert opened.get_attribute("open") is not None and opened.locator("blockquote").is_visible()
     # The conversation survives a reload (page session) and carries the conversation id.
     page.reload()
     open_widget(page)
-    assert page.locator(".msg.user").first.inner_text() == WARRANTY
+    assert page.locator(".msg.user").first.inner_text() == BATTERY
     assert page.locator(".msg.bot .sources").count() == 1
     OUTPUT.mkdir(parents=True, exist_ok=True)
     page.locator(".msg.bot .sources details").first.locator("summary").click()

@@ -299,7 +299,7 @@
     return btn;
   }
 
-  function sourcesBlock(citations) {
+  function sourcesBlock(citations, title) {
     var list = el("ol");
     citations.forEach(function (c) {
       var quote = String(c.text || "");
@@ -310,7 +310,7 @@
       ]);
       list.appendChild(el("li", {}, [details]));
     });
-    return el("div", { className: "sources" }, [el("h3", { text: "Sources" }), list]);
+    return el("div", { className: "sources" }, [el("h3", { text: title || "Sources" }), list]);
   }
 
   function renderMessage(m) {
@@ -318,7 +318,13 @@
     if (m.role === "error") return el("div", { className: "msg error", role: "alert", text: m.text });
     var bubble = el("div", { className: "msg bot" });
     var citations = m.citations || [];
-    var sources = citations.length ? sourcesBlock(citations) : null;
+    var related = m.related || [];
+    // Cited sources when the answer cites; otherwise the passages it was given, so the reader can check.
+    var sources = citations.length
+      ? sourcesBlock(citations)
+      : related.length
+        ? sourcesBlock(related, "Related passages")
+        : null;
     if (m.passagesOnly) {
       bubble.appendChild(el("p", { className: "note", text: "The assistant is unavailable right now. These passages may help:" }));
     } else {
@@ -440,7 +446,11 @@
               push({ role: "error", text: errorText(res.status, body, res.headers) });
             });
         }
+        var passages = [];
         return readEvents(res, {
+          sources: function (d) {
+            passages = d.citations || [];
+          },
           meta: function (d) {
             if (d.conversation_id) {
               state.conversationId = d.conversation_id;
@@ -457,6 +467,7 @@
               role: "assistant",
               text: d.answer || "",
               citations: d.citations || [],
+              related: d.declined ? [] : passages,
               passagesOnly: d.answer === null,
             });
           },
