@@ -3,8 +3,9 @@ sample corpus indexed. N conversations run concurrently for a bounded time, each
 questions over ``POST /v1/chat`` (SSE) with follow-ups by conversation id, as the widget does.
 
 Reports requests per second, p50/p99 time to first token and to last token, and errors (only 429s,
-answered by waiting for Retry-After, are acceptable). The baseline is one conversation at a time in the
-same run: the ratio column says how throughput scales with concurrency on this machine.
+answered by waiting for Retry-After, are acceptable). The baseline, in the same run, is the answer
+pipeline called in-process one question at a time: the ratios show what HTTP, auth and SSE add, and how
+throughput scales with concurrent conversations on this machine.
 
     python -m bench.api                                   # concurrency 1 and 4, 60 s each
     BENCH_API_CONCURRENCY=1,2,8 BENCH_API_SECONDS=30 python -m bench.api
@@ -29,6 +30,8 @@ from pathlib import Path
 import httpx
 
 from bench.common import median, percentile, write_results
+from rag.errors import DocqaError
+from rag.services import Services
 from rag.settings import Settings, load_settings
 
 REPO = Path(__file__).resolve().parent.parent
@@ -58,6 +61,7 @@ class Sample:
 
 @dataclass
 class Run:
+    mode: str
     concurrency: int
     seconds: float
     samples: list[Sample] = field(default_factory=list)
@@ -71,19 +75,26 @@ class Run:
     def rps(self) -> float:
         return len(self.ok) / self.elapsed_s if self.elapsed_s else 0.0
 
-    def row(self, baseline_rps: float | None) -> dict:
+    def ttft_p50_ms(self) -> float | None:
+        ttft = [s.ttft_s * 1000 for s in self.ok if s.ttft_s is not None]
+        return median(ttft) if ttft else None
+
+    def row(self, baseline: Run | None) -> dict:
         ok = self.ok
         limited = [s for s in self.samples if s.status == 429]
         errors = [s for s in self.samples if s.status != 429 and (s.status != 200 or s.error is not None)]
         ttft = [s.ttft_s * 1000 for s in ok if s.ttft_s is not None]
         ttlt = [s.ttlt_s * 1000 for s in ok if s.ttlt_s is not None]
         rps = self.rps
+        base_ttft = baseline.ttft_p50_ms() if baseline else None
         return {
+            "mode": self.mode,
             "concurrency": self.concurrency,
             "window_s": round(self.seconds),
             "answers": len(ok),
             "req_per_s": round(rps, 3),
-            "vs_baseline": round(rps / baseline_rps, 2) if baseline_rps else 1.0,
+            "rps_vs_baseline": round(rps / baseline.rps, 2) if baseline and baseline.rps else None,
+            "ttft_p50_vs_baseline": round(self.ttft_p50_ms() / base_ttft, 2) if base_ttft and ttft else None,
             "ttft_p50_ms": round(median(ttft)) if ttft else None,
             "ttft_p99_ms": round(percentile(ttft, 99)) if ttft else None,
             "ttlt_p50_ms": round(median(ttlt)) if ttlt else None,
@@ -144,7 +155,7 @@ async def conversation(
 
 
 async def load(base_url: str, keys: list[str], concurrency: int, seconds: float, questions: list[str]) -> Run:
-    run = Run(concurrency, seconds)
+    run = Run("API /v1/chat (SSE)", concurrency, seconds)
     limits = httpx.Limits(max_connections=concurrency + 2)
     timeout = httpx.Timeout(DRAIN_TIMEOUT_S, connect=10)
     async with httpx.AsyncClient(base_url=base_url, timeout=timeout, limits=limits) as client:
@@ -157,6 +168,36 @@ async def load(base_url: str, keys: list[str], concurrency: int, seconds: float,
             )
         )
         run.elapsed_s = time.monotonic() - started
+    return run
+
+
+def in_process(services: Services, questions: list[str], seconds: float) -> Run:
+    """The baseline: the same conversations through the answer pipeline in this process, no HTTP, no auth."""
+    run = Run("pipeline in-process (baseline)", 1, seconds)
+    history: list[dict[str, str]] = []
+    i = 0
+    started = time.monotonic()
+    while time.monotonic() < started + seconds:
+        question = questions[i % len(questions)]
+        t0 = time.perf_counter()
+        sample = Sample(200)
+        try:
+            for event in services.pipeline.stream(question, collection="support", history=history):
+                if event["event"] == "token" and sample.ttft_s is None:
+                    sample.ttft_s = time.perf_counter() - t0
+                elif event["event"] == "final":
+                    sample.ttlt_s = time.perf_counter() - t0
+                    history += [
+                        {"role": "user", "content": question},
+                        {"role": "assistant", "content": event["answer"].answer or ""},
+                    ]
+        except DocqaError as exc:
+            sample.status, sample.error = 500, str(exc)
+        run.samples.append(sample)
+        i += 1
+        if len(history) >= 2 * TURNS_PER_CONVERSATION:
+            history = []
+    run.elapsed_s = time.monotonic() - started
     return run
 
 
@@ -220,16 +261,19 @@ def stop(process: subprocess.Popen) -> None:
             process.wait(timeout=30)
 
 
-def model_server(settings: Settings, stack: ExitStack) -> None:
+def model_server(settings: Settings, stack: ExitStack) -> bool:
     """Use the model server if it already answers; otherwise start one for the run (stopped at the end)."""
     from rag.model_server import ModelServer, is_ready, prepare
 
     if is_ready(settings):
         print(f"using the model server at {settings.llm.base_url}", flush=True)
-        return
+        return False
     print("starting the model server (vLLM, CPU) …", flush=True)
     prepare(settings)
-    stack.enter_context(ModelServer(settings))  # started and ready, stopped when the stack closes
+    # Without prefix caching: the rows repeat the same questions, and a warm cache would favour later rows.
+    fair = settings.with_overrides(model__extra_args=[*settings.model.extra_args, "--no-enable-prefix-caching"])
+    stack.enter_context(ModelServer(fair))  # started and ready, stopped when the stack closes
+    return True
 
 
 def main() -> None:
@@ -242,7 +286,7 @@ def main() -> None:
     load_at_start = round(os.getloadavg()[0], 2)
 
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="docqa-bench-api-") as tmp:
-        model_server(base, stack)
+        own_server = model_server(base, stack)
         data = Path(tmp) / "data"
         data.mkdir()
         if base.models_dir.exists():  # the chat tokenizer, so prompts are fitted exactly as in production
@@ -253,7 +297,8 @@ def main() -> None:
 
         print("indexing the sample corpus …", flush=True)
         files = sorted(p for p in SAMPLES.iterdir() if p.is_file() and p.name != "QUESTIONS.md")
-        report = build(settings).ingestor.ingest(files, "support", prune=False)
+        services = build(settings)
+        report = services.ingestor.ingest(files, "support", prune=False)
         if not report.ok:
             raise SystemExit(f"ingest failed: {report.failed}")
         store = KeyStore.for_settings(settings)
@@ -265,18 +310,23 @@ def main() -> None:
         stack.callback(stop, process)
 
         asyncio.run(warm_up(url, keys[0], questions[0]))
-        runs = []
+        services.pipeline.ask(questions[0], collection="support")  # the same warm-up in this process
+        print(f"baseline: the pipeline in-process for {seconds:.0f} s …", flush=True)
+        runs = [in_process(services, questions, seconds)]
         for level in levels:
             print(f"{level} concurrent conversation(s) for {seconds:.0f} s …", flush=True)
             runs.append(asyncio.run(load(url, keys, level, seconds, questions)))
-        baseline = runs[0].rps if runs else None
-        rows = [r.row(baseline) for r in runs]
+        rows = [r.row(runs[0]) for r in runs]
         api_settings = settings.api
     notes = [
         f"{len(questions)} sample questions in rotation, {TURNS_PER_CONVERSATION} turns per conversation "
         "(follow-ups by conversation_id, so later turns also pay for the model's question rewrite)",
         "time to first token / last token: from sending the request to the first `token` / the `final` SSE event",
-        f"vs_baseline: requests per second relative to concurrency {levels[0]} in this run",
+        "baseline: the same conversations through the answer pipeline in the bench process (no HTTP, no auth, "
+        "one at a time); *_vs_baseline are ratios to it in this run",
+        "vLLM started by the bench without prefix caching (rows repeat questions)"
+        if own_server
+        else "vLLM was already running: its prefix cache may favour the later rows",
         f"keys: {'one widget key shared by all conversations' if shared_key else 'one widget key per conversation'}"
         f"; rate limit {api_settings.rate_limit_per_minute}/min, burst {api_settings.rate_burst}",
         "requests in flight when the window closes are allowed to finish and are counted",

@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ingest.pipeline import sha256_file
 from rag.errors import DocqaError
 from rag.evaluation.metrics import contains_answer, normalize_answer
 from rag.prompting import DECLINE_TEXT, Passage, build_messages, build_passages
@@ -90,14 +91,6 @@ class BuildReport:
 
 
 # -- reading inputs ---------------------------------------------------------------------------------
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
