@@ -16,6 +16,18 @@ from rag.settings import EmbedderSettings, Settings
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "data" / "samples"
+# Debian's Chromium, started so that it makes no connections of its own (the network here is closed).
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 pytest_plugins = ["tests.fixtures_vllm", "tests.fixtures_ui", "tests.fixtures_api", "tests.fixtures_finetune"]
 

@@ -9,20 +9,9 @@ from pathlib import Path
 import pytest
 
 from rag.settings import Settings
-from tests.conftest import REPO
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS, REPO
 from tests.fixtures_ui import RunningUI
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOT = REPO / "test-output" / "ui-answer.png"
 QUESTION = "How long is the warranty on the Sweep S3?"  # data/QUESTIONS.md, question 6
 WAIT_MS = 240_000
