@@ -86,6 +86,8 @@ bench-api: setup
 eval: setup
 	$(DOCQA) eval retrieval --squad ../shared/eval/squad-dev/squad.json --out bench/results/eval-squad
 	$(DOCQA) eval retrieval --beir ../shared/eval/beir-msmarco-5k --out bench/results/eval-beir
+	$(DOCQA) model prepare
+	$(DOCQA) model serve --detach
 	$(DOCQA) eval answers --squad ../shared/eval/squad-dev/squad.json --limit 200 --out bench/results/eval-answers
 
 clean:

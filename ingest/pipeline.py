@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,11 +23,12 @@ import numpy as np
 
 from ingest.chunk import chunk_document
 from ingest.parse import SUPPORTED_SUFFIXES, is_supported, parse_file
+from ingest.parse_worker import ParseTimeout, ParseWorker
 from rag.embedder import Embedder
 from rag.errors import IngestError
 from rag.settings import Settings
 from rag.store import CollectionWriter, index_text, validate_collection_name
-from rag.types import ChunkDraft
+from rag.types import ChunkDraft, ParsedDocument
 
 EMBED_FLUSH_CHUNKS = 512  # chunks gathered across files before one embedding pass
 
@@ -131,21 +133,15 @@ def discover(paths: list[Path]) -> tuple[list[Path], list[dict[str, str]], list[
     return unique, failed, folders
 
 
-class _ParseTimeout(Exception):
-    pass
-
-
 @contextmanager
 def time_limit(seconds: float) -> Iterator[None]:
-    """SIGALRM-based limit for one parse (main thread only; elsewhere it is a no-op)."""
-    import threading
-
-    if seconds <= 0 or threading.current_thread() is not threading.main_thread():
+    """SIGALRM-based limit for one parse; main thread only (other threads parse in a ParseWorker)."""
+    if seconds <= 0:
         yield
         return
 
     def _raise(_signum: int, _frame: object) -> None:
-        raise _ParseTimeout
+        raise ParseTimeout
 
     previous = signal.signal(signal.SIGALRM, _raise)
     signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -176,6 +172,18 @@ class Ingestor:
     def __init__(self, settings: Settings, embedder: Embedder) -> None:
         self.settings = settings
         self.embedder = embedder
+        self._worker: ParseWorker | None = None  # started by the first parse off the main thread
+
+    def _parse(self, path: Path) -> ParsedDocument:
+        """Parse under the time limit: a signal on the main thread (the CLI), a killable child process
+        elsewhere (the API's job threads, Streamlit's script thread), where no signal can interrupt."""
+        limit = self.settings.ingest.parse_timeout_s
+        if threading.current_thread() is threading.main_thread():
+            with time_limit(limit):
+                return parse_file(path, self.settings.ingest)
+        if self._worker is None:
+            self._worker = ParseWorker()
+        return self._worker.parse(path, self.settings.ingest, limit)
 
     def _writer(self, collection: str, rebuild: bool = False) -> CollectionWriter:
         return CollectionWriter(
@@ -268,13 +276,12 @@ class Ingestor:
             (report.updated if existed else report.added).append(key)
             return "updated" if existed else "added"
         try:
-            with time_limit(self.settings.ingest.parse_timeout_s):
-                doc = parse_file(path, self.settings.ingest)
-                chunks = chunk_document(doc, self.embedder.count_tokens, self.settings.ingest)
+            doc = self._parse(path)
+            chunks = chunk_document(doc, self.embedder.count_tokens, self.settings.ingest)
         except IngestError as exc:
             report.failed.append({"path": key, "error": exc.reason})
             return "failed"
-        except _ParseTimeout:
+        except ParseTimeout:
             report.failed.append(
                 {
                     "path": key,

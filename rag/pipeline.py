@@ -88,9 +88,9 @@ class AnswerPipeline:
         s = self.settings
         model = model or self.settings.llm_model_name
         t0 = time.perf_counter()
-        reader = self.services.reader(collection)  # fail fast on an unknown collection
+        self.services.reader(collection)  # fail fast on an unknown collection, before the model is asked
         standalone = self.standalone_question(question, history, model)
-        retrieval = self.services.retriever.search(reader, standalone, top_k=top_k, filters=filters, rerank=rerank)
+        retrieval = self.retrieve(standalone, collection=collection, filters=filters, top_k=top_k, rerank=rerank)
         passages = build_passages(retrieval.hits, s.retrieval.merge_adjacent)
         retrieval_ms = (time.perf_counter() - t0) * 1000
 

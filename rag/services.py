@@ -7,7 +7,7 @@ import threading
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from rag.embedder import SentenceTransformerEmbedder, build_embedder
+from rag.embedder import Embedder, build_embedder
 from rag.errors import CollectionNotFoundError
 from rag.rerank import CrossEncoderReranker
 from rag.retrieval import Retriever
@@ -21,13 +21,22 @@ if TYPE_CHECKING:
 
 
 class Services:
-    def __init__(self, settings: Settings) -> None:
+    """Every component, built on first use from one Settings. ``embedder`` and ``generator`` may be given
+    ready-made: a process that already holds a loaded model (a test session, a benchmark) shares it."""
+
+    def __init__(
+        self, settings: Settings, *, embedder: Embedder | None = None, generator: Generator | None = None
+    ) -> None:
         self.settings = settings
         self._readers: dict[str, CollectionReader] = {}
         self._lock = threading.Lock()
+        if embedder is not None:
+            self.__dict__["embedder"] = embedder  # fills the cached_property's slot
+        if generator is not None:
+            self.__dict__["generator"] = generator
 
     @cached_property
-    def embedder(self) -> SentenceTransformerEmbedder:
+    def embedder(self) -> Embedder:
         return build_embedder(self.settings.embedder)
 
     @cached_property
@@ -81,5 +90,5 @@ class Services:
             self._readers.pop(collection, None)
 
 
-def build(settings: Settings) -> Services:
-    return Services(settings)
+def build(settings: Settings, *, embedder: Embedder | None = None, generator: Generator | None = None) -> Services:
+    return Services(settings, embedder=embedder, generator=generator)

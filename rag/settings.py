@@ -142,7 +142,9 @@ class ModelServerSettings(BaseModel):
     host: str = Field("127.0.0.1", description="vLLM bind address.")
     port: int = Field(8000, description="vLLM port.")
     max_model_len: int = Field(4096, description="vLLM --max-model-len.")
-    dtype: str = Field("auto", description="vLLM --dtype ('auto', 'bfloat16', 'float32', ...).")
+    dtype: str = Field(
+        "auto", description="vLLM --dtype; auto: vLLM's choice on a GPU, bf16 on CPUs with bf16 units, else float32."
+    )
     venv: Path = Field(Path(".venv-vllm"), description="Virtual environment holding vLLM.")
     startup_timeout_s: float = Field(600.0, description="How long to wait for the server to answer.")
     cpu_kvcache_gb: int = Field(2, description="VLLM_CPU_KVCACHE_SPACE on CPU hosts, GiB.")
@@ -155,8 +157,13 @@ class APISettings(BaseModel):
     host: str = Field("127.0.0.1", description="API bind address.")
     port: int = Field(8080, description="API port.")
     public_url: str | None = Field(None, description="URL the widget is served from, if behind a proxy.")
-    rate_limit_per_minute: int = Field(60, description="Requests per key per minute.")
-    rate_burst: int = Field(20, description="Requests a key may burst above the steady rate.")
+    rate_limit_per_minute: int = Field(
+        60, description="Requests per minute per staff key, and per visitor (client address) of a widget key."
+    )
+    rate_burst: int = Field(20, description="Requests a key (or a widget visitor) may burst above the steady rate.")
+    widget_key_rate_per_minute: int = Field(
+        600, description="Requests per minute for all visitors of one widget key together (0: no ceiling)."
+    )
     max_question_chars: int = Field(2000, description="Longest question accepted.")
     max_history_turns: int = Field(20, description="Longest conversation accepted.")
     max_upload_mb: float = Field(50.0, description="Largest upload accepted.")

@@ -48,6 +48,4 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def services(settings: Settings, embedder: SentenceTransformerEmbedder) -> Services:
-    svc = Services(settings)
-    svc.__dict__["embedder"] = embedder  # share the session's loaded model (cached_property slot)
-    return svc
+    return Services(settings, embedder=embedder)  # the session's loaded model

@@ -47,9 +47,7 @@ def closed_llm_url() -> str:
 
 
 def share_embedder(settings: Settings, embedder: SentenceTransformerEmbedder) -> Services:
-    services = Services(settings)
-    services.__dict__["embedder"] = embedder  # the session's loaded model (cached_property slot)
-    return services
+    return Services(settings, embedder=embedder)  # the session's loaded model
 
 
 @pytest.fixture(scope="session")

@@ -35,8 +35,7 @@ def sample_qa() -> list[dict]:
 def ft_data_dir(tmp_path_factory: pytest.TempPathFactory, embedder) -> Path:
     """A data directory with collection 'samples' (the sample corpus) and ``qa.jsonl`` beside it."""
     root = tmp_path_factory.mktemp("finetune")
-    services = Services(Settings(data_dir=root / "data"))
-    services.__dict__["embedder"] = embedder
+    services = Services(Settings(data_dir=root / "data"), embedder=embedder)
     files = sorted(p for p in SAMPLES.iterdir() if p.is_file() and p.name != "QUESTIONS.md")
     report = services.ingestor.ingest(files, "samples", prune=False)
     assert report.ok, report.failed
@@ -48,9 +47,7 @@ def ft_data_dir(tmp_path_factory: pytest.TempPathFactory, embedder) -> Path:
 
 @pytest.fixture
 def ft_services(ft_data_dir: Path, embedder) -> Services:
-    services = Services(Settings(data_dir=ft_data_dir))
-    services.__dict__["embedder"] = embedder
-    return services
+    return Services(Settings(data_dir=ft_data_dir), embedder=embedder)
 
 
 @pytest.fixture(scope="session")

@@ -48,8 +48,7 @@ def ui_data_dir(tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTran
     """A data directory whose 'default' collection holds the sample corpus (without QUESTIONS.md, which
     lists the answers). Tests only read it; ones that write use their own data directory."""
     data = tmp_path_factory.mktemp("ui") / "data"
-    services = Services(Settings(data_dir=data))
-    services.__dict__["embedder"] = embedder
+    services = Services(Settings(data_dir=data), embedder=embedder)
     files = sorted(p for p in SAMPLES.iterdir() if p.is_file() and p.name != "QUESTIONS.md")
     report = services.ingestor.ingest(files, "default", prune=False)
     assert report.ok and len(report.added) == len(files), report.failed

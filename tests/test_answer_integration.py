@@ -21,8 +21,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def answering(vllm_server, embedder: SentenceTransformerEmbedder, tmp_path_factory) -> Services:
     settings: Settings = vllm_server.settings.with_overrides(data_dir=tmp_path_factory.mktemp("answers") / "data")
-    services = Services(settings)
-    services.__dict__["embedder"] = embedder
+    services = Services(settings, embedder=embedder)
     report = services.ingestor.ingest([SAMPLES], "default")
     assert not report.failed, report.failed
     return services

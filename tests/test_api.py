@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from rag.api.keys import KeyStore, normalize_origin
@@ -246,6 +247,27 @@ class TestLimits:
         assert limited.status_code == 429 and 1 <= int(limited.headers["retry-after"]) <= 10
         assert "6 requests per minute" in error_of(limited)["message"]
         assert api.client.get("/v1/collections", headers=api.auth(second)).status_code == 200  # per key
+
+    def test_widget_visitors_have_their_own_buckets_under_a_site_ceiling(
+        self, make_api: Callable[..., ApiHandle], api_data_dir: Path
+    ) -> None:
+        settings = Settings(data_dir=api_data_dir).with_overrides(
+            api__rate_limit_per_minute=6, api__rate_burst=2, api__widget_key_rate_per_minute=18  # site burst 3
+        )
+        api = make_api(settings)
+        key = api.key("widget", collections=["support"], origins=[SITE])
+        other = TestClient(api.app, client=("203.0.113.9", 40000))
+
+        def status(client: TestClient) -> tuple[int, str]:
+            # A cheap request (the collections this key may use) that is rate limited like a question.
+            response = client.get("/v1/collections", headers=api.auth(key, SITE))
+            return response.status_code, error_of(response)["message"] if response.status_code != 200 else ""
+
+        first = [status(api.client) for _ in range(3)]
+        assert [s for s, _ in first] == [200, 200, 429] and "for this visitor" in first[2][1]
+        assert status(other)[0] == 200  # a second visitor is not held back by the first
+        code, message = status(other)  # but the site's ceiling (3 at once) is now spent
+        assert code == 429 and "all visitors of this site" in message and "18 requests per minute" in message
 
     def test_question_length(self, offline_api: ApiHandle) -> None:
         key = offline_api.key()
@@ -487,7 +509,10 @@ class TestDocsAndMetrics:
         ask = spec["components"]["schemas"]["AskRequest"]
         assert ask["examples"][0]["collection"] == "support"
         assert any(s.get("scheme") == "bearer" for s in spec["components"]["securitySchemes"].values())
-        assert offline_api.client.get("/docs").status_code == 200
+        docs = offline_api.client.get("/docs")
+        assert docs.status_code == 200 and "cdn" not in docs.text.lower()  # works on a closed network
+        for asset in ("/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css"):
+            assert asset in docs.text and offline_api.client.get(asset).status_code == 200
 
     def test_metrics_count_requests_and_refusals(self, offline_api: ApiHandle) -> None:
         key = offline_api.key()

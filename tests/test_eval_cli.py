@@ -40,9 +40,7 @@ def run_eval(monkeypatch: pytest.MonkeyPatch, embedder) -> Callable[..., Result]
     from rag.cli.main import app
 
     def build(settings: Settings) -> Services:
-        services = Services(settings)
-        services.__dict__["embedder"] = embedder
-        return services
+        return Services(settings, embedder=embedder)
 
     monkeypatch.setattr(eval_cmds, "build", build)
 

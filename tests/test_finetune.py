@@ -143,8 +143,7 @@ class TestRaftExamples:
         from rag.services import Services
         from rag.settings import Settings
 
-        services = Services(Settings(data_dir=ft_data_dir))
-        services.__dict__["embedder"] = embedder
+        services = Services(Settings(data_dir=ft_data_dir), embedder=embedder)
         items = read_qa(ft_data_dir.parent / "qa.jsonl")
         items.append(QAItem(items[0].question.upper(), items[0].answer, source=items[0].source))  # a duplicate
         items.append(QAItem("What colour is the office cat?", "grey", source="no_such_file.pdf"))

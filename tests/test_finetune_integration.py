@@ -52,8 +52,7 @@ def trained(ft_data_dir: Path, ft_base_model: Path, embedder, tmp_path_factory: 
     )
     (root / "data").mkdir()
     (root / "data" / "index").symlink_to(ft_data_dir / "index")
-    services = Services(settings)
-    services.__dict__["embedder"] = embedder
+    services = Services(settings, embedder=embedder)
     dataset = root / "samples-raft.jsonl"
     build_dataset(services, "samples", dataset, qa=ft_data_dir.parent / "qa.jsonl")
     # Interrupted after 12 steps (a checkpoint is left), then started again: it must resume, not restart.
@@ -92,8 +91,7 @@ def test_vllm_serves_the_adapter_beside_the_base_model(trained: dict, embedder) 
     assert ADAPTER in registered_adapters(settings)
     question = "What is the battery capacity of the Sweep S3?"
     with serving(settings, registered_adapters(settings)) as served:
-        services = Services(served)
-        services.__dict__["embedder"] = embedder
+        services = Services(served, embedder=embedder)
         assert {served.llm_model_name, ADAPTER} <= set(services.generator.models())
         answers = {}
         for model in (served.llm_model_name, ADAPTER):

@@ -22,9 +22,11 @@ from rag.errors import ConfigError, MissingDependencyError, ModelServerError
 from rag.generation import OpenAIGenerator, TransformersGenerator, _StopTrimmer, build_generator
 from rag.model_server import (
     ModelServer,
+    cpu_has_bf16,
     cuda_visible,
     group_members,
     resolve_checkpoint,
+    served_dtype,
     server_command,
     server_env,
     server_url,
@@ -70,6 +72,14 @@ class TestServerCommand:
         compiled = settings.with_overrides(model__extra_args=["-O3"])
         assert "--enforce-eager" not in server_command(compiled, {}, gpu=False)
 
+    def test_auto_dtype_is_float32_on_a_cpu_without_bf16_units(self, settings: Settings) -> None:
+        assert served_dtype("auto", gpu=False, cpuinfo="flags : fpu avx2 avx512f fma") == "float32"
+        assert served_dtype("auto", gpu=False, cpuinfo="flags : avx512f avx512_bf16 amx_tile") == "bfloat16"
+        assert served_dtype("auto", gpu=True, cpuinfo="flags : avx2") == "auto"  # vLLM picks on a GPU
+        assert served_dtype("bfloat16", gpu=False, cpuinfo="flags : avx2") == "bfloat16"  # asked for: kept
+        argv = server_command(settings, {}, gpu=False)
+        assert argv[argv.index("--dtype") + 1] == ("bfloat16" if cpu_has_bf16() else "float32")
+
     def test_path_with_comma_uses_json_form(self, settings: Settings) -> None:
         argv = server_command(settings, {"a": Path("/x/a,b")})
         assert json.loads(argv[argv.index("--lora-modules") + 1]) == {"name": "a", "path": "/x/a,b"}
@@ -85,6 +95,11 @@ class TestServerCommand:
     def test_cpu_env_only_without_gpu(self, settings: Settings) -> None:
         env = server_env(settings, {"CUDA_VISIBLE_DEVICES": "", "PATH": "/bin"})
         assert env["VLLM_CPU_KVCACHE_SPACE"] == "2"
+        if (os.cpu_count() or 1) <= 4:  # a small host lends vLLM every core
+            assert env["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "0"
+        assert server_env(settings, {"CUDA_VISIBLE_DEVICES": "", "VLLM_CPU_NUM_OF_RESERVED_CPU": "1"})[
+            "VLLM_CPU_NUM_OF_RESERVED_CPU"
+        ] == "1"  # the operator's choice wins
         assert env["VLLM_NO_USAGE_STATS"] == "1" and env["PATH"] == "/bin"
         assert not cuda_visible({"CUDA_VISIBLE_DEVICES": "-1"})
         if not any(Path("/dev").glob("nvidia[0-9]*")):

@@ -139,7 +139,7 @@ class TestPipeline:
     def test_answer_streams_and_cites(self, services: Services, tmp_path: Path) -> None:
         self._ingest(services, tmp_path)
         gen = ScriptedGenerator("The warranty lasts 24 months [1].")
-        services.__dict__["generator"] = gen
+        services = Services(services.settings, embedder=services.embedder, generator=gen)
         events = list(services.pipeline.stream("How long is the warranty?", collection="kb"))
         assert next(e["event"] for e in events) == "sources"
         assert sum(e["event"] == "token" for e in events) > 1
@@ -152,7 +152,7 @@ class TestPipeline:
     ) -> None:
         self._ingest(services, tmp_path)
         gen = ScriptedGenerator("should not be used")
-        services.__dict__["generator"] = gen
+        services = Services(services.settings, embedder=services.embedder, generator=gen)
         answer = services.pipeline.ask("Who won the 1998 football world cup final?", collection="kb")
         assert answer.declined and answer.answer == DECLINE_TEXT and answer.citations == []
         assert gen.calls == []
@@ -160,7 +160,7 @@ class TestPipeline:
     def test_follow_up_is_condensed_before_retrieval(self, services: Services, tmp_path: Path) -> None:
         self._ingest(services, tmp_path)
         gen = ScriptedGenerator("Within how many days are returns accepted?")
-        services.__dict__["generator"] = gen
+        services = Services(services.settings, embedder=services.embedder, generator=gen)
         history = [{"role": "user", "content": "Tell me about the robot"}, {"role": "assistant", "content": "It is"}]
         answer = services.pipeline.ask("and returns?", collection="kb", history=history)
         assert answer.standalone_question == "Within how many days are returns accepted?"

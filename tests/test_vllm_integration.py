@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
 
 import pytest
 
 from rag.errors import ModelServerError
 from rag.generation import OpenAIGenerator, build_generator
-from rag.model_server import ModelServer, group_members, is_ready
-from tests.fixtures_vllm import VLLMServer
+from rag.model_server import ModelServer, detached_pid, group_members, is_ready
+from tests.fixtures_vllm import REPO, VLLMServer
 
 pytestmark = pytest.mark.integration
 
@@ -53,15 +55,44 @@ class TestServedModel:
             generator.chat(QUESTION, model="ghost", max_tokens=4)
 
 
+def docqa(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(REPO / ".venv" / "bin" / "docqa"), *args], env=env, capture_output=True, text=True, timeout=900
+    )
+
+
 def test_stop_leaves_no_process_then_restarts(vllm_server: VLLMServer) -> None:
-    """Runs last in this module: stops the session server, checks nothing is left, starts it again."""
+    """Runs last in this module: stops the session server and checks nothing is left; then the CLI's
+    background mode on the same settings (`serve --detach` twice, `stop`); then the session server again."""
     server = vllm_server.server
+    settings = vllm_server.settings
     assert isinstance(server, ModelServer) and server.pid is not None
     pid = server.pid
     assert len(group_members(pid)) >= 2  # the API server and its engine process
     server.stop()
     assert group_members(pid) == []
-    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", vllm_server.settings.model.port), 1):
+    with pytest.raises(OSError), socket.create_connection(("127.0.0.1", settings.model.port), 1):
         pass
+
+    m = settings.model
+    env = {
+        **os.environ,
+        "DOCQA_DATA_DIR": str(settings.data_dir),
+        "DOCQA_MODEL_SOURCE": m.source,
+        "DOCQA_MODEL_PORT": str(m.port),
+        "DOCQA_MODEL_MAX_MODEL_LEN": str(m.max_model_len),
+        "DOCQA_MODEL_VENV": str(m.venv),
+    }
+    first = docqa("model", "serve", "--detach", env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert is_ready(settings) and vllm_server.adapter_name in first.stdout  # registered adapters come along
+    detached = detached_pid(settings)
+    assert detached is not None
+    again = docqa("model", "serve", "--detach", env=env)  # `make run` twice: no error, no second server
+    assert again.returncode == 0 and "already up" in again.stdout and detached_pid(settings) == detached
+    stopped = docqa("model", "stop", env=env)
+    assert stopped.returncode == 0 and f"pid {detached}" in stopped.stdout
+    assert group_members(detached) == [] and not is_ready(settings)
+
     server.start()  # later modules share this server
     server.wait_ready()

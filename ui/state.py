@@ -49,10 +49,8 @@ def _embedder_for(key: str, _settings: EmbedderSettings) -> SentenceTransformerE
 
 @st.cache_resource(show_spinner=False)
 def _services_for(key: str, _settings: Settings) -> Services:
-    services = build(_settings)
     # One loaded embedder per process even when two settings differ only elsewhere (tests, data dirs).
-    services.__dict__["embedder"] = _embedder_for(_settings.embedder.model_dump_json(), _settings.embedder)
-    return services
+    return build(_settings, embedder=_embedder_for(_settings.embedder.model_dump_json(), _settings.embedder))
 
 
 def get_services(settings: Settings) -> Services:

@@ -59,15 +59,38 @@ def _limit_for(api: APISettings):  # -> Callable[[Scope], tuple[int, str]]
     return limit_for
 
 
+def _mount_docs(app: FastAPI) -> None:
+    """Interactive API docs at /docs from the swagger-ui-bundle package, so they work on a closed network."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs/assets", StaticFiles(directory=swagger_ui_path), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="docqa API",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon-32x32.png",
+        )
+
+
 def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     """Build the app; ``services`` lets a caller share loaded models (tests, `docqa up`)."""
     services = services or build(settings)
     metrics = ApiMetrics()
+    site_rate = settings.api.widget_key_rate_per_minute
     state = ApiState(
         settings=settings,
         services=services,
         keys=KeyStore.for_settings(settings),
         limiter=RateLimiter(settings.api.rate_limit_per_minute, settings.api.rate_burst),
+        # A site's visitors together may burst ten seconds' worth of the key's ceiling.
+        widget_limiter=RateLimiter(site_rate, site_rate // 6),
         conversations=ConversationStore(settings.api.conversation_ttl_s),
         jobs=JobManager(settings, services, on_finish=lambda job: metrics.jobs.labels(job.state).inc()),
         metrics=metrics,
@@ -83,6 +106,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # served below from the packaged Swagger UI: FastAPI's default loads it from a CDN
+        redoc_url=None,
         openapi_tags=[
             {"name": "answers", "description": "Questions answered from a collection, with citations."},
             {"name": "openai-compatible", "description": "Use docqa from any OpenAI client."},
@@ -92,6 +117,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         ],
     )
     app.state.docqa = state
+    _mount_docs(app)
     install_error_handlers(app)
     for module in (routes_answer, routes_openai, routes_documents, routes_health, routes_widget):
         app.include_router(module.router)

@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from rag.api.errors import ApiError
 from rag.api.keys import ApiKey, normalize_origin
+from rag.api.ratelimit import RateLimiter
 from rag.api.state import ApiState, get_state
 from rag.errors import DocqaError
 from rag.store import validate_collection_name
@@ -65,18 +66,34 @@ def authenticate(
         )
     if origin is not None and key.origins and origin not in key.origins:
         raise _refuse(state, 403, "origin_not_allowed", f"this key may not be used from origin '{origin}'")
-    wait = state.limiter.take(key.id)
+    _rate_limit(state, key, request)
+    request.state.api_key = key
+    return key
+
+
+def _rate_limit(state: ApiState, key: ApiKey, request: Request) -> None:
+    """A staff key has one bucket. A widget key is shared by every visitor of a site, so each visitor
+    (client address; behind a proxy, uvicorn takes it from X-Forwarded-For for trusted proxies) has a
+    bucket of its own, and the key as a whole a ceiling, so one visitor cannot starve the others."""
+    api = state.settings.api
+    if key.scope == "widget":
+        visitor = request.client.host if request.client else "unknown"
+        wait, who = state.limiter.take(f"{key.id}|{visitor}"), "for this visitor"
+        if wait <= 0:
+            wait, who = state.widget_limiter.take(key.id), "for all visitors of this site together"
+            per_minute = api.widget_key_rate_per_minute
+        else:
+            per_minute = api.rate_limit_per_minute
+    else:
+        wait, who, per_minute = state.limiter.take(key.id), "for this key", api.rate_limit_per_minute
     if wait > 0:
         state.metrics.rate_limited.labels(key.id).inc()
         raise ApiError(
             429,
-            f"rate limit of {state.settings.api.rate_limit_per_minute} requests per minute "
-            f"(burst {state.settings.api.rate_burst}) reached for this key; retry in {wait:.0f} s",
+            f"rate limit of {per_minute} requests per minute reached {who}; retry in {wait:.0f} s",
             type="rate_limited",
-            headers={"Retry-After": state.limiter.retry_after_header(wait)},
+            headers={"Retry-After": RateLimiter.retry_after_header(wait)},
         )
-    request.state.api_key = key
-    return key
 
 
 def require_staff(request: Request, key: Annotated[ApiKey, Depends(authenticate)]) -> ApiKey:

@@ -1,4 +1,4 @@
-"""A token bucket per API key: ``rate_limit_per_minute`` steady, ``rate_burst`` requests at once."""
+"""Token buckets: ``per_minute`` steady, ``burst`` requests at once, one bucket per caller key."""
 
 from __future__ import annotations
 
@@ -6,6 +6,8 @@ import math
 import threading
 import time
 from collections.abc import Callable
+
+MAX_BUCKETS = 50_000  # past this many callers, buckets that have refilled are forgotten
 
 
 class RateLimiter:
@@ -28,6 +30,8 @@ class RateLimiter:
             return 0.0
         now = self.clock()
         with self._lock:
+            if len(self._buckets) > MAX_BUCKETS:
+                self._forget_full(now)
             tokens, last = self._buckets.get(key, (self.capacity, now))
             tokens = min(self.capacity, tokens + (now - last) * self.rate)
             if tokens >= 1.0:
@@ -35,6 +39,12 @@ class RateLimiter:
                 return 0.0
             self._buckets[key] = (tokens, now)
             return (1.0 - tokens) / self.rate
+
+    def _forget_full(self, now: float) -> None:
+        """Drop buckets that have refilled: a widget key gets one per visitor, so they must not pile up."""
+        full = [k for k, (tokens, last) in self._buckets.items() if tokens + (now - last) * self.rate >= self.capacity]
+        for key in full:
+            del self._buckets[key]
 
     @staticmethod
     def retry_after_header(seconds: float) -> str:

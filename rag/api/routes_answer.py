@@ -14,6 +14,7 @@ from fastapi.responses import StreamingResponse
 from rag.api.answering import AnswerRequest, answer_blocking, follow, passages_only, prepare, start_stream
 from rag.api.auth import AnyKey
 from rag.api.errors import error_body, status_for
+from rag.api.keys import ApiKey
 from rag.api.schemas import AskRequest, AskResponse, ChatRequest
 from rag.api.state import ApiState, get_state
 from rag.api.streaming import SSE_HEADERS, SSE_KEEPALIVE, PipelineRun, answer_json, citation_json, sse
@@ -30,6 +31,21 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     429: {"description": "Rate limit reached; see Retry-After."},
     503: {"description": "The model server is unreachable (unless allow_passages_only)."},
 }
+
+
+def _prepare(state: ApiState, key: ApiKey, body: AskRequest) -> AnswerRequest:
+    """Key, collection, conversation and limits checked; the one place both routes read a request body."""
+    return prepare(
+        state,
+        key,
+        question=body.question,
+        collection=body.collection,
+        conversation_id=body.conversation_id,
+        history=[t.model_dump() for t in body.history or ()],
+        model=body.model,
+        top_k=body.top_k,
+        allow_passages_only=body.allow_passages_only,
+    )
 
 
 def _response(req: AnswerRequest, answer: Answer, model_error: str | None) -> dict[str, Any]:
@@ -53,17 +69,7 @@ def ask(body: AskRequest, request: Request, key: AnyKey) -> dict[str, Any]:
     -d '{"question": "How long is the warranty?", "collection": "support"}' http://127.0.0.1:8080/v1/ask`
     """
     state = get_state(request)
-    req = prepare(
-        state,
-        key,
-        question=body.question,
-        collection=body.collection,
-        conversation_id=body.conversation_id,
-        history=[t.model_dump() for t in body.history or ()],
-        model=body.model,
-        top_k=body.top_k,
-        allow_passages_only=body.allow_passages_only,
-    )
+    req = _prepare(state, key, body)
     answer, model_error = answer_blocking(state, req)
     return _response(req, answer, model_error)
 
@@ -113,18 +119,7 @@ async def chat(body: ChatRequest, request: Request, key: AnyKey) -> StreamingRes
     -d '{"question": "How do I reset it?", "collection": "support"}' http://127.0.0.1:8080/v1/chat`
     """
     state = get_state(request)
-    req = await run_in_threadpool(
-        prepare,
-        state,
-        key,
-        question=body.question,
-        collection=body.collection,
-        conversation_id=body.conversation_id,
-        history=[t.model_dump() for t in body.history or ()],
-        model=body.model,
-        top_k=body.top_k,
-        allow_passages_only=body.allow_passages_only,
-    )
+    req = await run_in_threadpool(_prepare, state, key, body)
     try:
         run, head = await start_stream(state, req)
     except ModelServerError as exc:

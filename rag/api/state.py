@@ -20,7 +20,8 @@ class ApiState:
     settings: Settings
     services: Services
     keys: KeyStore
-    limiter: RateLimiter
+    limiter: RateLimiter  # per staff key, per widget visitor
+    widget_limiter: RateLimiter  # per widget key, all its visitors together
     conversations: ConversationStore
     jobs: JobManager
     metrics: ApiMetrics

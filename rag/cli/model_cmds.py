@@ -87,9 +87,18 @@ def serve_cmd(
       docqa model serve --detach && docqa ask "What is the refund policy?"
       DOCQA_MODEL_EXTRA_ARGS='["--max-num-seqs", "8"]' docqa model serve
     """
-    from rag.model_server import ModelServer, start_detached
+    from rag.model_server import ModelServer, detached_pid, is_ready, served_models, server_url, start_detached
 
     settings = load_settings(model__port=port) if port is not None else load_settings()
+    running = detached_pid(settings)
+    if not foreground and running is not None and is_ready(settings):
+        # `make run` twice in a row should not fail on the server it started the first time.
+        models = served_models(server_url(settings))
+        out.print(
+            f"model server already up at {server_url(settings)} (pid {running}); models: {', '.join(models)}. "
+            "It picks up newly registered adapters when restarted: `docqa model stop` first."
+        )
+        return
     if not foreground:
         with out.status("starting vLLM in the background..."):
             server, models = start_detached(settings, timeout)
