@@ -74,8 +74,22 @@ def evaluate(
     for model in models:
         t0 = time.perf_counter()
         f1s, ems, cites, cites_shown, false_declines, shown = [], [], [], [], [], []
+        errors = 0
         for row, ex in zip(rows, answerable, strict=True):
-            answer = services.pipeline.ask(ex["question"], collection=collection, model=model)
+            try:
+                answer = services.pipeline.ask(ex["question"], collection=collection, model=model)
+            except ModelServerError as exc:
+                # One failed request (a timeout on a starved CPU) scores as a miss, not the end of an
+                # hour-long comparison; the count is reported beside the scores.
+                errors += 1
+                f1s.append(0.0)
+                ems.append(0.0)
+                cites.append(0.0)
+                false_declines.append(0.0)
+                row[model] = {"error": str(exc)}
+                if on_item:
+                    on_item(model)
+                continue
             text = strip_markers(answer.answer or "")
             f1, em = squad_f1(text, ex["answers"]), exact_match(text, ex["answers"])
             cited, was_shown = _cites_gold(answer, ex), _gold_shown(answer, ex)
@@ -91,9 +105,20 @@ def evaluate(
                 on_item(model)
         declined = []
         for row, ex in zip(decline_rows, unanswerable, strict=True):
-            reply = services.generator.chat(
-                ex["messages"], model=model, max_tokens=settings.llm.max_tokens, temperature=settings.llm.temperature
-            )
+            try:
+                reply = services.generator.chat(
+                    ex["messages"],
+                    model=model,
+                    max_tokens=settings.llm.max_tokens,
+                    temperature=settings.llm.temperature,
+                )
+            except ModelServerError as exc:
+                errors += 1
+                declined.append(0.0)
+                row[model] = {"error": str(exc)}
+                if on_item:
+                    on_item(model)
+                continue
             ok = is_decline(strip_markers(reply))
             declined.append(float(ok))
             row[model] = {"answer": reply, "declined": ok}
@@ -107,6 +132,7 @@ def evaluate(
             "declined_without_answer": _mean(declined),
             "declined_with_answer": _mean(false_declines),
             "gold_retrieved": _mean(shown),
+            "errors": errors,
             "seconds": round(time.perf_counter() - t0, 1),
         }
     return {

@@ -47,7 +47,7 @@ def main() -> None:
         data_dir=work / "data",
         model={"source": args.model_source, "max_model_len": 2048, "venv": REPO / ".venv-vllm"},
         retrieval={"top_k": 3},
-        llm={"max_tokens": 64},
+        llm={"max_tokens": 64, "timeout_s": 600},
         finetune={
             "distractors": 2,
             "batch_size": 1,  # two examples a step in two micro-batches: half the activation memory
@@ -86,7 +86,15 @@ def main() -> None:
 
     t = time.perf_counter()
     with serving(settings, {args.name: settings.adapters_dir / args.name}) as served:
-        result = evaluate(build(served), dataset, [served.llm_model_name, args.name], limit=args.eval_limit)
+        done: dict[str, int] = {}
+
+        def progress(model: str) -> None:
+            done[model] = done.get(model, 0) + 1
+            if done[model] % 10 == 0:
+                print(f"evaluated {done[model]} questions with {model} ({time.perf_counter() - t:.0f} s)", flush=True)
+
+        models = [served.llm_model_name, args.name]
+        result = evaluate(build(served), dataset, models, limit=args.eval_limit, on_item=progress)
     timings["evaluate_s"] = round(time.perf_counter() - t, 1)
     out = {
         "experiment": "finetune-squad",

@@ -50,7 +50,7 @@ def register_adapter(settings: Settings, name: str, path: Path | str) -> Path:
     if name == settings.model.served_name:
         raise ConfigError(f"adapter name '{name}' is the base model's served name; choose another.")
     adapter_dir = Path(path).expanduser().resolve()
-    rank = _adapter_rank(adapter_dir)
+    rank = adapter_rank(adapter_dir)
     if rank > settings.model.max_lora_rank:
         raise ConfigError(
             f"adapter '{name}' has LoRA rank {rank}, above the server's limit "
@@ -78,7 +78,7 @@ def unregister_adapter(settings: Settings, name: str) -> None:
         _write(reg_file, entries)
 
 
-def _adapter_rank(adapter_dir: Path) -> int:
+def adapter_rank(adapter_dir: Path) -> int:
     config_file = adapter_dir / "adapter_config.json"
     if not config_file.is_file():
         raise ConfigError(f"{adapter_dir} is not a LoRA adapter directory: it has no adapter_config.json.")

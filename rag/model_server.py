@@ -314,12 +314,26 @@ def server_command(settings: Settings, adapters: Mapping[str, Path], *, gpu: boo
         "--dtype", served_dtype(m.dtype, gpu=gpu),
     ]  # fmt: skip
     if adapters:
-        argv += ["--enable-lora", "--max-loras", str(m.max_loras), "--max-lora-rank", str(m.max_lora_rank)]
+        rank = served_lora_rank(adapters)
+        argv += ["--enable-lora", "--max-loras", str(m.max_loras), "--max-lora-rank", str(rank)]
         argv += ["--lora-modules", *(_lora_module(name, Path(path)) for name, path in adapters.items())]
     compile_flags = ("--enforce-eager", "--compilation-config", "-O", "-cc")
     if not gpu and not any(arg.startswith(compile_flags) for arg in m.extra_args):
         argv.append("--enforce-eager")
     return argv + list(m.extra_args)
+
+
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)  # the --max-lora-rank values vLLM accepts
+
+
+def served_lora_rank(adapters: Mapping[str, Path]) -> int:
+    """The smallest rank vLLM accepts that holds every served adapter, rather than the configured ceiling
+    (which registration enforces): vLLM pads each adapter to it, and on a CPU the LoRA ops' cost grows
+    with it."""
+    from rag.adapters import adapter_rank
+
+    needed = max((adapter_rank(Path(path)) for path in adapters.values()), default=1)
+    return next((r for r in VLLM_LORA_RANKS if r >= needed), needed)
 
 
 def cpu_has_bf16(cpuinfo: str | None = None) -> bool:

@@ -149,7 +149,9 @@ class ModelServerSettings(BaseModel):
     startup_timeout_s: float = Field(600.0, description="How long to wait for the server to answer.")
     cpu_kvcache_gb: int = Field(2, description="VLLM_CPU_KVCACHE_SPACE on CPU hosts, GiB.")
     max_loras: int = Field(4, description="Adapters resident at once.")
-    max_lora_rank: int = Field(64, description="Largest adapter rank served.")
+    max_lora_rank: int = Field(
+        64, description="Largest adapter rank that may be registered (vLLM gets the smallest rank that fits)."
+    )
     extra_args: list[str] = Field(default_factory=list, description="Extra vLLM arguments.")
 
 

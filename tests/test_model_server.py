@@ -27,6 +27,7 @@ from rag.model_server import (
     group_members,
     resolve_checkpoint,
     served_dtype,
+    served_lora_rank,
     server_command,
     server_env,
     server_url,
@@ -59,9 +60,12 @@ class TestServerCommand:
 
     def test_lora_flags_and_extra_args_last(self, settings: Settings, tmp_path: Path) -> None:
         s = settings.with_overrides(model__extra_args=["--enforce-eager", "--seed", "1"], model__max_loras=2)
-        argv = server_command(s, {"support": tmp_path / "support", "legal": tmp_path / "legal"}, gpu=True)
+        support, legal = fake_adapter(tmp_path, "support", 16), fake_adapter(tmp_path, "legal", 12)
+        argv = server_command(s, {"support": support, "legal": legal}, gpu=True)
         i = argv.index("--enable-lora")
-        assert argv[i + 1 : i + 5] == ["--max-loras", "2", "--max-lora-rank", "64"]
+        # the smallest rank vLLM accepts that holds both, not the 64 ceiling (vLLM pads adapters to it)
+        assert argv[i + 1 : i + 5] == ["--max-loras", "2", "--max-lora-rank", "16"]
+        assert served_lora_rank({"a": fake_adapter(tmp_path, "a", 17)}) == 32
         j = argv.index("--lora-modules")
         assert argv[j + 1 : j + 3] == [f"support={tmp_path / 'support'}", f"legal={tmp_path / 'legal'}"]
         assert argv[-3:] == ["--enforce-eager", "--seed", "1"]
@@ -80,9 +84,10 @@ class TestServerCommand:
         argv = server_command(settings, {}, gpu=False)
         assert argv[argv.index("--dtype") + 1] == ("bfloat16" if cpu_has_bf16() else "float32")
 
-    def test_path_with_comma_uses_json_form(self, settings: Settings) -> None:
-        argv = server_command(settings, {"a": Path("/x/a,b")})
-        assert json.loads(argv[argv.index("--lora-modules") + 1]) == {"name": "a", "path": "/x/a,b"}
+    def test_path_with_comma_uses_json_form(self, settings: Settings, tmp_path: Path) -> None:
+        adapter = fake_adapter(tmp_path, "a,b")
+        argv = server_command(settings, {"a": adapter})
+        assert json.loads(argv[argv.index("--lora-modules") + 1]) == {"name": "a", "path": str(adapter)}
 
     def test_checkpoint_resolution(self, settings: Settings, tmp_path: Path) -> None:
         assert resolve_checkpoint(settings) == settings.models_dir / "SmolLM2-135M-Instruct"
