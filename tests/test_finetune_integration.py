@@ -57,11 +57,11 @@ def trained(ft_data_dir: Path, ft_base_model: Path, embedder, tmp_path_factory: 
     build_dataset(services, "samples", dataset, qa=ft_data_dir.parent / "qa.jsonl")
     # Interrupted after 12 steps (a checkpoint is left), then started again: it must resume, not restart.
     first = train(
-        settings, dataset, ADAPTER, max_steps=STEPS, stop_after=12, eval_examples=8, threads=1, progress=False
+        settings, dataset, ADAPTER, max_steps=STEPS, stop_after=12, eval_examples=8, progress=False
     )
     assert first["status"] == "interrupted"
     assert (settings.adapters_dir / ADAPTER / CHECKPOINTS / "step-000012" / "optimizer.pt").exists()
-    record = train(settings, dataset, ADAPTER, max_steps=STEPS, eval_examples=8, threads=1, progress=False)
+    record = train(settings, dataset, ADAPTER, max_steps=STEPS, eval_examples=8, progress=False)
     return {"settings": settings, "services": services, "dataset": dataset, "record": record}
 
 

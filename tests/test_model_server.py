@@ -100,7 +100,7 @@ class TestServerCommand:
     def test_cpu_env_only_without_gpu(self, settings: Settings) -> None:
         env = server_env(settings, {"CUDA_VISIBLE_DEVICES": "", "PATH": "/bin"})
         assert env["VLLM_CPU_KVCACHE_SPACE"] == "2"
-        if (os.cpu_count() or 1) <= 4:  # a small host lends vLLM every core
+        if len(os.sched_getaffinity(0)) <= 4:  # a small host lends vLLM every core
             assert env["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "0"
         assert server_env(settings, {"CUDA_VISIBLE_DEVICES": "", "VLLM_CPU_NUM_OF_RESERVED_CPU": "1"})[
             "VLLM_CPU_NUM_OF_RESERVED_CPU"
