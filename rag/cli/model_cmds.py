@@ -90,16 +90,16 @@ def serve_cmd(
     from rag.model_server import ModelServer, detached_pid, is_ready, served_models, server_url, start_detached
 
     settings = load_settings(model__port=port) if port is not None else load_settings()
-    running = detached_pid(settings)
-    if not foreground and running is not None and is_ready(settings):
-        # `make run` twice in a row should not fail on the server it started the first time.
-        models = served_models(server_url(settings))
-        out.print(
-            f"model server already up at {server_url(settings)} (pid {running}); models: {', '.join(models)}. "
-            "It picks up newly registered adapters when restarted: `docqa model stop` first."
-        )
-        return
     if not foreground:
+        running = detached_pid(settings)
+        if running is not None and is_ready(settings):
+            # `make run` twice in a row should not fail on the server it started the first time.
+            models = served_models(server_url(settings))
+            out.print(
+                f"model server already up at {server_url(settings)} (pid {running}); models: {', '.join(models)}. "
+                "It picks up newly registered adapters when restarted: `docqa model stop` first."
+            )
+            return
         with out.status("starting vLLM in the background..."):
             server, models = start_detached(settings, timeout)
         out.print(f"model server up at {server.base_url} (pid {server.pid}); models: {', '.join(models)}")
