@@ -23,6 +23,8 @@ class ParsedDocument:
     elements: list[Element]
     title: str | None = None
     warnings: list[str] = field(default_factory=list)
+    page_labels: dict[int, str] = field(default_factory=dict)  # physical page -> printed label (PDF)
+    stats: dict[str, int] = field(default_factory=dict)  # parser figures for the ingest report
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class ChunkDraft:
     heading: str | None = None
     element_type: str = "NarrativeText"
     n_tokens: int = 0
+    page_label: str | None = None  # the page number printed on the page, where it differs from ``page``
 
 
 @dataclass
@@ -49,6 +52,7 @@ class StoredChunk:
     element_type: str
     sources: list[str]  # document paths with this content (identical files are stored once)
     doc_type: str | None = None
+    page_label: str | None = None  # printed page number (PDF /PageLabels or running footer)
 
     @property
     def source(self) -> str:
@@ -82,6 +86,7 @@ class Citation:
     score: float
     heading: str | None = None
     chunk_id: int | None = None
+    page_label: str | None = None  # printed page number, shown instead of the physical ``page``
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -109,3 +114,13 @@ class Answer:
             "dropped_markers": self.dropped_markers,
             "model": self.model,
         }
+
+
+def page_ref(page: int | None, label: str | None = None) -> str:
+    """How a citation names its page: the printed number the reader sees, then the PDF's own page
+    number when they differ ("page 143 (PDF page 171)"); "" for formats without pages."""
+    if page is None:
+        return f"page {label}" if label else ""
+    if label and label != str(page):
+        return f"page {label} (PDF page {page})"
+    return f"page {page}"
