@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from rag.types import Citation, Hit, StoredChunk
+from rag.types import Citation, Hit, StoredChunk, page_ref
 
 DECLINE_TEXT = "The documents do not cover this question."
 
@@ -74,6 +74,7 @@ class Passage:
             score=round(self.score, 6),
             heading=self.heading,
             chunk_id=self.chunks[0].id,
+            page_label=self.chunks[0].page_label,
         )
 
 
@@ -103,7 +104,7 @@ def build_passages(hits: Sequence[Hit], merge_adjacent: bool = True) -> list[Pas
 def format_source(p: Passage) -> str:
     where = p.source.rsplit("/", 1)[-1]
     if p.page is not None:
-        where += f", page {p.page}"
+        where += f", {page_ref(p.page, p.chunks[0].page_label)}"
     if p.heading:
         where += f", section '{p.heading}'"
     return f"[{p.n}] ({where})\n{p.text}"

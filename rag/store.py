@@ -58,7 +58,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     heading TEXT,
     element_type TEXT NOT NULL,
     n_tokens INTEGER NOT NULL,
-    embedding BLOB NOT NULL
+    embedding BLOB NOT NULL,
+    page_label TEXT
 );
 CREATE INDEX IF NOT EXISTS chunks_hash ON chunks(content_hash, ordinal);
 CREATE INDEX IF NOT EXISTS chunks_text_hash ON chunks(text_hash);
@@ -215,6 +216,7 @@ def _row_to_chunk(row: sqlite3.Row, sources: list[str], doc_type: str | None) ->
         element_type=row["element_type"],
         sources=sources,
         doc_type=doc_type,
+        page_label=row["page_label"],
     )
 
 
@@ -225,6 +227,11 @@ class _Docstore:
         conn.row_factory = sqlite3.Row
         self.conn = conn
         self.lock = threading.Lock()
+        # Generations written before page labels existed have no such column: read it as NULL.
+        has_label = any(r["name"] == "page_label" for r in conn.execute("PRAGMA table_info(chunks)"))
+        self.chunk_columns = "id, content_hash, ordinal, text, page, page_end, heading, element_type, " + (
+            "page_label" if has_label else "NULL AS page_label"
+        )
 
     def meta(self) -> dict[str, str]:
         with self.lock:
@@ -260,8 +267,7 @@ class _Docstore:
                 part = ids[i : i + 500]
                 rows.extend(
                     self.conn.execute(
-                        "SELECT id, content_hash, ordinal, text, page, page_end, heading, element_type "
-                        f"FROM chunks WHERE id IN ({','.join('?' * len(part))})",
+                        f"SELECT {self.chunk_columns} FROM chunks WHERE id IN ({','.join('?' * len(part))})",
                         part,
                     )
                 )
@@ -273,7 +279,7 @@ class _Docstore:
         with self.lock:
             rows = list(
                 self.conn.execute(
-                    "SELECT id, content_hash, ordinal, text, page, page_end, heading, element_type FROM chunks "
+                    f"SELECT {self.chunk_columns} FROM chunks "
                     "WHERE content_hash = ? AND ordinal BETWEEN ? AND ? ORDER BY ordinal",
                     (chunk.content_hash, chunk.ordinal - before, chunk.ordinal + after),
                 )
@@ -453,6 +459,8 @@ class CollectionWriter:
             src.backup(dst)
             src.close()
         dst.executescript(SCHEMA)
+        if not any(r[1] == "page_label" for r in dst.execute("PRAGMA table_info(chunks)")):
+            dst.execute("ALTER TABLE chunks ADD COLUMN page_label TEXT")  # a docstore from before page labels
         self._store = _Docstore(dst)
         meta = self._store.meta()
         if meta.get("model") and meta["model"] != self.model_id:
@@ -520,7 +528,7 @@ class CollectionWriter:
                 assert vectors is not None and len(vectors) == len(chunks) == len(text_hashes)
                 conn.executemany(
                     "INSERT INTO chunks (content_hash, ordinal, text, text_hash, page, page_end, heading, "
-                    "element_type, n_tokens, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "element_type, n_tokens, embedding, page_label) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         (
                             content_hash,
@@ -533,6 +541,7 @@ class CollectionWriter:
                             c.element_type,
                             c.n_tokens,
                             np.ascontiguousarray(v, dtype=np.float32).tobytes(),
+                            c.page_label,
                         )
                         for i, (c, th, v) in enumerate(zip(chunks, text_hashes, vectors, strict=True))
                     ],

@@ -11,7 +11,7 @@ from rich.console import Console
 from rag.services import Services, build
 from rag.settings import load_settings
 from rag.store import Filters
-from rag.types import Answer
+from rag.types import Answer, page_ref
 
 out = Console()
 
@@ -21,7 +21,7 @@ def _print_sources(answer: Answer) -> None:
         return
     out.print("\n[bold]Sources[/bold]")
     for c in answer.citations:
-        page = f", page {c.page}" if c.page is not None else ""
+        page = f", {page_ref(c.page, c.page_label)}" if c.page is not None else ""
         out.print(f"  [{c.n}] {c.source}{page}  [dim]score {c.score:.3f}[/dim]", highlight=False)
         out.print("      " + c.text[:240].replace("\n", " ") + ("…" if len(c.text) > 240 else ""), highlight=False)
 
