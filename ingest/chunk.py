@@ -61,7 +61,10 @@ def chunk_document(
     doc: ParsedDocument, count_tokens: TokenCounter, settings: IngestSettings
 ) -> list[ChunkDraft]:
     """Chunks for ``doc`` in reading order; deterministic for the same input and counter."""
-    return _Chunker(count_tokens, settings).run(doc.elements)
+    chunks = _Chunker(count_tokens, settings).run(doc.elements)
+    if not doc.page_labels:
+        return chunks
+    return [replace(c, page_label=doc.page_labels.get(c.page)) if c.page is not None else c for c in chunks]
 
 
 class _Chunker:

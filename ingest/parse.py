@@ -83,7 +83,15 @@ def parse_file(path: Path, settings: IngestSettings) -> ParsedDocument:
         raise IngestError(
             str(path), "no text found in it: the document is empty or holds only images; nothing to index"
         )
-    return ParsedDocument(str(path), kind, builder.elements, title=title or None, warnings=warnings)
+    return ParsedDocument(
+        str(path),
+        kind,
+        builder.elements,
+        title=title or None,
+        warnings=warnings,
+        page_labels=builder.page_labels,
+        stats=builder.stats,
+    )
 
 
 def _check_size(path: Path, settings: IngestSettings) -> None:
@@ -121,7 +129,7 @@ def _read_text(path: Path, declared: str | None = None) -> str:
 
 
 def _pdf(path: Path, builder: ElementBuilder, warnings: list[str], settings: IngestSettings) -> str | None:
-    return pdf_elements(path, builder, warnings)
+    return pdf_elements(path, builder, warnings, settings)
 
 
 def _docx(path: Path, builder: ElementBuilder, warnings: list[str], settings: IngestSettings) -> str | None:

@@ -72,6 +72,12 @@ class IngestSettings(BaseModel):
         description="When a folder is re-ingested, drop documents under it that no longer exist.",
     )
     parse_timeout_s: float = Field(120.0, description="Per-file parse time limit.")
+    pdf_tables: bool = Field(True, description="Find ruled tables in PDFs (pdfplumber) and keep each as one chunk.")
+    ocr: bool = Field(True, description="OCR PDF pages that have no text layer (RapidOCR, bundled models).")
+    ocr_dpi: float = Field(200.0, gt=0, description="Resolution PDF pages are rendered at for OCR.")
+    ocr_page_timeout_s: float = Field(
+        30.0, description="OCR time limit per page; the document's remaining pages are not OCR'd after one runs over."
+    )
 
 
 class RetrievalSettings(BaseModel):

@@ -105,10 +105,12 @@ class TestPdf:
             writer.write(fh)
         assert "Anyone may read this." in [e.text for e in parse_file(path, settings).elements]
 
-    def test_scanned(self, tmp_path: Path, settings: IngestSettings) -> None:
-        rejected(docgen.make_scanned_pdf(tmp_path / "scan.pdf"), settings, "no text layer", "OCR", "ocrmypdf")
+    def test_scanned_without_ocr(self, tmp_path: Path) -> None:
+        scan = docgen.make_scanned_pdf(tmp_path / "scan.pdf")
+        rejected(scan, IngestSettings(ocr=False), "no text layer", "DOCQA_INGEST_OCR", "ocrmypdf")
 
-    def test_one_scanned_page_is_a_warning(self, tmp_path: Path, settings: IngestSettings) -> None:
+    def test_one_scanned_page_without_ocr_is_a_warning(self, tmp_path: Path) -> None:
+        settings = IngestSettings(ocr=False)
         from pypdf import PdfReader, PdfWriter
 
         text = docgen.make_pdf(tmp_path / "t.pdf", [[("p", "Typed page.")]])

@@ -40,6 +40,16 @@ def clean_text(text: str) -> str:
     return "\n".join(out).strip()
 
 
+def clean_code(text: str) -> str:
+    """Like clean_text, but every line keeps its leading indentation and inner spacing (code)."""
+    text = unicodedata.normalize("NFC", text).expandtabs(4)
+    text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n").replace("\u00a0", " "))
+    lines = [line.rstrip() for line in text.split("\n")]
+    while lines and not lines[0].strip():
+        lines.pop(0)
+    return "\n".join(lines).rstrip()
+
+
 def one_line(text: str) -> str:
     """Text with every whitespace run (line breaks included) collapsed to one space."""
     return " ".join(clean_text(text).split())
@@ -55,6 +65,8 @@ class ElementBuilder:
     def __init__(self) -> None:
         self.elements: list[Element] = []
         self.heading: str | None = None
+        self.page_labels: dict[int, str] = {}  # physical page -> printed label, where they differ
+        self.stats: dict[str, int] = {}  # figures for the ingest report (pages, tables, OCR pages, ...)
 
     def title(self, text: str, page: int | None = None) -> None:
         text = one_line(text)
@@ -62,8 +74,11 @@ class ElementBuilder:
             self.heading = text
             self.elements.append(Element(text, "Title", page, text))
 
-    def add(self, text: str, kind: str = "NarrativeText", page: int | None = None) -> None:
-        text = clean_text(text)
+    def add(
+        self, text: str, kind: str = "NarrativeText", page: int | None = None, *, keep_layout: bool = False
+    ) -> None:
+        """Add one element; ``keep_layout`` (code) keeps each line's indentation and inner spacing."""
+        text = clean_code(text) if keep_layout else clean_text(text)
         if text:
             self.elements.append(Element(text, kind, page, self.heading))
 

@@ -145,7 +145,7 @@ class _Walker:
                 self.table(child)
             elif name == "pre":
                 self.flush(buf, kind)
-                self.builder.add(child.get_text(), "CodeSnippet")
+                self.builder.add(child.get_text(), "CodeSnippet", keep_layout=True)
             elif name == "li":
                 self.flush(buf, kind)
                 self.walk(child, [], "ListItem", flush=True)

@@ -3,7 +3,13 @@
 Headings are inferred from typography: a short line set clearly larger than the body text, or
 entirely in a bold face and standing apart, opens a section. When a document has no typographic
 contrast at all, short Title Case lines standing apart are taken instead. Lines are joined back
-into paragraphs by their vertical spacing; running headers, footers and page numbers are dropped.
+into paragraphs by their vertical spacing. Around that:
+- running headers, footers, page numbers and contents pages are dropped (``pdf_layout``);
+- ruled tables become one Table element each (``pdf_tables``);
+- runs of lines set in a fixed-pitch font are code, kept with their line breaks and indentation;
+- raised, smaller digits after a word are footnote markers, written ``word[^3]`` so they stay apart;
+- pages without a text layer are OCR'd (``ocr``), when enabled;
+- the printed page number of each page (its /PageLabels entry) is kept beside the physical one.
 """
 
 from __future__ import annotations
@@ -24,17 +30,25 @@ from ingest.parsers.heuristics import (
     is_title_case_heading,
     strip_bullet,
 )
+from ingest.parsers.ocr import OcrLine, OcrTimeout, OcrUnavailable, ocr_page
+from ingest.parsers.pdf_layout import PAGE_NUMBER, find_furniture
+from ingest.parsers.pdf_tables import Table, find_tables
 from ingest.parsers.plain import unwrap
+from rag.settings import IngestSettings
 
 _PASSWORD_ERROR = 4  # FPDF_ERR_PASSWORD
 _HEADING_SIZE_RATIO = 1.15  # a line this much larger than the body text is a heading candidate
 _PARAGRAPH_GAP = 1.45  # baseline distance, in font sizes, above which a new paragraph starts
 _WRAP_GAP = 1.3  # a heading's second line sits at about 1.2 font sizes; a new heading further away
 _SIZE_SAMPLES = 8  # characters per line whose font size is read
-_PAGE_NUMBER = re.compile(r"^(?:page\s*)?\d{1,4}(?:\s*(?:of|/)\s*\d{1,4})?$|^[-–—]\s*\d{1,4}\s*[-–—]$", re.I)
-_DIGITS = re.compile(r"\d+")
 _SOFT_HYPHEN = re.compile("\ufffe(?=\\w)")
 _BOLD_NAME = re.compile(r"bold|black|heavy|semibold|demi", re.I)
+_MONO_NAME = re.compile(r"mono|courier|consol|typewriter|code|fixed", re.I)
+_FIXED_PITCH = 1  # FPDF_FONT_FIXEDPITCH in FPDFText_GetFontInfo's flags
+_SUPERSCRIPT_SIZE = 0.85  # a footnote marker is set at most this size of its line...
+_SUPERSCRIPT_RISE = 0.2  # ...and raised at least this many line sizes above the baseline
+_CODE_GAP = 2.2  # code lines further apart than this many font sizes are two blocks
+_CHAR_WIDTH = 0.6  # a fixed-pitch glyph's advance, in font sizes: turns x offsets into indentation
 
 
 @dataclass
@@ -45,33 +59,120 @@ class _Line:
     baseline: float | None  # y of the first visible character's origin (PDF y grows upwards)
     x: float | None  # x of that origin
     page: int
+    mono: bool = False  # every sampled character is in a fixed-pitch font: a line of code
+    table: str | None = None  # this "line" stands for a whole table (rows as text)
 
 
-def pdf_elements(path: Path, builder: ElementBuilder, warnings: list[str]) -> str | None:
-    """Fill ``builder`` from the PDF at ``path``; return the document title, if one is found."""
+def pdf_elements(path: Path, builder: ElementBuilder, warnings: list[str], settings: IngestSettings) -> str | None:
+    """Fill ``builder`` from the PDF at ``path``; return the document title, if one is found.
+
+    ``builder.stats`` gets the figures the ingest report shows; ``builder.page_labels`` the printed
+    page numbers that differ from the physical ones.
+    """
     _check_bytes(path)
     try:
         document = pdfium.PdfDocument(str(path))
     except pdfium.PdfiumError as exc:
         raise _open_error(path, exc) from exc
+    stats = builder.stats
     try:
-        pages = [_page_lines(document, index, warnings) for index in range(len(document))]
+        pages = [_page_lines(document, index, warnings, settings.pdf_tables) for index in range(len(document))]
+        stats["pages"] = len(pages)
+        stats["tables"] = sum(1 for lines in pages for line in lines if line.table)
+        blank = [
+            n
+            for n, lines in enumerate(pages, start=1)
+            if all(_bare_number(x) for x in lines) and _has_images(document, n - 1)
+        ]
+        ocr_done = _ocr(document, pages, blank, warnings, settings) if blank and settings.ocr else set()
+        stats["ocr_pages"] = len(ocr_done)
+        labels = _pdf_labels(document)
         meta_title = one_line(document.get_metadata_dict().get("Title", "") or "")
     finally:
         document.close()
     if not pages:
         raise Unparseable("the PDF has no pages: re-export it")
     # Running lines go first: a scan whose only text is a stamped page number still has no text layer.
-    pages = _drop_running_lines(pages)
-    if not any(pages):
-        raise Unparseable(
-            "no text layer — scanned? run OCR (e.g. `ocrmypdf in.pdf out.pdf`) first, then ingest the result"
+    body = _body_size(pages)
+    furniture = find_furniture(pages, body, labels)
+    stats["running_lines_dropped"] = len(furniture.running)
+    stats["contents_pages"] = len(furniture.contents_pages)
+    builder.page_labels.update(furniture.labels)
+    kept = [
+        [] if number in furniture.contents_pages else [line for line in lines if id(line) not in furniture.running]
+        for number, lines in enumerate(pages, start=1)
+    ]
+    if not any(kept) and not furniture.contents_pages:
+        hint = (
+            "OCR found no readable text on its pages either"
+            if settings.ocr
+            else "OCR is off (DOCQA_INGEST_OCR=false); turn it on, or run OCR (e.g. `ocrmypdf in.pdf out.pdf`) first"
         )
-    for number, lines in enumerate(pages, start=1):
-        if not lines:
+        raise Unparseable(f"no text layer — scanned? {hint}, then ingest the result")
+    for number in blank:
+        if number not in ocr_done:
             warnings.append(f"page {number} has no text layer (scanned?); OCR it to make it searchable")
-    _emit(pages, builder)
+    _emit(kept, builder)
     return builder.first_title() or meta_title or None
+
+
+def _bare_number(line: _Line) -> bool:
+    return line.table is None and PAGE_NUMBER.match(line.text) is not None
+
+
+def _has_images(document: pdfium.PdfDocument, index: int) -> bool:
+    """A page with no text is scanned only if it shows an image (an empty page is just empty)."""
+    page = document[index]
+    try:
+        return next(page.get_objects(filter=[pdfium_c.FPDF_PAGEOBJ_IMAGE], max_depth=3), None) is not None
+    finally:
+        page.close()
+
+
+def _pdf_labels(document: pdfium.PdfDocument) -> dict[int, str]:
+    """Printed page numbers from the PDF's /PageLabels (empty when it has none)."""
+    labels = {}
+    for index in range(len(document)):
+        label = document.get_page_label(index)
+        if label:
+            labels[index + 1] = label
+    return labels
+
+
+def _ocr(
+    document: pdfium.PdfDocument,
+    pages: list[list[_Line]],
+    blank: list[int],
+    warnings: list[str],
+    settings: IngestSettings,
+) -> set[int]:
+    """OCR the pages in ``blank`` in place; returns the pages that got text."""
+    done: set[int] = set()
+    for number in blank:
+        page = document[number - 1]
+        try:
+            found = ocr_page(page, settings.ocr_dpi, settings.ocr_page_timeout_s)
+        except OcrTimeout:
+            rest = [n for n in blank if n > number]
+            warnings.append(
+                f"page {number}: OCR took longer than {settings.ocr_page_timeout_s:g} s; it and "
+                f"{len(rest)} later page(s) without text were not OCR'd (raise DOCQA_INGEST_OCR_PAGE_TIMEOUT_S)"
+            )
+            return done
+        except OcrUnavailable as exc:
+            warnings.append(f"pages without a text layer were not OCR'd: {exc.reason}")
+            return done
+        finally:
+            page.close()
+        if found:
+            pages[number - 1] = [_ocr_line(line, number) for line in found]
+            done.add(number)
+    return done
+
+
+def _ocr_line(line: OcrLine, page: int) -> _Line:
+    # OCR knows text height, not font size: cap height is about 0.7 of the size.
+    return _Line(line.text, round(line.height / 0.7 * 2) / 2, False, line.baseline, line.left, page)
 
 
 def _check_bytes(path: Path) -> None:
@@ -98,8 +199,9 @@ def _open_error(path: Path, exc: pdfium.PdfiumError) -> Unparseable:
     return Unparseable(f"corrupt PDF ({exc}): re-export it, or try repairing it with `qpdf in.pdf out.pdf`")
 
 
-def _page_lines(document: pdfium.PdfDocument, index: int, warnings: list[str]) -> list[_Line]:
-    """The visible text lines of one page, with font size, boldness and baseline."""
+def _page_lines(document: pdfium.PdfDocument, index: int, warnings: list[str], tables: bool) -> list[_Line]:
+    """The visible text lines of one page, with font size, boldness and baseline; each table found
+    on it replaces its lines, as one entry where its first line was."""
     try:
         page = document[index]
         textpage = page.get_textpage()
@@ -107,28 +209,46 @@ def _page_lines(document: pdfium.PdfDocument, index: int, warnings: list[str]) -
         warnings.append(f"page {index + 1} could not be read ({exc}); skipped")
         return []
     try:
-        count = textpage.count_chars()
-        text = textpage.get_text_range() if count else ""
-        if len(text) != count:
-            # Index arithmetic below needs one character per text-page index; this is the rare
-            # case where it does not hold (characters outside the BMP): read characters one by one.
-            text = _char_by_char(textpage, count)
-        lines = []
-        start = 0
-        for raw in re.split(r"(\r\n|\r|\n)", text):
-            if raw in ("\r\n", "\r", "\n"):
-                start += len(raw)
-                continue
-            if raw.strip():
-                lines.append(_measure(textpage, raw, start, index + 1))
-                # PDFium marks a hyphen it judges to be end-of-line hyphenation as U+FFFE, and often
-                # joins the word's two halves itself: drop the mark inside a word, keep a real hyphen.
-                lines[-1].text = _SOFT_HYPHEN.sub("", lines[-1].text).replace("\ufffe", "-")
-            start += len(raw)
+        lines = _text_lines(textpage, index)
+        if tables and lines:
+            lines = _place_tables(lines, find_tables(page, textpage), index + 1)
         return lines
     finally:
         textpage.close()
         page.close()
+
+
+def _place_tables(lines: list[_Line], tables: list[Table], page: int) -> list[_Line]:
+    for table in tables:
+        inside = {i for i, line in enumerate(lines) if line.table is None and table.holds(line.x, line.baseline)}
+        if not inside:
+            continue  # a grid with no text of this page in it
+        first = min(inside)
+        placeholder = _Line(table.text, lines[first].size, False, table.top, table.left, page, table=table.text)
+        lines = [placeholder if i == first else line for i, line in enumerate(lines) if i == first or i not in inside]
+    return lines
+
+
+def _text_lines(textpage: pdfium.PdfTextPage, index: int) -> list[_Line]:
+    count = textpage.count_chars()
+    text = textpage.get_text_range() if count else ""
+    if len(text) != count:
+        # Index arithmetic below needs one character per text-page index; this is the rare
+        # case where it does not hold (characters outside the BMP): read characters one by one.
+        text = _char_by_char(textpage, count)
+    lines = []
+    start = 0
+    for raw in re.split(r"(\r\n|\r|\n)", text):
+        if raw in ("\r\n", "\r", "\n"):
+            start += len(raw)
+            continue
+        if raw.strip():
+            lines.append(_measure(textpage, raw, start, index + 1))
+            # PDFium marks a hyphen it judges to be end-of-line hyphenation as U+FFFE, and often
+            # joins the word's two halves itself: drop the mark inside a word, keep a real hyphen.
+            lines[-1].text = _SOFT_HYPHEN.sub("", lines[-1].text).replace("\ufffe", "-")
+        start += len(raw)
+    return lines
 
 
 def _char_by_char(textpage: pdfium.PdfTextPage, count: int) -> str:
@@ -147,61 +267,61 @@ def _measure(textpage: pdfium.PdfTextPage, raw: str, start: int, page: int) -> _
     step = max(1, len(visible) // _SIZE_SAMPLES)
     sizes = sorted(pdfium_c.FPDFText_GetFontSize(textpage.raw, i) for i in visible[::step])
     size = sizes[len(sizes) // 2]
-    bold = all(_is_bold(textpage, i) for i in (visible[0], visible[len(visible) // 2], visible[-1]))
+    samples = [_font(textpage, i) for i in (visible[0], visible[len(visible) // 2], visible[-1])]
+    bold = all(b for b, _ in samples)
+    mono = all(m for _, m in samples)
     x, y = ctypes.c_double(), ctypes.c_double()
     found = pdfium_c.FPDFText_GetCharOrigin(textpage.raw, visible[0], ctypes.byref(x), ctypes.byref(y))
+    text = raw if mono else _mark_footnotes(textpage, raw, start, size, y.value if found else None)
     return _Line(
-        raw.strip(), round(size * 2) / 2, bold, y.value if found else None, x.value if found else None, page
+        text.strip(), round(size * 2) / 2, bold, y.value if found else None, x.value if found else None, page, mono
     )
 
 
-def _is_bold(textpage: pdfium.PdfTextPage, index: int) -> bool:
-    if pdfium_c.FPDFText_GetFontWeight(textpage.raw, index) >= 600:
-        return True
+def _mark_footnotes(textpage: pdfium.PdfTextPage, raw: str, start: int, size: float, baseline: float | None) -> str:
+    """``word3`` with a raised, smaller 3 becomes ``word[^3]``: the marker no longer glues to the word."""
+    if baseline is None or not any(ch.isdigit() for ch in raw):
+        return raw
+    x, y = ctypes.c_double(), ctypes.c_double()
+    raised: set[int] = set()
+    for i, ch in enumerate(raw):
+        if not ch.isdigit() or i == 0 or (raw[i - 1].isspace() and i - 1 not in raised):
+            continue  # a number standing free is not glued to anything
+        index = start + i
+        if pdfium_c.FPDFText_GetFontSize(textpage.raw, index) > _SUPERSCRIPT_SIZE * size:
+            continue
+        if not pdfium_c.FPDFText_GetCharOrigin(textpage.raw, index, ctypes.byref(x), ctypes.byref(y)):
+            continue
+        if y.value - baseline >= _SUPERSCRIPT_RISE * size:
+            raised.add(i)
+    if not raised:
+        return raw
+    out = []
+    for i, ch in enumerate(raw):
+        if i in raised and (i - 1) not in raised:
+            out.append("[^")
+        out.append(ch)
+        if i in raised and (i + 1) not in raised:
+            out.append("]")
+    return "".join(out)
+
+
+def _font(textpage: pdfium.PdfTextPage, index: int) -> tuple[bool, bool]:
+    """(bold, fixed-pitch) for the character at ``index``."""
     buffer = ctypes.create_string_buffer(128)
     flags = ctypes.c_int()
     pdfium_c.FPDFText_GetFontInfo(textpage.raw, index, buffer, len(buffer), ctypes.byref(flags))
-    return bool(_BOLD_NAME.search(buffer.value.decode("latin-1")))
-
-
-def _drop_running_lines(pages: list[list[_Line]]) -> list[list[_Line]]:
-    """Remove page numbers, and headers/footers repeated at the top or bottom of most pages.
-
-    A running line is never larger than the body text (so "Article 1", "Article 2"... opening each page
-    stay). It repeats exactly, or, when set smaller than the body, with only its numbers changing
-    ("Manual v2 - printed 2025-03-01 - 3"); body-size lines differing in numbers are content.
-    """
-    body = _body_size(pages)
-
-    def key(line: _Line) -> tuple[str, float] | None:
-        if line.size > body:
-            return None
-        return (_DIGITS.sub("#", line.text) if line.size < body else line.text), line.size
-
-    repeated: set[tuple[str, float]] = set()
-    if len(pages) >= 3:
-        edges: Counter[tuple[str, float]] = Counter()
-        for lines in pages:
-            edges.update({k for line in lines[:2] + lines[-2:] if (k := key(line)) is not None})
-        repeated = {k for k, n in edges.items() if n >= max(3, 0.6 * len(pages))}
-    kept = []
-    for lines in pages:
-        edge_ids = {id(line) for line in lines[:2] + lines[-2:]}
-        kept.append(
-            [
-                line
-                for line in lines
-                if not _PAGE_NUMBER.match(line.text) and not (id(line) in edge_ids and key(line) in repeated)
-            ]
-        )
-    return kept
+    name = buffer.value.decode("latin-1")
+    bold = pdfium_c.FPDFText_GetFontWeight(textpage.raw, index) >= 600 or bool(_BOLD_NAME.search(name))
+    return bold, bool(flags.value & _FIXED_PITCH) or bool(_MONO_NAME.search(name))
 
 
 def _body_size(pages: list[list[_Line]]) -> float:
     weight: Counter[float] = Counter()
     for lines in pages:
         for line in lines:
-            weight[line.size] += len(line.text)
+            if line.table is None:
+                weight[line.size] += len(line.text)
     return weight.most_common(1)[0][0] if weight else 0.0
 
 
@@ -210,9 +330,20 @@ def _emit(pages: list[list[_Line]], builder: ElementBuilder) -> None:
     contrast = any(line.size >= body * _HEADING_SIZE_RATIO or line.bold for lines in pages for line in lines)
     for lines in pages:
         paragraph: list[_Line] = []
+        code: list[_Line] = []
         for i, line in enumerate(lines):
             prev = lines[i - 1] if i else None
             nxt = lines[i + 1] if i + 1 < len(lines) else None
+            if code and not (line.mono and _same_code_block(code[-1], line)):
+                _flush_code(code, builder)
+            if line.table is not None:
+                _flush(paragraph, builder)
+                builder.add(line.table, "Table", page=line.page)
+                continue
+            if line.mono:
+                _flush(paragraph, builder)
+                code.append(line)
+                continue
             if _is_heading(line, prev, nxt, body, contrast):
                 _flush(paragraph, builder)
                 last = builder.elements[-1] if builder.elements else None
@@ -224,6 +355,8 @@ def _emit(pages: list[list[_Line]], builder: ElementBuilder) -> None:
                 continue
             if (
                 prev is None
+                or prev.mono
+                or prev.table is not None
                 or _new_paragraph(prev, line)
                 or is_list_item(line.text)
                 or not _aligned(paragraph, line)
@@ -231,6 +364,24 @@ def _emit(pages: list[list[_Line]], builder: ElementBuilder) -> None:
                 _flush(paragraph, builder)
             paragraph.append(line)
         _flush(paragraph, builder)
+        _flush_code(code, builder)
+
+
+def _same_code_block(prev: _Line, line: _Line) -> bool:
+    gap = _gap(prev, line)
+    return gap is not None and 0 < gap <= _CODE_GAP * max(prev.size, line.size)
+
+
+def _flush_code(code: list[_Line], builder: ElementBuilder) -> None:
+    """Emit code lines as one block, line breaks kept and indentation rebuilt from the x offsets."""
+    if code:
+        left = min(line.x for line in code if line.x is not None) if any(line.x is not None for line in code) else 0.0
+        rows = []
+        for line in code:
+            indent = round((line.x - left) / (_CHAR_WIDTH * line.size)) if line.x is not None and line.size else 0
+            rows.append(" " * max(0, indent) + line.text)
+        builder.add("\n".join(rows), "CodeSnippet", page=code[0].page, keep_layout=True)
+        code.clear()
 
 
 def _flush(paragraph: list[_Line], builder: ElementBuilder) -> None:
@@ -276,7 +427,9 @@ def _stands_apart(line: _Line, prev: _Line | None, nxt: _Line | None) -> bool:
 
 
 def _is_heading(line: _Line, prev: _Line | None, nxt: _Line | None, body: float, contrast: bool) -> bool:
-    if not is_heading_shaped(line.text) or (is_list_item(line.text) and not is_title_case_heading(line.text)):
+    if line.mono or not is_heading_shaped(line.text):
+        return False
+    if is_list_item(line.text) and not is_title_case_heading(line.text):
         return False
     if line.size >= body * _HEADING_SIZE_RATIO:
         return True
