@@ -2,6 +2,14 @@
 
 A small walker over BeautifulSoup's tree rather than unstructured's partition_html: unstructured
 classifies every paragraph with a spaCy model it downloads on first use, which fails offline.
+
+Web exports carry page furniture: banners, "Prev / Home / Next" bars, in-page tables of contents.
+readability-lxml picks the page's main content (trafilatura was measured too: it drops every heading
+of DocBook pages, and turns inline code into blocks); when its pick holds less than 85% of the
+page's text (after the rules below) it guessed wrong (short lists and tables are what it drops)
+and the whole page is read.
+Either way the walker skips navigation by role, by class or id (nav, toc, breadcrumb, menu, ...)
+and blocks whose text is mostly link text (link lists, contents), keeping headings.
 """
 
 from __future__ import annotations
@@ -78,6 +86,15 @@ _BLOCKS = frozenset(
     }
 )
 _WS = re.compile(r"\s+")
+_NAV_ROLES = frozenset({"navigation", "banner", "contentinfo", "search", "complementary", "menu", "menubar"})
+_NAV_TOKEN = re.compile(
+    r"(?:.*[-_])?(?:nav|navbar|navigation|navheader|navfooter|docnav|breadcrumbs?|menu|sidebar|toc|skip-?links?"
+    r"|cookies?|banner|footer|header|pagination|pager|related|share|social)(?:[-_].*)?",
+    re.I,
+)
+_LINK_DENSE = 0.7  # a block whose text is this much link text, with several links, is navigation
+_MIN_LINKS = 3
+_MAIN_SHARE = 0.85  # readability drops short lists and tables: trust its pick only when it keeps most text
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
 _MD_EXTENSIONS = ["tables", "fenced_code", "sane_lists", "def_list"]
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?)\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
@@ -90,16 +107,64 @@ def declared_charset(data: bytes) -> str | None:
     return match.group(1).decode("ascii") if match else None
 
 
-def html_elements(html: str, builder: ElementBuilder) -> str | None:
+def html_elements(html: str, builder: ElementBuilder, *, main_content: bool = True) -> str | None:
     """Walk ``html`` into ``builder``; return the page's <title> text, if it has one."""
     soup = BeautifulSoup(html, "lxml")
     title_tag = soup.find("title")
     title = one_line(title_tag.get_text()) if title_tag else None
+    whole = _walk(soup)
+    chosen = whole
+    if main_content:
+        main = _readability(html)
+        if main is not None:
+            picked = _walk(main)
+            if _length(picked) >= _MAIN_SHARE * _length(whole):
+                chosen = picked
+    builder.elements.extend(chosen.elements)
+    builder.heading = chosen.heading
+    return title or None
+
+
+def _walk(soup: Tag) -> ElementBuilder:
+    builder = ElementBuilder()
     try:
         _Walker(builder).walk(soup, [], "NarrativeText", flush=True)
     except RecursionError as exc:
         raise Unparseable("the HTML is nested too deeply to read: simplify or re-save the page") from exc
-    return title or None
+    return builder
+
+
+def _length(builder: ElementBuilder) -> int:
+    return sum(len(e.text) for e in builder.elements)
+
+
+def _readability(html: str) -> Tag | None:
+    from readability import Document  # imported late: only HTML needs it
+    from readability.readability import Unparseable as NoContent
+
+    try:
+        summary = Document(html).summary(html_partial=True)
+    except NoContent:
+        return None  # nothing it could score: read the whole page
+    return BeautifulSoup(summary, "lxml")
+
+
+def _boilerplate(tag: Tag) -> bool:
+    """Navigation, banners, contents: by role, by class/id name, or by being mostly links."""
+    if tag.name in _HEADINGS or tag.name in ("html", "body", "main", "article"):
+        return False
+    if str(tag.get("role", "")).lower() in _NAV_ROLES:
+        return True
+    names = [*tag.get("class", []), str(tag.get("id", ""))]
+    if any(name and _NAV_TOKEN.fullmatch(name) for name in names) and not tag.find(["h1", "h2", "h3"]):
+        return True
+    if tag.name in ("ul", "ol", "dl", "table", "div", "p", "section", "menu"):
+        links = tag.find_all("a", limit=_MIN_LINKS)
+        if len(links) >= _MIN_LINKS:
+            text = len(_WS.sub("", tag.get_text()))
+            linked = sum(len(_WS.sub("", a.get_text())) for a in tag.find_all("a"))
+            return text > 0 and linked >= _LINK_DENSE * text
+    return False
 
 
 def markdown_elements(text: str, builder: ElementBuilder) -> str | None:
@@ -110,7 +175,7 @@ def markdown_elements(text: str, builder: ElementBuilder) -> str | None:
         found = _FRONT_TITLE.search(front.group(1))
         title = found.group(1) if found else None
         text = text[front.end() :]
-    html_elements(markdown.markdown(text, extensions=_MD_EXTENSIONS), builder)
+    html_elements(markdown.markdown(text, extensions=_MD_EXTENSIONS), builder, main_content=False)
     return title
 
 
@@ -132,7 +197,7 @@ class _Walker:
             if isinstance(child, NavigableString):
                 buf.append(_WS.sub(" ", str(child)))
                 continue
-            if not isinstance(child, Tag) or child.name in _SKIP or _hidden(child):
+            if not isinstance(child, Tag) or child.name in _SKIP or _hidden(child) or _boilerplate(child):
                 continue
             name = child.name
             if name == "br":
