@@ -8,6 +8,7 @@ single atomic commit at the end, so a killed run leaves the previous index as it
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import os
 import signal
@@ -42,6 +43,8 @@ class IngestReport:
     chunks: int = 0  # chunks written by this run
     embedded: int = 0  # chunks that needed the embedder (the rest reused stored vectors)
     failed: list[dict[str, str]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)  # files in folders that are not documents
+    documents: list[dict[str, Any]] = field(default_factory=list)  # per parsed document: pages, tables, ...
     seconds: float = 0.0
     generation: str | None = None
 
@@ -58,6 +61,8 @@ class IngestReport:
             "chunks": self.chunks,
             "embedded": self.embedded,
             "failed": self.failed,
+            "skipped": self.skipped,
+            "documents": self.documents,
             "seconds": round(self.seconds, 3),
             "generation": self.generation,
         }
@@ -88,49 +93,67 @@ def document_key(path: Path) -> str:
     return str(path.resolve())
 
 
-def discover(paths: list[Path]) -> tuple[list[Path], list[dict[str, str]], list[Path]]:
-    """Expand files and folders; returns (files, failures, folders). Hidden files and folders are skipped."""
-    files: list[Path] = []
-    failed: list[dict[str, str]] = []
-    folders: list[Path] = []
+@dataclass
+class Discovered:
+    files: list[Path]
+    failed: list[dict[str, str]]
+    folders: list[Path]
+    skipped: list[dict[str, str]]
+
+
+def discover(
+    paths: list[Path], include: list[str] | None = None, exclude: list[str] | None = None
+) -> Discovered:
+    """Expand files and folders. Hidden files and folders are left out; so are files in folders that are
+    not documents (images, styles, scripts: reported as skipped, not failed) and, in folders, files
+    that match no ``include`` glob or match an ``exclude`` glob (globs match the name or the path
+    relative to the folder). A file named on its own is always taken, or failed when unsupported."""
+    found = Discovered([], [], [], [])
     supported = ", ".join(sorted(SUPPORTED_SUFFIXES))
     for path in paths:
         if path.is_dir():
-            folders.append(path.resolve())
+            found.folders.append(path.resolve())
             for root, dirs, names in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 for name in sorted(names):
                     if name.startswith("."):
                         continue
                     candidate = Path(root) / name
+                    relative = candidate.relative_to(path).as_posix()
+                    if not _selected(name, relative, include, exclude):
+                        continue
                     if is_supported(candidate):
-                        files.append(candidate)
+                        found.files.append(candidate)
                     else:
-                        failed.append(
-                            {
-                                "path": str(candidate),
-                                "error": f"unsupported file type '{candidate.suffix or name}' "
-                                f"(supported: {supported}); convert it or leave it out",
-                            }
+                        found.skipped.append(
+                            {"path": str(candidate), "reason": f"not a document type ('{candidate.suffix or name}')"}
                         )
         elif path.is_file():
             if is_supported(path):
-                files.append(path)
+                found.files.append(path)
             else:
-                failed.append(
+                found.failed.append(
                     {"path": str(path), "error": f"unsupported file type '{path.suffix}' (supported: {supported})"}
                 )
         else:
-            failed.append({"path": str(path), "error": "no such file or folder"})
+            found.failed.append({"path": str(path), "error": "no such file or folder"})
     # One entry per real file, even when given twice or through two routes.
     seen: set[str] = set()
     unique = []
-    for f in files:
+    for f in found.files:
         key = document_key(f)
         if key not in seen:
             seen.add(key)
             unique.append(f)
-    return unique, failed, folders
+    found.files = unique
+    return found
+
+
+def _selected(name: str, relative: str, include: list[str] | None, exclude: list[str] | None) -> bool:
+    def matches(globs: list[str]) -> bool:
+        return any(fnmatch.fnmatch(name, g) or fnmatch.fnmatch(relative, g) for g in globs)
+
+    return (not include or matches(include)) and not (exclude and matches(exclude))
 
 
 @contextmanager
@@ -215,6 +238,8 @@ class Ingestor:
         rebuild: bool = False,
         progress: Progress | None = None,
         on_file: Callable[[str, str], None] | None = None,
+        include: list[str] | None = None,
+        exclude: list[str] | None = None,
     ) -> IngestReport:
         """Bring the collection in line with ``paths``; see the module docstring for the rules.
 
@@ -223,8 +248,10 @@ class Ingestor:
         started = time.monotonic()
         report = IngestReport()
         prune = self.settings.ingest.prune if prune is None else prune
-        files, failed, folders = discover(paths)
-        report.failed.extend(failed)
+        found = discover(paths, include, exclude)
+        files, folders = found.files, found.folders
+        report.failed.extend(found.failed)
+        report.skipped.extend(found.skipped)
         if progress:
             progress.start(len(files))
         with self._writer(collection, rebuild) as writer:
@@ -305,6 +332,15 @@ class Ingestor:
         if not chunks:
             report.failed.append({"path": key, "error": "no text found in the document; is it empty or scanned?"})
             return "failed"
+        report.documents.append(
+            {
+                "path": key,
+                **doc.stats,
+                "chunks": len(chunks),
+                "table_chunks": sum(c.element_type == "Table" for c in chunks),
+                "warnings": doc.warnings,
+            }
+        )
         pending.append(
             _Pending(
                 key,

@@ -114,8 +114,8 @@ class TestIncremental:
         (root / "picture.png").write_bytes(b"\x89PNG\r\n\x1a\n")
         report = services.ingestor.ingest([root], "kb")
         failed = {Path(f["path"]).name: f["error"] for f in report.failed}
-        assert set(failed) == {"empty.txt", "blob.txt", "picture.png"}
-        assert "unsupported" in failed["picture.png"]
+        assert set(failed) == {"empty.txt", "blob.txt"}
+        assert [Path(f["path"]).name for f in report.skipped] == ["picture.png"]  # not a document: skipped
         assert len(report.added) == 3
         consistent(services.reader("kb"))
 

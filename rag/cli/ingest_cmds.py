@@ -14,6 +14,7 @@ from rich.table import Table
 from rag.services import build
 from rag.settings import load_settings
 from rag.store import Filters
+from rag.types import page_ref
 
 out = Console()
 
@@ -57,23 +58,36 @@ def ingest(
     ),
     rebuild: bool = typer.Option(False, "--rebuild", help="Re-embed everything (e.g. after changing model)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON report; no progress bar."),
+    include: list[str] = typer.Option(
+        None, "--include", help="In folders, only files matching this glob (name or relative path); repeatable."
+    ),
+    exclude: list[str] = typer.Option(
+        None, "--exclude", help="In folders, leave out files matching this glob; repeatable."
+    ),
+    show_report: bool = typer.Option(
+        False, "--report", help="Per document: pages, chunks, tables, OCR pages, dropped header/footer lines."
+    ),
 ) -> None:
     """Add, update and (with folders) prune documents in a collection.
 
     Unchanged files are skipped by content hash; identical files are embedded once; a killed run
-    leaves the previous index intact. Exit code 1 when any file failed.
+    leaves the previous index intact. Files in folders that are not documents (images, styles,
+    scripts) are skipped, not failed. Exit code 1 when any file failed.
 
     Examples:
       docqa ingest data/samples
       docqa ingest ~/policies/travel.pdf --collection hr
       docqa ingest ./kb --no-prune --json
+      docqa ingest ./site-export --exclude '*/search/*' --report
     """
     settings = load_settings()
     services = build(settings)
     name = collection or settings.collection
     bar = _Bar() if (sys.stderr.isatty() and not as_json) else None
     try:
-        report = services.ingestor.ingest(paths, name, prune=prune, rebuild=rebuild, progress=bar)
+        report = services.ingestor.ingest(
+            paths, name, prune=prune, rebuild=rebuild, progress=bar, include=include or None, exclude=exclude or None
+        )
     finally:
         if bar:
             bar.stop()
@@ -84,10 +98,32 @@ def ingest(
             f"[bold]{name}[/bold]: {len(report.added)} added, {len(report.updated)} updated, "
             f"{len(report.unchanged)} unchanged, {len(report.removed)} removed, {report.chunks} chunks "
             f"({report.embedded} embedded) in {report.seconds:.1f} s"
+            + (f", {len(report.skipped)} non-document files skipped" if report.skipped else "")
         )
+        if show_report:
+            _print_documents(report.documents)
         for failure in report.failed:
             out.print(f"[red]failed[/red] {failure['path']}: {failure['error']}", highlight=False)
     raise typer.Exit(0 if report.ok else 1)
+
+
+def _print_documents(documents: list[dict]) -> None:
+    """The per-document figures a maintainer checks after ingesting real documents."""
+    table = Table("document", "pages", "chunks", "tables", "OCR pages", "header/footer lines dropped", "contents pages")
+    for d in documents:
+        table.add_row(
+            Path(d["path"]).name,
+            str(d.get("pages", "")),
+            str(d["chunks"]),
+            str(d["table_chunks"]),
+            str(d.get("ocr_pages", "")),
+            str(d.get("running_lines_dropped", "")),
+            str(d.get("contents_pages", "")),
+        )
+    out.print(table)
+    for d in documents:
+        for warning in d["warnings"]:
+            out.print(f"[yellow]warning[/yellow] {d['path']}: {warning}", highlight=False)
 
 
 def search(
@@ -114,7 +150,7 @@ def search(
         print(json.dumps([h.as_json() for h in result.hits], indent=2, ensure_ascii=False))
         return
     for i, hit in enumerate(result.hits, 1):
-        page = f" p.{hit.chunk.page}" if hit.chunk.page else ""
+        page = f" {page_ref(hit.chunk.page, hit.chunk.page_label)}" if hit.chunk.page else ""
         heading = f" — {hit.chunk.heading}" if hit.chunk.heading else ""
         out.print(f"[bold]{i}.[/bold] {hit.chunk.source}{page}{heading}  [dim]score {hit.score:.4f}[/dim]")
         out.print("   " + hit.chunk.text[:300].replace("\n", " "), highlight=False)
