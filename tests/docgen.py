@@ -103,6 +103,88 @@ def make_pdf_lines(path: Path, pages: list[list[Line]], *, size: float = 11, lea
     return path
 
 
+MANUAL_TOPICS = ["Installing", "Cleaning", "Batteries", "Scripting"]
+
+
+def make_manual_pdf(path: Path) -> Path:
+    """A small printed manual as real ones come: a contents page (dot leaders), then one chapter a page
+    with a running header, a footer carrying the printed page number and the chapter title, a ruled
+    table (chapter 2, with a wrapped cell), a Courier code block with indentation (chapter 4), a
+    footnote marker (chapter 1), and /PageLabels: the contents page is "i", the chapters 1-4.
+    """
+    from pypdf import PdfWriter
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    height = A4[1]
+    tmp = _prepare(path).with_suffix(".raw.pdf")
+    pdf = canvas.Canvas(str(tmp), pagesize=A4)
+    pdf.setFont("Helvetica-Bold", 14)
+    pdf.drawString(72, height - 90, "Contents")
+    pdf.setFont("Helvetica", 11)
+    for n, topic in enumerate(MANUAL_TOPICS, start=1):
+        for sub in (1, 2):
+            y = height - 120 - ((n - 1) * 2 + sub - 1) * 16
+            pdf.drawString(72, y, f"{n}.{sub} {topic} part {sub} " + ". " * 30 + f" {n}")
+    pdf.showPage()
+    for n, topic in enumerate(MANUAL_TOPICS, start=1):
+        pdf.setFont("Helvetica", 9)
+        pdf.drawString(72, height - 40, "Kestrel Widget Manual, Release 2.1")
+        footer = f"{n} Chapter {n}. {topic}" if n % 2 == 0 else f"{n}. {topic} {n}"
+        pdf.drawString(72, 40, footer)
+        pdf.setFont("Helvetica-Bold", 14)
+        pdf.drawString(72, height - 90, f"{n}. {topic}")
+        pdf.setFont("Helvetica", 11)
+        y = height - 120
+        for line in (f"This chapter explains {topic.lower()} the widget in detail for every owner.",
+                     f"Read the {topic.lower()} steps before you start, and keep this manual at hand."):
+            pdf.drawString(72, y, line)
+            y -= 14
+        if n == 1:
+            pdf.drawString(72, y, "The widget needs a grounded socket")
+            x = 72 + pdf.stringWidth("The widget needs a grounded socket", "Helvetica", 11)
+            pdf.setFont("Helvetica", 7)
+            pdf.drawString(x, y + 4, "1")
+            pdf.setFont("Helvetica", 11)
+            pdf.drawString(x + 5, y, " near the sink.")
+        if n == 2:
+            _ruled_table(pdf, 72, y - 30, [["Part", "Interval", "Note"], ["Filter", "3 months", "Rinse in"],
+                                           ["Brush", "6 months", "Cut hair off"], ["Tank", "weekly", "Dry it"]],
+                         wrap={(1, 2): "cold water"})
+        if n == 4:
+            pdf.setFont("Courier", 10)
+            for i, code in enumerate(["def clean(widget):", "    for brush in widget.brushes:",
+                                      "        brush.spin(rpm=1200)", "    return widget"]):
+                indent = len(code) - len(code.lstrip())
+                pdf.drawString(72 + indent * 6, y - 20 - i * 12, code.lstrip())
+        pdf.showPage()
+    pdf.save()
+    writer = PdfWriter(clone_from=str(tmp))
+    writer.set_page_label(0, 0, style="/r")
+    writer.set_page_label(1, len(MANUAL_TOPICS), style="/D", start=1)
+    with open(path, "wb") as fh:
+        writer.write(fh)
+    tmp.unlink()
+    return path
+
+
+def _ruled_table(pdf, left: float, top: float, rows: list[list[str]], wrap: dict) -> None:
+    """Rows drawn cell by cell inside grid lines; ``wrap`` gives second lines of cells (row, col)."""
+    widths, row_h = [90, 90, 120], 30
+    xs = [left + sum(widths[:i]) for i in range(len(widths) + 1)]
+    ys = [top - i * row_h for i in range(len(rows) + 1)]
+    for y in ys:
+        pdf.line(xs[0], y, xs[-1], y)
+    for x in xs:
+        pdf.line(x, ys[0], x, ys[-1])
+    pdf.setFont("Helvetica", 10)
+    for r, row in enumerate(rows):
+        for c, cell in enumerate(row):
+            pdf.drawString(xs[c] + 4, ys[r] - 12, cell)
+            if (r, c) in wrap:
+                pdf.drawString(xs[c] + 4, ys[r] - 24, wrap[(r, c)])
+
+
 def make_docx(path: Path, blocks: list[Block]) -> Path:
     """A Word document: headings use the built-in Heading styles, "li" the List Bullet style."""
     import docx
@@ -295,7 +377,7 @@ def make_encrypted_pdf(path: Path, password: str = "secret") -> Path:
     return path
 
 
-def make_scanned_pdf(path: Path, pages: int = 2) -> Path:
+def make_scanned_pdf(path: Path, pages: int = 2, text: str = "this text exists only as pixels.") -> Path:
     """A PDF whose pages are only raster images (text drawn as pixels): no text layer at all."""
     from PIL import Image, ImageDraw
     from reportlab.lib.pagesizes import A4
@@ -308,7 +390,7 @@ def make_scanned_pdf(path: Path, pages: int = 2) -> Path:
         image = Image.new("L", (600, 800), 255)
         draw = ImageDraw.Draw(image)
         for y in range(60, 700, 40):
-            draw.text((50, y), f"Scanned page {n + 1}: this text exists only as pixels.", fill=0)
+            draw.text((50, y), f"Scanned page {n + 1}: {text}", fill=0)
         pdf.drawImage(ImageReader(image), 40, 40, width=515, height=760)
         pdf.showPage()
     pdf.save()

@@ -89,7 +89,7 @@ _WS = re.compile(r"\s+")
 _NAV_ROLES = frozenset({"navigation", "banner", "contentinfo", "search", "complementary", "menu", "menubar"})
 _NAV_TOKEN = re.compile(
     r"(?:.*[-_])?(?:nav|navbar|navigation|navheader|navfooter|docnav|breadcrumbs?|menu|sidebar|toc|skip-?links?"
-    r"|cookies?|banner|footer|header|pagination|pager|related|share|social)(?:[-_].*)?",
+    r"|cookies?|banner|footer|header|aside|pagination|pager|related|share|social)(?:[-_].*)?",
     re.I,
 )
 _LINK_DENSE = 0.7  # a block whose text is this much link text, with several links, is navigation
@@ -155,9 +155,10 @@ def _boilerplate(tag: Tag) -> bool:
         return False
     if str(tag.get("role", "")).lower() in _NAV_ROLES:
         return True
-    names = [*tag.get("class", []), str(tag.get("id", ""))]
+    landmark = tag.name if tag.name in ("header", "footer", "aside") else ""
+    names = [landmark, *tag.get("class", []), str(tag.get("id", ""))]
     if any(name and _NAV_TOKEN.fullmatch(name) for name in names) and not tag.find(["h1", "h2", "h3"]):
-        return True
+        return True  # a header or footer holding a section heading is content (an article's title block)
     if tag.name in ("ul", "ol", "dl", "table", "div", "p", "section", "menu"):
         links = tag.find_all("a", limit=_MIN_LINKS)
         if len(links) >= _MIN_LINKS:
