@@ -14,7 +14,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: setup run test lint serve-model stop bench bench-ingest bench-answer bench-retrieval bench-embed \
-        bench-generation bench-api eval browser clean
+        bench-generation bench-api bench-docs eval browser clean
 
 setup: $(VENV)/.ok $(VLLM_VENV)/.ok
 
@@ -82,6 +82,13 @@ bench-generation: bench-answer
 
 bench-api: setup
 	$(PY) -m bench.api
+
+# Real documents: Debian's manuals (PDF and HTML exports) from Debian's doc packages, never in `make test`.
+DEBIAN_DOCS := debian-reference-en debian-policy developers-reference debian-handbook debian-faq
+bench-docs: setup
+	@dpkg -s $(DEBIAN_DOCS) >/dev/null 2>&1 || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBIAN_DOCS) >/dev/null)
+	$(PY) -m bench.docs
 
 eval: setup
 	$(DOCQA) eval retrieval --squad ../shared/eval/squad-dev/squad.json --out bench/results/eval-squad
