@@ -172,8 +172,8 @@ class OpenAIGenerator:
             for chunk in response:
                 if chunk.choices and chunk.choices[0].delta.content:
                     yield chunk.choices[0].delta.content
-        except _client_errors() as exc:  # the server died mid-answer
-            raise self._translate(exc, params["model"]) from exc
+        except _client_errors() as exc:  # the server died, or the connection dropped, mid-answer
+            raise self._translate(exc, params["model"], mid_answer=True) from exc
         finally:
             response.close()  # a consumer that stops early frees the server's slot
 
@@ -197,11 +197,19 @@ class OpenAIGenerator:
                 "check DOCQA_LLM_MODEL / DOCQA_MODEL_SERVED_NAME."
             )
 
-    def _translate(self, exc: Exception, model: str | None) -> Exception:
-        """openai's (and httpx's) exceptions → docqa's."""
+    def _translate(self, exc: Exception, model: str | None, *, mid_answer: bool = False) -> Exception:
+        """openai's (and httpx's) exceptions → docqa's. ``mid_answer``: the server had answered and
+        was streaming, so it is not "unreachable": the connection broke, and its log will say why."""
         import httpx
         import openai
 
+        if mid_answer and isinstance(exc, openai.APIConnectionError | httpx.TransportError):
+            timed_out = isinstance(exc, openai.APITimeoutError | httpx.TimeoutException)
+            kind = "stopped sending" if timed_out else "closed the connection"
+            return ModelServerError(
+                f"the model server at {self.base_url} {kind} in the middle of an answer ({exc}); the answer is "
+                "incomplete. The model server's log says why (`docqa model serve` writes it under DATA_DIR/logs/)."
+            )
         if isinstance(exc, openai.APIConnectionError | httpx.TransportError):  # includes timeouts
             kind = "timed out" if isinstance(exc, openai.APITimeoutError) else "is unreachable"
             return ModelServerError(f"the model server at {self.base_url} {kind} ({exc}). {START_HINT}.")

@@ -172,6 +172,11 @@ class APISettings(BaseModel):
     widget_key_rate_per_minute: int = Field(
         600, description="Requests per minute for all visitors of one widget key together (0: no ceiling)."
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Addresses or networks (IPs, CIDRs, '*') of reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto name the client; empty (the default): none, the peer address is the client.",
+    )
     max_question_chars: int = Field(2000, description="Longest question accepted.")
     max_history_turns: int = Field(20, description="Longest conversation accepted.")
     max_upload_mb: float = Field(50.0, description="Largest upload accepted.")

@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from rag.api.app import create_app
+from rag.api.server import uvicorn_config
 from rag.api.state import ApiState
 from rag.embedder import SentenceTransformerEmbedder
 from rag.services import Services
@@ -116,14 +117,15 @@ def offline_api(make_api: Callable[..., ApiHandle], api_data_dir: Path) -> ApiHa
 
 
 class UvicornThread:
-    """A real uvicorn serving an app on a free 127.0.0.1 port, in a thread; ``stop()`` ends it."""
+    """A real uvicorn serving an app on a free 127.0.0.1 port, in a thread, configured as `docqa serve`
+    configures it; ``stop()`` ends it."""
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, app: FastAPI, settings: Settings) -> None:
         import uvicorn
 
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
+        config = uvicorn_config(app, settings, host="127.0.0.1", port=self.port)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, name=f"uvicorn-{self.port}", daemon=True)
 
@@ -148,7 +150,7 @@ def serve_api(embedder: SentenceTransformerEmbedder) -> Iterator[Callable[..., A
 
     def serve(settings: Settings) -> ApiHandle:
         app = create_app(settings, share_embedder(settings, embedder))
-        server = UvicornThread(app).start()
+        server = UvicornThread(app, settings).start()
         client = httpx.Client(base_url=server.url, timeout=httpx.Timeout(300, connect=5))
         running.append((server, client))
         return ApiHandle(app, client, server.url)

@@ -8,9 +8,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fastapi.concurrency import run_in_threadpool
+
 from rag.api.auth import authorize_collection
 from rag.api.conversations import Conversation
-from rag.api.errors import ApiError
+from rag.api.errors import ApiError, describe
 from rag.api.keys import ApiKey
 from rag.api.state import ApiState
 from rag.api.streaming import KEEPALIVE_S, PipelineRun
@@ -116,6 +118,11 @@ def prepare(
     )
 
 
+def model_error(req: AnswerRequest, exc: DocqaError) -> str:
+    """Why there is no answer, as this caller may read it (no server addresses for widget keys)."""
+    return describe(exc, detailed=not req.public)[2]
+
+
 def pipeline_kwargs(req: AnswerRequest) -> dict[str, Any]:
     return {"collection": req.collection, "history": req.history, "top_k": req.top_k, "model": req.model}
 
@@ -146,7 +153,7 @@ def answer_blocking(state: ApiState, req: AnswerRequest) -> tuple[Answer, str | 
             raise
         answer = passages_only(state, req)
         state.metrics.observe_answer(answer)
-        return answer, str(exc)
+        return answer, model_error(req, exc)
     finish(state, req, final, tokens)
     return final, None
 
@@ -180,7 +187,9 @@ async def start_stream(state: ApiState, req: AnswerRequest) -> tuple[PipelineRun
 async def follow(state: ApiState, req: AnswerRequest, run: PipelineRun, head: list[dict[str, Any]]):
     """The events of a started run for a streaming route to format: the read-ahead ones, then the rest;
     ``{"event": "keepalive"}`` during long silences and ``{"event": "error", "error": DocqaError}`` if
-    the pipeline fails midway. Metrics, the conversation turn and stopping the run are handled here."""
+    the pipeline fails midway, or, when the model server fails and the request allows it, a ``final``
+    with the passages only and its ``model_error`` (as /v1/ask answers). Metrics, the conversation turn
+    and stopping the run are handled here."""
     state.metrics.active_streams.inc()
     tokens = 0
     complete = False  # reached the final event, an error, or the end: anything else is a cancel
@@ -208,6 +217,11 @@ async def follow(state: ApiState, req: AnswerRequest, run: PipelineRun, head: li
                 continue
             except DocqaError as exc:
                 complete = True
+                if isinstance(exc, ModelServerError) and req.allow_passages_only:
+                    answer = await run_in_threadpool(passages_only, state, req)
+                    state.metrics.observe_answer(answer)
+                    yield {"event": "final", "answer": answer, "model_error": model_error(req, exc)}
+                    return
                 state.metrics.answers.labels("error").inc()
                 yield {"event": "error", "error": exc}
                 return

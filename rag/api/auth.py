@@ -104,8 +104,18 @@ def require_staff(request: Request, key: Annotated[ApiKey, Depends(authenticate)
     return key
 
 
+def require_staff_all(request: Request, key: Annotated[ApiKey, Depends(require_staff)]) -> ApiKey:
+    """Staff keys for every collection: what spans all keys and collections (metrics list every key id)."""
+    if key.collections:
+        limited = ", ".join(key.collections)
+        message = f"this needs a staff key for all collections; this one is limited to {limited}"
+        raise _refuse(get_state(request), 403, "scope", message)
+    return key
+
+
 AnyKey = Annotated[ApiKey, Depends(authenticate)]
 StaffKey = Annotated[ApiKey, Depends(require_staff)]
+AdminKey = Annotated[ApiKey, Depends(require_staff_all)]
 
 
 def authorize_collection(state: ApiState, key: ApiKey, collection: str) -> str:

@@ -58,10 +58,26 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+# What public (widget) and unauthenticated callers read instead of a 5xx's detail, which names internal
+# addresses and the operator's commands: that goes to staff keys and the log.
+PUBLIC_MESSAGES = {
+    "model_unavailable": "the answering service is temporarily unavailable; please try again in a moment",
+    "index_mismatch": "the documents are temporarily unavailable; please try again later",
+    "generation_error": "the answer could not be generated; please try again",
+}
+PUBLIC_FALLBACK = "the service could not handle this request; please try again later"
+
+
+def printable(text: str) -> str:
+    """``text`` as it can be encoded in UTF-8: a lone surrogate (what a JSON ``"\\ud800"`` escape decodes
+    to) becomes its escape, so an error message echoing a caller's input always renders."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def error_body(status: int, type: str, message: str, field: str | None = None) -> dict:
-    error: dict = {"status": status, "type": type, "message": message}
+    error: dict = {"status": status, "type": type, "message": printable(message)}
     if field:
-        error["field"] = field
+        error["field"] = printable(field)
     return {"error": error}
 
 
@@ -72,10 +88,28 @@ def status_for(exc: DocqaError) -> tuple[int, str]:
     return 400, "invalid_request"  # e.g. an invalid collection name
 
 
-def domain_error_response(exc: DocqaError) -> JSONResponse:
+def describe(exc: DocqaError, *, detailed: bool, log_it: bool = True) -> tuple[int, str, str]:
+    """Status, type and message for a caller. A server-side failure's detail is logged (unless
+    ``log_it`` is off: a probe asked again every few seconds) and shown only when ``detailed`` (staff
+    keys); others get a plain message."""
     status, kind = status_for(exc)
+    if status < 500:
+        return status, kind, str(exc)
+    if log_it:
+        log.warning("%s %s: %s", status, kind, exc)
+    return status, kind, str(exc) if detailed else PUBLIC_MESSAGES.get(kind, PUBLIC_FALLBACK)
+
+
+def is_staff(request: Request) -> bool:
+    """Whether the request was authenticated with a staff key (``authenticate`` records the key)."""
+    key = getattr(request.state, "api_key", None)
+    return key is not None and key.scope == "staff"
+
+
+def domain_error_response(exc: DocqaError, *, detailed: bool) -> JSONResponse:
+    status, kind, message = describe(exc, detailed=detailed)
     headers = {"Retry-After": str(MODEL_RETRY_AFTER_S)} if status == 503 else None
-    return JSONResponse(error_body(status, kind, str(exc)), status_code=status, headers=headers)
+    return JSONResponse(error_body(status, kind, message), status_code=status, headers=headers)
 
 
 def _field(loc: tuple) -> str:
@@ -91,14 +125,17 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(DocqaError)
-    async def _domain_error(_request: Request, exc: DocqaError) -> JSONResponse:
-        return domain_error_response(exc)
+    async def _domain_error(request: Request, exc: DocqaError) -> JSONResponse:
+        return domain_error_response(exc, detailed=is_staff(request))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
         field = _field(tuple(first.get("loc", ())))
+        inner = (first.get("ctx") or {}).get("field")  # a model validator names the field inside the body
+        if inner:
+            field = inner if field == "body" else f"{field}.{inner}"
         message = f"{field}: {first.get('msg', 'invalid value')}"
         if len(errors) > 1:
             message += f" (and {len(errors) - 1} more problem(s))"
@@ -106,6 +143,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc.__cause__, UnicodeDecodeError):  # FastAPI's 400 for a body that is not UTF-8
+            bad = exc.__cause__
+            message = f"body: not valid UTF-8 (byte {bad.start}); send JSON encoded as UTF-8"
+            return JSONResponse(error_body(422, "invalid_request", message, "body"), status_code=422)
         kind = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(
             error_body(exc.status_code, kind, str(exc.detail)), status_code=exc.status_code, headers=exc.headers

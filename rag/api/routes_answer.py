@@ -11,9 +11,17 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from rag.api.answering import AnswerRequest, answer_blocking, follow, passages_only, prepare, start_stream
+from rag.api.answering import (
+    AnswerRequest,
+    answer_blocking,
+    follow,
+    model_error,
+    passages_only,
+    prepare,
+    start_stream,
+)
 from rag.api.auth import AnyKey
-from rag.api.errors import error_body, status_for
+from rag.api.errors import describe, error_body
 from rag.api.keys import ApiKey
 from rag.api.schemas import AskRequest, AskResponse, ChatRequest
 from rag.api.state import ApiState, get_state
@@ -76,7 +84,8 @@ def ask(body: AskRequest, request: Request, key: AnyKey) -> dict[str, Any]:
 
 async def _events(state: ApiState, req: AnswerRequest, run: PipelineRun, head: list[dict]) -> AsyncIterator[bytes]:
     """SSE: ``meta`` (conversation id), ``sources``, ``token``..., then ``final`` (the full answer with
-    citations and timings), or ``error`` if the model fails mid-answer."""
+    citations and timings), or ``error`` if the model fails mid-answer (with ``allow_passages_only``, a
+    ``final`` with the passages instead)."""
     yield _meta(req)
     async with aclosing(follow(state, req, run, head)) as events:
         async for event in events:
@@ -86,12 +95,11 @@ async def _events(state: ApiState, req: AnswerRequest, run: PipelineRun, head: l
             elif kind == "token":
                 yield sse("token", {"text": event["text"]})
             elif kind == "final":
-                yield sse("final", _response(req, event["answer"], None))
+                yield sse("final", _response(req, event["answer"], event.get("model_error")))
             elif kind == "keepalive":
                 yield SSE_KEEPALIVE
             elif kind == "error":
-                status, type_ = status_for(event["error"])
-                yield sse("error", error_body(status, type_, str(event["error"])))
+                yield sse("error", error_body(*describe(event["error"], detailed=not req.public)))
 
 
 def _meta(req: AnswerRequest) -> bytes:
@@ -129,6 +137,6 @@ async def chat(body: ChatRequest, request: Request, key: AnyKey) -> StreamingRes
         answer = await run_in_threadpool(passages_only, state, req)
         state.metrics.observe_answer(answer)
         return StreamingResponse(
-            _passages_events(req, answer, str(exc)), media_type="text/event-stream", headers=SSE_HEADERS
+            _passages_events(req, answer, model_error(req, exc)), media_type="text/event-stream", headers=SSE_HEADERS
         )
     return StreamingResponse(_events(state, req, run, head), media_type="text/event-stream", headers=SSE_HEADERS)

@@ -17,7 +17,7 @@ from fastapi.responses import StreamingResponse
 
 from rag.api.answering import AnswerRequest, answer_blocking, follow, prepare, start_stream
 from rag.api.auth import AnyKey
-from rag.api.errors import ApiError, error_body, status_for
+from rag.api.errors import ApiError, describe, error_body
 from rag.api.routes_answer import ERRORS
 from rag.api.schemas import ChatCompletionRequest
 from rag.api.state import ApiState, get_state
@@ -139,6 +139,5 @@ async def _chunks(
             elif kind == "keepalive":
                 yield SSE_KEEPALIVE
             elif kind == "error":
-                status, type_ = status_for(event["error"])
-                yield sse(None, error_body(status, type_, str(event["error"])))
+                yield sse(None, error_body(*describe(event["error"], detailed=not req.public)))
     yield b"data: [DONE]\n\n"

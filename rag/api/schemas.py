@@ -2,9 +2,48 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from rag.api.errors import printable
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def lone_surrogate_at(value: Any, path: str = "") -> str | None:
+    """Dotted path of the first key or string holding a lone UTF-16 surrogate, else None. JSON's
+    ``"\\ud800"`` escape decodes to one; it is not Unicode text and cannot be encoded, so it must stop
+    here rather than reach the tokenizer or an error message."""
+    if isinstance(value, str):
+        return path if _SURROGATE.search(value) else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        where = f"{path}.{key}" if path else str(key)
+        if isinstance(key, str) and _SURROGATE.search(key):
+            return where
+        found = lone_surrogate_at(item, where)
+        if found is not None:
+            return found
+    return None
+
+
+class RequestBody(BaseModel):
+    """A request body whose every string, extras included, is checked to be valid Unicode."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        where = lone_surrogate_at(data)
+        if where is not None:
+            raise PydanticCustomError(
+                "lone_surrogate",
+                "contains a lone UTF-16 surrogate, which is not valid Unicode; send text encoded as UTF-8",
+                {"field": printable(where)},  # pydantic cannot render an error holding a surrogate
+            )
+        return data
 
 
 class Turn(BaseModel):
@@ -12,7 +51,7 @@ class Turn(BaseModel):
     content: str
 
 
-class AskRequest(BaseModel):
+class AskRequest(RequestBody):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
@@ -121,7 +160,7 @@ class OpenAIMessage(BaseModel):
         return self.content or ""
 
 
-class ChatCompletionRequest(BaseModel):
+class ChatCompletionRequest(RequestBody):
     """OpenAI's chat completion request. ``model`` names the collection (``collection`` or
     ``collection:adapter``); sampling parameters are accepted and ignored (answers are grounded and
     deterministic); system messages are ignored (docqa's own rules apply)."""

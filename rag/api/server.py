@@ -3,11 +3,36 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from rag.services import Services, build
 from rag.settings import Settings
 
+if TYPE_CHECKING:
+    import uvicorn
+    from fastapi import FastAPI
+
 log = logging.getLogger(__name__)
+
+
+def uvicorn_config(
+    app: FastAPI, settings: Settings, *, host: str | None = None, port: int | None = None
+) -> uvicorn.Config:
+    """uvicorn's configuration for the app. Forwarded headers are honoured only from ``api.trusted_proxies``:
+    uvicorn would otherwise trust them from 127.0.0.1, so anyone behind a local pass-through proxy could
+    name any client address and so escape per-visitor rate limits."""
+    import uvicorn
+
+    trusted = settings.api.trusted_proxies
+    return uvicorn.Config(
+        app,
+        host=host or settings.api.host,
+        port=port or settings.api.port,
+        log_level=settings.log_level.lower(),
+        proxy_headers=bool(trusted),
+        forwarded_allow_ips=",".join(trusted) if trusted else "",
+        timeout_graceful_shutdown=30,
+    )
 
 
 def run_api(
@@ -21,11 +46,5 @@ def run_api(
     services = services or build(settings)
     services.embedder.warm_up()
     app = create_app(settings, services)
-    uvicorn.run(
-        app,
-        host=host or settings.api.host,
-        port=port or settings.api.port,
-        log_level=settings.log_level.lower(),
-        proxy_headers=True,
-        timeout_graceful_shutdown=30,
-    )
+    server: uvicorn.Server = uvicorn.Server(uvicorn_config(app, settings, host=host, port=port))
+    server.run()

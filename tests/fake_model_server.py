@@ -1,0 +1,87 @@
+"""A real HTTP server that speaks the part of vLLM's OpenAI API docqa uses (``GET /v1/models``, streamed
+``POST /v1/chat/completions``) with a scripted answer, for what a real model server cannot be made to do
+on demand: drop the connection in the middle of an answer. It can also report a tokenizer directory as
+the served model's ``root``, as vLLM reports the path it loaded."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # chunked responses: a dropped connection is an incomplete body
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _json(self, body: dict) -> None:
+        raw = json.dumps(body).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(raw)))
+        self.end_headers()
+        self.wfile.write(raw)
+
+    def do_GET(self) -> None:
+        card: dict[str, Any] = {"id": self.server.model, "object": "model", "created": 0, "owned_by": "fake"}
+        if self.server.root is not None:
+            card["root"] = self.server.root
+        self._json({"object": "list", "data": [card]})
+
+    def _chunk(self, data: bytes) -> None:
+        self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
+        self.wfile.flush()
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        request = json.loads(self.rfile.read(length))
+        self.server.requests.append(request)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for piece in self.server.pieces:
+            delta = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": self.server.model,
+                     "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+            self._chunk(f"data: {json.dumps(delta)}\n\n".encode())
+        if self.server.drop:
+            self.close_connection = True  # no terminating chunk: the client reads a truncated body
+            return
+        self._chunk(b"data: [DONE]\n\n")
+        self._chunk(b"")
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+    model: str
+    pieces: list[str]
+    drop: bool
+    root: str | None
+    requests: list[dict]
+
+
+@contextmanager
+def fake_model_server(
+    pieces: Sequence[str], *, drop: bool = False, model: str = "docqa-base", root: str | None = None
+) -> Iterator[_Server]:
+    """Serve on a free 127.0.0.1 port; the base URL is ``f"http://127.0.0.1:{server.server_port}/v1"``."""
+    server = _Server(("127.0.0.1", 0), _Handler)
+    server.model, server.pieces, server.drop, server.root, server.requests = model, pieces, drop, root, []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def base_url(server: _Server) -> str:
+    return f"http://127.0.0.1:{server.server_port}/v1"
