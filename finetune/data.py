@@ -29,12 +29,11 @@ from typing import Any
 from ingest.pipeline import sha256_file
 from rag.errors import DocqaError
 from rag.evaluation.metrics import contains_answer, normalize_answer
-from rag.prompting import DECLINE_TEXT, Passage, build_messages, build_passages
+from rag.prompting import DECLINE_TEXT, Passage, build_messages, build_passages, strip_markers
 from rag.store import CollectionReader, Filters, index_text
 from rag.types import Hit, StoredChunk
 
 FORMAT = "docqa-finetune/1"
-_MARKER = re.compile(r"\s*\[\d{1,3}(?:\s*,\s*\d{1,3})*\]")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 _WORD = re.compile(r"\w+")
 
@@ -107,11 +106,6 @@ def _jsonl(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             if not isinstance(record, dict):
                 raise DatasetError(f"{path}:{lineno} is not a JSON object")
             yield lineno, record
-
-
-def strip_markers(text: str) -> str:
-    """The answer without ``[n]`` markers: what scoring and re-citation start from."""
-    return re.sub(r"\s+([.,;:!?])", r"\1", _MARKER.sub("", text)).strip()
 
 
 def read_qa(path: Path) -> list[QAItem]:

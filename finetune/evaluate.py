@@ -16,10 +16,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from finetune.data import load_dataset, strip_markers
+from finetune.data import load_dataset
 from rag.errors import ModelServerError
 from rag.evaluation.metrics import contains_answer, exact_match, squad_f1
-from rag.prompting import is_decline
+from rag.prompting import is_decline, strip_markers
 
 
 def _mean(values: Sequence[float]) -> float | None:

@@ -2,7 +2,9 @@
 
 ``stream()`` yields events (the CLI, the SSE endpoint and the UI all consume the same ones):
 ``{"event": "sources", "passages": [Citation]}`` once retrieval is done, ``{"event": "token",
-"text": str}`` for each generated piece, and ``{"event": "final", "answer": Answer}`` last.
+"text": str}`` for each piece shown (each generated piece in ``generate`` mode; the checked answer as
+one piece in ``verify`` and ``quote`` modes, preceded by a text-less ``{"event": "progress"}`` per
+generated piece), and ``{"event": "final", "answer": Answer}`` last.
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from rag.answerability import probability, signals
 from rag.errors import DocqaError
+from rag.evidence import EvidenceSelector
 from rag.prompting import (
     DECLINE_TEXT,
     build_messages,
@@ -22,11 +26,14 @@ from rag.prompting import (
     fit_passages,
     is_decline,
     map_citations,
+    quote,
     sane_rewrite,
+    strip_markers,
 )
 from rag.retrieval import Retrieval
 from rag.store import Filters
 from rag.types import Answer
+from rag.verify import cut_loops, recite, strip_invented_headers
 
 if TYPE_CHECKING:
     from rag.services import Services
@@ -34,12 +41,14 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PROMPT_OVERHEAD_TOKENS = 160  # system prompt, chat template and question framing
+SERVED_MODELS_TTL_S = 60.0  # how long the model server's list of names is trusted
 
 
 class AnswerPipeline:
     def __init__(self, services: Services) -> None:
         self.services = services
         self.settings = services.settings
+        self._served: tuple[float, set[str]] | None = None
 
     @cached_property
     def count_tokens(self) -> Callable[[str], int]:
@@ -74,6 +83,26 @@ class AnswerPipeline:
         reader = self.services.reader(collection)
         return self.services.retriever.search(reader, question, top_k=top_k, filters=filters, rerank=rerank)
 
+    @cached_property
+    def evidence(self) -> EvidenceSelector:
+        return EvidenceSelector(self.settings.evidence, self.services.embedder)
+
+    def default_model(self) -> str:
+        """The grounded adapter when the server publishes it, else the base model; the server's list is
+        asked once a minute, so registering the adapter and restarting the server is picked up."""
+        s = self.settings
+        adapter = s.answer.adapter
+        if not adapter:
+            return s.llm_model_name
+        now = time.monotonic()
+        if self._served is None or now - self._served[0] > SERVED_MODELS_TTL_S:
+            try:
+                served = set(self.services.generator.models())
+            except DocqaError:
+                served = set()  # an unreachable server is reported by the request itself
+            self._served = (now, served)
+        return adapter if adapter in self._served[1] else s.llm_model_name
+
     def stream(
         self,
         question: str,
@@ -86,51 +115,87 @@ class AnswerPipeline:
         model: str | None = None,
     ) -> Iterator[dict[str, Any]]:
         s = self.settings
-        model = model or self.settings.llm_model_name
+        mode = s.answer.mode
+        model = model or self.default_model()
         t0 = time.perf_counter()
         self.services.reader(collection)  # fail fast on an unknown collection, before the model is asked
         standalone = self.standalone_question(question, history, model)
         retrieval = self.retrieve(standalone, collection=collection, filters=filters, top_k=top_k, rerank=rerank)
         passages = build_passages(retrieval.hits, s.retrieval.merge_adjacent)
+        ranked = self.evidence.rank(standalone, passages)
+        answerable = probability(signals(standalone, retrieval, ranked), s.answer.answerable_weights)
         retrieval_ms = (time.perf_counter() - t0) * 1000
 
-        if not passages or retrieval.best_dense < s.retrieval.min_dense_score:
-            # Nothing relevant enough: say so rather than let the model improvise.
-            yield {"event": "sources", "passages": []}
-            yield {"event": "token", "text": DECLINE_TEXT}
-            yield {
-                "event": "final",
-                "answer": Answer(DECLINE_TEXT, [], retrieval_ms, 0.0, True, 0, model, standalone, []),
-            }
+        if not passages or answerable < s.answer.answerable_threshold:
+            # The documents do not hold the answer: say so rather than let the model improvise. The
+            # decision depends on the standalone question alone, so it is the same in every turn.
+            yield from self._decline(model, standalone, retrieval_ms, answerable)
             return
 
         budget = s.llm.context_window - s.llm.max_tokens - PROMPT_OVERHEAD_TOKENS
         budget -= sum(self.count_tokens(t["content"]) for t in history[-6:]) + self.count_tokens(question)
         passages = fit_passages(passages, self.count_tokens, max(budget, 128))
-        yield {"event": "sources", "passages": [p.citation() for p in passages]}
+        shown = [p.citation() for p in passages]
+        yield {"event": "sources", "passages": shown}
+        kept = {p.n for p in passages}
+        best = [e for e in ranked.evidence if e.n in kept][: s.evidence.max_spans]
 
         t1 = time.perf_counter()
+        if mode != "generate" and not best:
+            # Nothing in the passages can be quoted or checked against (no sentence long enough).
+            yield from self._decline(model, standalone, retrieval_ms, answerable)
+            return
+        if mode == "quote":
+            text, citations = quote(best[0], passages)
+            yield {"event": "token", "text": text}
+            answer = Answer(text, citations, retrieval_ms, 0.0, False, 0, model, standalone, shown, best, None, "quote")
+            answer.answerable = answerable
+            yield {"event": "final", "answer": answer}
+            return
         pieces: list[str] = []
         for piece in self.services.generator.stream(
             build_messages(question, passages, history[-6:]), model=model, max_tokens=s.llm.max_tokens
         ):
             pieces.append(piece)
-            yield {"event": "token", "text": piece}
+            # verify: nothing unchecked leaves; "progress" lets a consumer count pieces and cancel.
+            yield {"event": "token", "text": piece} if mode == "generate" else {"event": "progress"}
         generation_ms = (time.perf_counter() - t1) * 1000
-        raw = "".join(pieces).strip()
+        raw, _ = cut_loops(strip_invented_headers("".join(pieces).strip())[0], s.answer.max_repeats)
         text, citations, dropped = map_citations(raw, passages)
-        declined = is_decline(text) and not citations
-        answer = Answer(
-            answer=text,
-            citations=citations,
-            retrieval_ms=retrieval_ms,
-            generation_ms=generation_ms,
-            declined=declined,
-            dropped_markers=dropped,
-            model=model,
-            standalone_question=standalone,
-            passages=[p.citation() for p in passages],
-        )
+        answer = Answer(text, citations, retrieval_ms, generation_ms, False, dropped, model, standalone, shown)
+        answer.answerable = answerable
+        if is_decline(text) and not citations:
+            if mode == "verify" and answerable >= s.answer.quote_over_decline:
+                # The retrieval signals are sure the answer is there and the small model still declined
+                # (it does so for about half of such questions): the best evidence, quoted, is the answer.
+                answer.generated = text
+                answer.answer, answer.citations = quote(best[0], passages)
+                answer.evidence, answer.mode = best, "quote"
+            else:
+                answer.answer, answer.declined = DECLINE_TEXT, True
+        else:
+            text, checks = recite(text, passages, standalone)
+            answer.answer, answer.checks = text, checks
+            answer.grounded = all(c.supported for c in checks)
+            answer.citations = [p.citation() for p in passages if f"[{p.n}]" in text] or answer.citations
+            cited = {c.n for c in answer.citations} or kept
+            answer.evidence = self.evidence.rank(
+                standalone, passages, strip_markers(text), signals=ranked.signals, only=cited
+            ).evidence[: s.evidence.max_spans]
+            if mode == "verify" and not answer.grounded:
+                # Never show an unsupported claim: the best evidence, quoted, stands in for the answer.
+                answer.generated = text
+                answer.answer, answer.citations = quote(best[0], passages)
+                answer.evidence, answer.mode = best, "quote"
+        if mode != "generate":
+            yield {"event": "token", "text": answer.answer}
+        yield {"event": "final", "answer": answer}
+
+    @staticmethod
+    def _decline(model: str, standalone: str, retrieval_ms: float, answerable: float) -> Iterator[dict[str, Any]]:
+        yield {"event": "sources", "passages": []}
+        yield {"event": "token", "text": DECLINE_TEXT}
+        answer = Answer(DECLINE_TEXT, [], retrieval_ms, 0.0, True, 0, model, standalone, [], answerable=answerable)
         yield {"event": "final", "answer": answer}
 
     def ask(self, question: str, **kwargs: Any) -> Answer:

@@ -12,13 +12,13 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from rag.types import Citation, Hit, StoredChunk, page_ref
+from rag.types import Citation, Evidence, Hit, StoredChunk, page_ref
 
 DECLINE_TEXT = "The documents do not cover this question."
 
 SYSTEM_PROMPT = (
     "You are a support assistant. Answer the question using only the numbered sources. "
-    "After each sentence, cite the source it comes from, like [1]. "
+    "Answer briefly, in the words of the source, and cite the source after each sentence, like [1]. "
     f'If the sources do not contain the answer, reply exactly: "{DECLINE_TEXT}"'
 )
 
@@ -28,6 +28,7 @@ CONDENSE_PROMPT = (
 )
 
 _MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
+_MARKER_WITH_SPACE = re.compile(r"\s*\[\d{1,3}(?:\s*,\s*\d{1,3})*\]")
 _WORD = re.compile(r"\w+", re.UNICODE)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 _DECLINE_PATTERNS = re.compile(
@@ -157,6 +158,20 @@ def sane_rewrite(rewrite: str, question: str, history: Sequence[dict]) -> str:
         return text
     previous = next((t["content"] for t in reversed(history) if t["role"] == "user"), "")
     return f"{previous} {question}".strip()
+
+
+def strip_markers(text: str) -> str:
+    """The text without its ``[n]`` markers (and the space they leave before punctuation)."""
+    return re.sub(r"\s+([.,;:!?])", r"\1", _MARKER_WITH_SPACE.sub("", text)).strip()
+
+
+def quote(evidence: Evidence, passages: Sequence[Passage]) -> tuple[str, list[Citation]]:
+    """The evidence sentence quoted with its file and page: what is shown instead of an unchecked answer."""
+    passage = next((p for p in passages if p.n == evidence.n), None)
+    citation = passage.citation() if passage else None
+    page = page_ref(evidence.page, citation.page_label if citation else None)  # the printed page number
+    where = evidence.source.replace("\\", "/").rsplit("/", 1)[-1] + (f", {page}" if page else "")
+    return f'From {where}: "{evidence.text}" [{evidence.n}]', [citation] if citation else []
 
 
 def _words(text: str) -> set[str]:

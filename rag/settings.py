@@ -81,7 +81,9 @@ class IngestSettings(BaseModel):
 
 
 class RetrievalSettings(BaseModel):
-    top_k: int = Field(5, ge=1, description="Chunks given to the model.")
+    top_k: int = Field(
+        3, ge=1, description="Passages given to the model (the grounded adapter was trained with three)."
+    )
     candidate_depth: int = Field(
         100, ge=1, description="Candidates taken from each retriever before fusion (tuned by `docqa eval retrieval`)."
     )
@@ -96,12 +98,6 @@ class RetrievalSettings(BaseModel):
     rrf_k: int = Field(60, ge=1, description="Reciprocal-rank-fusion constant.")
     bm25_k1: float = Field(0.9, description="BM25 term-frequency saturation (0.9: the BEIR/Anserini default).")
     bm25_b: float = Field(0.75, description="BM25 length normalisation.")
-    min_dense_score: float = Field(
-        0.35,
-        description="Refusal threshold: when the best dense cosine score is below this, the "
-        "documents are taken not to cover the question. 0.35 declines ~70% of SQuAD questions about "
-        "articles not in the index and ~4% of answerable ones (`docqa eval answers` prints the curve).",
-    )
     dedup_threshold: float = Field(
         0.95, description="Chunks whose vectors are this similar to a better hit are collapsed."
     )
@@ -111,6 +107,62 @@ class RetrievalSettings(BaseModel):
         None, description="sentence-transformers CrossEncoder id or path (none is bundled)."
     )
     rerank_depth: int = Field(20, description="Fused candidates passed to the reranker.")
+
+
+class EvidenceSettings(BaseModel):
+    """How supporting sentences are picked inside the retrieved passages (weights tuned by `docqa eval grounding`)."""
+
+    dense_weight: float = Field(0.5, ge=0, description="Weight of the question-sentence cosine.")
+    lexical_weight: float = Field(0.5, ge=0, description="Weight of the idf-weighted question-word coverage.")
+    passage_weight: float = Field(0.1, ge=0, description="Weight of the passage's retrieval score (min-max).")
+    answer_weight: float = Field(1.0, ge=0, description="Weight of the answer's words, once an answer exists.")
+    max_spans: int = Field(3, ge=1, description="Evidence spans returned with an answer.")
+
+
+class AnswerSettings(BaseModel):
+    """What is shown to users: the model's answer only when every claim in it is backed by its sources."""
+
+    mode: Literal["generate", "verify", "quote"] = Field(
+        "verify",
+        description="'generate': the model's answer as it comes; 'verify': the model's answer when every "
+        "sentence is supported by its cited passage, else the best evidence quoted; 'quote': always the quote.",
+    )
+    adapter: str | None = Field(
+        "docqa-grounded",
+        description="LoRA adapter answering by default when it is registered and served (None or '' for the "
+        "base model); a request naming a model overrides it.",
+    )
+    answerable_threshold: float = Field(
+        0.3875,
+        ge=0,
+        le=1,
+        description="Decline when the answerability model's probability is below this "
+        "(fitted on held-out SQuAD articles by `docqa eval grounding`).",
+    )
+    quote_over_decline: float = Field(
+        0.975,
+        ge=0,
+        le=1,
+        description="When the model declines although the answerability probability is at least this, the "
+        "best evidence is quoted instead (verify mode): 0.25% of questions about SQuAD articles not in the "
+        "index reach 0.975, 71% of answerable ones do, and the small model declines many of those. 1: "
+        "the model's decline always stands.",
+    )
+    answerable_weights: dict[str, float] = Field(
+        default_factory=lambda: {
+            "intercept": -16.8002,
+            "best_dense": 10.5004,
+            "best_sentence_dense": 14.2425,
+            "best_lexical": 7.6413,
+            "passage_lexical": -3.9518,
+            "bm25_top": 3.0561,
+            "fused_margin": 2.3937,
+        },
+        description="Logistic-regression coefficients over the retrieval and evidence signals.",
+    )
+    max_repeats: int = Field(
+        2, ge=1, description="A sentence (or long phrase) repeated more than this is a loop: the rest is cut."
+    )
 
 
 class LLMSettings(BaseModel):
@@ -236,6 +288,8 @@ class Settings(BaseSettings):
     index: IndexSettings = Field(default_factory=IndexSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
+    evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
+    answer: AnswerSettings = Field(default_factory=AnswerSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     model: ModelServerSettings = Field(default_factory=ModelServerSettings)
     api: APISettings = Field(default_factory=APISettings)

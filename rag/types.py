@@ -93,6 +93,39 @@ class Citation:
 
 
 @dataclass
+class Evidence:
+    """A supporting span inside a passage: where it is (passage number, file, page, chunk, character
+    offsets in the chunk's stored text) and how well it fits the question and answer."""
+
+    n: int
+    source: str
+    page: int | None
+    chunk_id: int
+    start: int
+    end: int
+    text: str
+    score: float
+
+    def as_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["score"] = round(float(self.score), 4)
+        return out
+
+
+@dataclass
+class ClaimCheck:
+    """One sentence of a generated answer and whether the passages it cites back it."""
+
+    text: str
+    cited: list[int]
+    supported: bool
+    problems: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class Answer:
     answer: str | None
     citations: list[Citation]
@@ -103,16 +136,26 @@ class Answer:
     model: str | None = None
     standalone_question: str | None = None
     passages: list[Citation] = field(default_factory=list)  # every passage shown to the model
+    evidence: list[Evidence] = field(default_factory=list)  # the supporting spans, best first
+    grounded: bool | None = None  # every claim of the model's answer backed by its sources (None: not checked)
+    mode: str = "generate"  # what is shown: the model's answer ("generate"), or the evidence quoted ("quote")
+    checks: list[ClaimCheck] = field(default_factory=list)  # the verifier's verdict on each generated sentence
+    answerable: float | None = None  # the answerability model's probability
+    generated: str | None = None  # the model's own text, when a quote replaced it
 
     def as_json(self) -> dict[str, Any]:
         return {
             "answer": self.answer,
             "citations": [c.as_json() for c in self.citations],
+            "evidence": [e.as_json() for e in self.evidence],
+            "grounded": self.grounded,
+            "mode": self.mode,
             "retrieval_ms": round(self.retrieval_ms, 1),
             "generation_ms": round(self.generation_ms, 1),
             "declined": self.declined,
             "dropped_markers": self.dropped_markers,
             "model": self.model,
+            "answerable": None if self.answerable is None else round(self.answerable, 4),
         }
 
 

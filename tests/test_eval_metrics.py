@@ -6,7 +6,7 @@ import json
 import math
 from pathlib import Path
 
-from rag.evaluation.answer_eval import refusal_curve, strip_markers
+from rag.evaluation.answer_eval import strip_markers
 from rag.evaluation.datasets import doc_id_from_path, load_beir, load_squad
 from rag.evaluation.metrics import (
     contains_answer,
@@ -44,13 +44,6 @@ def test_ranking_metrics_on_a_hand_computed_case() -> None:
     assert hit_at_k(ranked, rel, 1) == 0.0 and hit_at_k(ranked, rel, 2) == 1.0
 
 
-def test_refusal_curve_picks_the_separating_threshold() -> None:
-    curve = refusal_curve([0.6, 0.7, 0.8, 0.5], [0.1, 0.2, 0.3, 0.25])
-    best = curve["best_threshold"]
-    assert 0.3 < best["threshold"] <= 0.5
-    assert best["held_out_declined"] == 1.0 and best["in_index_declined"] == 0.0
-
-
 def test_dataset_writers_encode_ids_in_paths(tmp_path: Path) -> None:
     beir = tmp_path / "b"
     (beir / "qrels").mkdir(parents=True)
@@ -81,3 +74,30 @@ def test_report_writes_json_markdown_png(tmp_path: Path) -> None:
     assert json.loads(paths["json"].read_text())["rows"][0]["variant"] == "bm25"
     assert "| bm25 | 0.500 | 0.250 |" in paths["markdown"].read_text()
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_answerability_fit_learns_which_signal_separates() -> None:
+    from rag.answerability import FEATURES, fit, probability
+
+    rng = __import__("random").Random(0)
+    rows, labels = [], []
+    for i in range(200):
+        answerable = i % 2
+        row = {f: rng.random() for f in FEATURES}
+        row["best_dense"] = 0.3 + 0.4 * answerable + 0.1 * rng.random()  # the only informative signal
+        rows.append(row)
+        labels.append(answerable)
+    weights = fit(rows, labels)
+    assert weights["best_dense"] > 5 * max(abs(weights[f]) for f in FEATURES if f != "best_dense")
+    hits = sum((probability(r, weights) >= 0.5) == bool(y) for r, y in zip(rows, labels, strict=True))
+    assert hits == len(rows)
+
+
+def test_article_split_is_disjoint_stable_and_order_free() -> None:
+    from rag.evaluation.datasets import article_split
+
+    titles = [f"Article_{i}" for i in range(24)]
+    tune, test = article_split(titles)
+    assert len(tune) == len(test) == 12 and not set(tune) & set(test) and set(tune) | set(test) == set(titles)
+    assert article_split(list(reversed(titles))) == (tune, test)
+    assert article_split(titles, seed=1) != (tune, test)

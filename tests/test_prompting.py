@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -119,7 +120,7 @@ class ScriptedGenerator:
 
     def stream(self, messages: list[dict], **_: object) -> Iterator[str]:
         self.calls.append(messages)
-        yield from self.reply.split(" ")
+        yield from re.findall(r"\S+\s*", self.reply)  # word by word, as a server streams
 
     def models(self) -> list[str]:
         return ["docqa-base"]
@@ -131,21 +132,78 @@ class ScriptedGenerator:
 class TestPipeline:
     def _ingest(self, services: Services, tmp_path: Path) -> None:
         kb = tmp_path / "kb"
-        kb.mkdir()
+        kb.mkdir(parents=True)
         (kb / "warranty.md").write_text("# Warranty\n\nThe Tidy robot warranty lasts 24 months from purchase.\n")
         (kb / "returns.md").write_text("# Returns\n\nReturns are accepted within 30 days with a receipt.\n")
         services.ingestor.ingest([kb], "kb")
 
-    def test_answer_streams_and_cites(self, services: Services, tmp_path: Path) -> None:
+    def _pipeline(self, services: Services, tmp_path: Path, reply: str, **settings: object) -> tuple:
         self._ingest(services, tmp_path)
-        gen = ScriptedGenerator("The warranty lasts 24 months [1].")
-        services = Services(services.settings, embedder=services.embedder, generator=gen)
-        events = list(services.pipeline.stream("How long is the warranty?", collection="kb"))
+        gen = ScriptedGenerator(reply)
+        configured = services.settings.with_overrides(**settings) if settings else services.settings
+        return Services(configured, embedder=services.embedder, generator=gen).pipeline, gen
+
+    def test_supported_answer_is_shown_with_its_evidence(self, services: Services, tmp_path: Path) -> None:
+        pipeline, gen = self._pipeline(services, tmp_path, "The warranty lasts 24 months [1].")
+        events = list(pipeline.stream("How long is the warranty?", collection="kb"))
         assert next(e["event"] for e in events) == "sources"
+        # verify mode: the answer is checked before it is shown, so it arrives whole, never half-checked.
+        assert [e["text"] for e in events if e["event"] == "token"] == ["The warranty lasts 24 months [1]."]
+        answer = events[-1]["answer"]
+        assert answer.grounded is True and answer.mode == "generate" and not answer.declined
+        assert Path(answer.citations[0].source).name == "warranty.md"
+        assert "24 months" in gen.calls[-1][-1]["content"]  # the passage reached the prompt
+        best = answer.evidence[0]
+        assert "24 months" in best.text and best.n == 1 and Path(best.source).name == "warranty.md"
+        chunk = pipeline.services.reader("kb").docstore.chunks([best.chunk_id])[best.chunk_id]
+        assert chunk.text[best.start : best.end] == best.text  # offsets into the chunk's stored text
+
+    def test_unsupported_answer_is_replaced_by_the_evidence_quote(self, services: Services, tmp_path: Path) -> None:
+        pipeline, _ = self._pipeline(services, tmp_path, "The warranty lasts 36 months [1].")
+        answer = pipeline.ask("How long is the warranty?", collection="kb")
+        assert answer.mode == "quote" and answer.grounded is False
+        assert "36" not in answer.answer and "24 months" in answer.answer
+        assert answer.answer.startswith("From warranty.md") and answer.answer.endswith("[1]")
+        assert answer.generated and "36 months" in answer.generated  # kept for the logs, not shown
+        assert answer.checks and not answer.checks[0].supported
+
+    def test_generate_mode_streams_the_model_as_it_comes(self, services: Services, tmp_path: Path) -> None:
+        pipeline, _ = self._pipeline(services, tmp_path, "The warranty lasts 36 months [1].", answer__mode="generate")
+        events = list(pipeline.stream("How long is the warranty?", collection="kb"))
         assert sum(e["event"] == "token" for e in events) > 1
         answer = events[-1]["answer"]
-        assert Path(answer.citations[0].source).name == "warranty.md" and not answer.declined
-        assert "24 months" in gen.calls[-1][-1]["content"]  # the passage reached the prompt
+        assert "36 months" in answer.answer and answer.mode == "generate" and answer.grounded is False
+
+    def test_quote_mode_does_not_ask_the_model(self, services: Services, tmp_path: Path) -> None:
+        pipeline, gen = self._pipeline(services, tmp_path, "unused", answer__mode="quote")
+        answer = pipeline.ask("How long is the warranty?", collection="kb")
+        assert gen.calls == [] and answer.mode == "quote" and "24 months" in answer.answer
+        assert answer.evidence and answer.citations[0].n == 1
+
+    def test_a_decline_despite_sure_retrieval_becomes_the_quote(self, services: Services, tmp_path: Path) -> None:
+        pipeline, _ = self._pipeline(services, tmp_path, DECLINE_TEXT, answer__quote_over_decline=0.0)
+        answer = pipeline.ask("How long is the warranty?", collection="kb")
+        assert not answer.declined and answer.mode == "quote" and "24 months" in answer.answer
+        pipeline, _ = self._pipeline(services, tmp_path / "b", DECLINE_TEXT, answer__quote_over_decline=1.0)
+        assert pipeline.ask("How long is the warranty?", collection="kb").declined
+
+    def test_invented_source_header_is_stripped(self, services: Services, tmp_path: Path) -> None:
+        reply = "The warranty lasts 24 months (warranty.md, page 7) [1]."
+        pipeline, _ = self._pipeline(services, tmp_path, reply)
+        answer = pipeline.ask("How long is the warranty?", collection="kb")
+        assert "page 7" not in answer.answer and "24 months" in answer.answer and answer.grounded
+
+    def test_decline_is_the_same_in_a_later_turn(self, services: Services, tmp_path: Path) -> None:
+        question = "Who won the 1998 football world cup final?"
+        pipeline, gen = self._pipeline(services, tmp_path, question)  # the rewrite keeps the question
+        first = pipeline.ask(question, collection="kb")
+        history = [
+            {"role": "user", "content": "How long is the warranty?"},
+            {"role": "assistant", "content": "24 months"},
+        ]
+        later = pipeline.ask(question, collection="kb", history=history)
+        assert first.declined and later.declined and first.answerable == later.answerable
+        assert len(gen.calls) == 1  # the condensing call only: the model never answered
 
     def test_irrelevant_question_is_declined_without_calling_the_model(
         self, services: Services, tmp_path: Path

@@ -115,14 +115,18 @@ def answers(
       docqa eval answers --squad ../shared/eval/squad-dev/squad.json --limit 50 --model my-adapter
     """
     from rag.evaluation.answer_eval import ANSWER_METRICS, evaluate_answers
-    from rag.evaluation.datasets import load_squad
-    from rag.evaluation.report import markdown_table
+    from rag.evaluation.datasets import article_split, load_squad, squad_titles
     from rag.evaluation.runner import fresh_collection, work_directory
 
     services = build(_settings())
     services.generator.check()  # before minutes of ingest: is the model server up?
+    # Measured on the test half of the articles only: the tune half trained the adapter and fitted the
+    # evidence weights and the decline model (`docqa eval grounding`, `make adapter`).
+    _, test = article_split(squad_titles(squad), seed)
     with work_directory(work_dir) as work:
-        evalset = load_squad(squad, work, holdout_articles=holdout_articles, seed=seed, max_articles=max_articles)
+        evalset = load_squad(
+            squad, work, holdout_articles=holdout_articles, holdout_from=test, seed=seed, max_articles=max_articles
+        )
         err.print(f"ingesting {len(evalset.doc_ids)} paragraphs (held out: {', '.join(evalset.held_out_articles)})")
         with fresh_collection(services, evalset.docs_dir, "answers") as built:
             result = evaluate_answers(
@@ -134,21 +138,66 @@ def answers(
                 model=model,
                 seed=seed,
                 progress=lambda m: err.print(m, highlight=False),
+                articles=set(test),
             )
-    curve = result.get("refusal_curve") or {}
-    if curve:
-        best = curve["best_threshold"]
-        result["markdown_extra"] = (
-            f"Refusal threshold (best dense cosine, all {curve['in_index_best_dense']['n']} in-index vs "
-            f"{curve['held_out_best_dense']['n']} held-out questions): configured "
-            f"{result['min_dense_score']}, best separation at {best['threshold']} "
-            f"(held-out declined {best['held_out_declined']:.3f}, "
-            f"in-index declined {best['in_index_declined']:.3f}).\n\n"
-            + markdown_table(
-                [
-                    {"group": "in index", **curve["in_index_best_dense"]},
-                    {"group": "held out", **curve["held_out_best_dense"]},
-                ]
-            )
-        )
     _emit(result, out_dir, as_json, ANSWER_METRICS, "model")
+
+
+@app.command("grounding")
+def grounding(
+    squad: Annotated[Path, typer.Option("--squad", help="SQuAD v1.1 JSON file.")],
+    per_group: Annotated[
+        int, typer.Option("--per-group", help="Questions sampled from each of tune/test x in-index/held-out.")
+    ] = 400,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the article split and the samples.")] = 0,
+    out_dir: Annotated[
+        Path | None, typer.Option("--out", help="Keep result.json, result.md and result.png here.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the JSON result instead of the table.")] = False,
+) -> None:
+    """Tune the evidence weights and fit the answerability (decline) model on half of the SQuAD articles,
+    and measure both on the other half. Needs no model server. Prints the settings it found.
+
+    Examples:
+      docqa eval grounding --squad ../shared/eval/squad-dev/squad.json --out bench/results/eval-grounding
+    """
+    from rag.evaluation.datasets import article_split, load_squad, squad_titles
+    from rag.evaluation.grounding_eval import holdouts, plot_decline_curve, tune_grounding
+    from rag.evaluation.runner import fresh_collection, work_directory
+
+    services = build(_settings())
+    tune, test = article_split(squad_titles(squad), seed)
+    held = holdouts(tune, test, seed)
+    with work_directory(None) as work:
+        evalset = load_squad(squad, work, holdout_articles=len(held), holdout_from=held, seed=seed)
+        err.print(f"ingesting {len(evalset.doc_ids)} paragraphs (held out: {', '.join(held)})")
+        with fresh_collection(services, evalset.docs_dir, "grounding") as built:
+            result = tune_grounding(
+                services, evalset, built, tune, per_group=per_group, seed=seed,
+                progress=lambda m: err.print(m, highlight=False),
+            )
+    ev, an = result["evidence"], result["answerability"]
+    old = an["test_dense_035"]
+    rows = [
+        {"measure": "evidence: best sentence holds the answer (test)", "value": ev["test"]["top1"]},
+        {"measure": "evidence: best 3 sentences hold it (test)", "value": ev["test"]["top3"]},
+        {"measure": "evidence, dense only: best sentence (test)", "value": ev["test_dense_only"]["top1"]},
+        {"measure": "evidence, lexical only: best sentence (test)", "value": ev["test_lexical_only"]["top1"]},
+        {"measure": "a retrieved passage holds the answer (test)", "value": ev["test_gold_retrieved"]},
+        {"measure": "held-out questions declined (test)", "value": an["test"]["held_out_declined"]},
+        {"measure": "answerable questions declined (test)", "value": an["test"]["in_index_declined"]},
+        {"measure": "held-out declined, dense >= 0.35 alone (test)", "value": old["held_out_declined"]},
+        {"measure": "answerable declined, dense >= 0.35 alone (test)", "value": old["in_index_declined"]},
+    ]
+    result["rows"] = rows
+    settings_toml = "[evidence]\n" + "".join(f"{k} = {v}\n" for k, v in ev["weights"].items())
+    settings_toml += f"[answer]\nanswerable_threshold = {an['threshold']}\nanswerable_weights = " + "{ " + ", ".join(
+        f"{k} = {v}" for k, v in an["weights"].items()
+    ) + " }\n"
+    result["markdown_extra"] = (
+        f"Fitted settings (docqa.toml):\n\n```toml\n{settings_toml}```\n\n"
+        "Decline curve (test articles): ![decline curve](decline-curve.png)\n"
+    )
+    _emit(result, out_dir, as_json, ("value",), "measure")
+    if out_dir is not None:
+        plot_decline_curve(result, out_dir / "decline-curve.png")

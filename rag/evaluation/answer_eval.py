@@ -1,40 +1,44 @@
-"""``docqa eval answers``: SQuAD questions through the real answering path (retrieve, prompt, generate,
-map citations), scored with SQuAD's exact match and token F1, citation support and declining.
-
-Also measures the refusal signal on every question of the set: the best dense cosine score for
-questions whose article is indexed against questions whose article was held out, and the threshold
-that separates them best (Youden's J), which is how ``retrieval.min_dense_score`` is tuned.
+"""``docqa eval answers``: SQuAD questions through the real answering path (retrieve, decide, prompt,
+generate, verify, map citations), scored with SQuAD's exact match and token F1, whether the shown answer
+contains a gold answer, citation support, claims shown without support, and declining.
 """
 
 from __future__ import annotations
 
 import random
-import re
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Set
 
 from rag.evaluation.datasets import EvalSet, Query
 from rag.evaluation.metrics import contains_answer, exact_match, squad_f1
-from rag.evaluation.runner import BuiltCollection, PrecomputedQueryEmbedder
-from rag.retrieval import Retriever
+from rag.evaluation.runner import BuiltCollection
+from rag.prompting import strip_markers
 from rag.services import Services
 from rag.types import Answer
 
-_MARKERS = re.compile(r"\s*\[\d{1,3}(?:\s*,\s*\d{1,3})*\]")
+ANSWER_METRICS = (
+    "answer_has_gold",
+    "exact_match",
+    "f1",
+    "citation_has_answer",
+    "unsupported_claims",
+    "quoted",
+    "no_citation",
+    "declined_in_index",
+    "declined_held_out",
+    "s_median",
+)
 
-ANSWER_METRICS = ("exact_match", "f1", "citation_has_answer", "no_citation", "declined_in_index", "declined_held_out")
 
-
-def strip_markers(text: str) -> str:
-    """The answer without its [n] citation markers, which are not part of the answer text."""
-    return _MARKERS.sub("", text).strip()
-
-
-def pick_questions(evalset: EvalSet, limit: int | None, held_out_limit: int | None, seed: int) -> list[Query]:
-    """A seeded sample: ``limit`` in-index questions and ``held_out_limit`` about held-out articles."""
+def pick_questions(
+    evalset: EvalSet, limit: int | None, held_out_limit: int | None, seed: int, articles: Set[str] | None = None
+) -> list[Query]:
+    """A seeded sample: ``limit`` in-index questions (about ``articles`` only, when given) and
+    ``held_out_limit`` about held-out articles."""
     rng = random.Random(seed)
-    inside, outside = list(evalset.in_index), list(evalset.held_out)
+    inside = [q for q in evalset.in_index if articles is None or q.article in articles]
+    outside = list(evalset.held_out)
     rng.shuffle(inside)
     rng.shuffle(outside)
     inside = inside[:limit] if limit else inside
@@ -43,54 +47,26 @@ def pick_questions(evalset: EvalSet, limit: int | None, held_out_limit: int | No
     return inside + outside[:held_out_limit]
 
 
+def unsupported_claims(answer: Answer) -> int:
+    """Sentences shown to the user that the verifier finds unsupported by their cited passages (a quote
+    is the source's own words; a decline claims nothing)."""
+    if answer.declined or answer.mode == "quote":
+        return 0
+    return sum(not c.supported for c in answer.checks)
+
+
 def score_answer(query: Query, answer: Answer) -> dict[str, float | bool]:
     text = strip_markers(answer.answer or "")
     return {
+        "answer_has_gold": contains_answer(text, query.answers) if not answer.declined else False,
+        "unsupported_claims": unsupported_claims(answer),
+        "quoted": answer.mode == "quote",
         "exact_match": exact_match(text, query.answers) if not answer.declined else 0.0,
         "f1": squad_f1(text, query.answers) if not answer.declined else 0.0,
         "citation_has_answer": any(contains_answer(c.text, query.answers) for c in answer.citations),
         "no_citation": not answer.declined and not answer.citations,
         "declined": answer.declined,
     }
-
-
-def refusal_curve(in_scores: Sequence[float], out_scores: Sequence[float], steps: int = 41) -> dict:
-    """Decline rates of both groups at thresholds from 0 to 0.8, and the threshold with the best J.
-
-    Declining below the threshold: a held-out question declined is a true positive, an in-index one a
-    false positive. J = TPR - FPR picks the point furthest from chance.
-    """
-    if not in_scores or not out_scores:
-        return {}
-    points = []
-    for i in range(steps):
-        t = round(0.8 * i / (steps - 1), 3)
-        tpr = sum(s < t for s in out_scores) / len(out_scores)
-        fpr = sum(s < t for s in in_scores) / len(in_scores)
-        points.append({"threshold": t, "held_out_declined": round(tpr, 4), "in_index_declined": round(fpr, 4)})
-    best = max(points, key=lambda p: (p["held_out_declined"] - p["in_index_declined"], -p["threshold"]))
-    return {
-        "in_index_best_dense": _summary(in_scores),
-        "held_out_best_dense": _summary(out_scores),
-        "best_threshold": best,
-        "points": points,
-    }
-
-
-def _summary(values: Sequence[float]) -> dict[str, float]:
-    ordered = sorted(values)
-    return {
-        "n": len(ordered),
-        "p10": round(ordered[int(0.1 * (len(ordered) - 1))], 4),
-        "median": round(statistics.median(ordered), 4),
-        "p90": round(ordered[int(0.9 * (len(ordered) - 1))], 4),
-    }
-
-
-def best_dense_scores(services: Services, built: BuiltCollection, queries: Sequence[Query]) -> list[float]:
-    embedder = PrecomputedQueryEmbedder(services.embedder, [q.text for q in queries])
-    retriever = Retriever(services.settings.retrieval, embedder, None)
-    return [retriever.search(built.reader, q.text, top_k=1, mode="dense").best_dense for q in queries]
 
 
 def evaluate_answers(
@@ -103,15 +79,17 @@ def evaluate_answers(
     model: str | None = None,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    articles: Set[str] | None = None,
 ) -> dict:
     services.generator.check()  # fail fast, with the server's own message, before any work
-    questions = pick_questions(evalset, limit, held_out_limit, seed)
+    questions = pick_questions(evalset, limit, held_out_limit, seed, articles)
     records = []
     started = time.perf_counter()
     for i, q in enumerate(questions, 1):
         t0 = time.perf_counter()
         answer = services.pipeline.ask(q.text, collection=built.name, model=model)
         seconds = time.perf_counter() - t0
+        shown = answer.passages or answer.citations
         records.append(
             {
                 "id": q.qid,
@@ -119,6 +97,12 @@ def evaluate_answers(
                 "held_out": q.held_out,
                 "gold": q.answers,
                 "answer": answer.answer,
+                "generated": answer.generated,
+                "mode": answer.mode,
+                "answerable": answer.answerable,
+                "problems": [p for c in answer.checks for p in c.problems],
+                "evidence": answer.evidence[0].text if answer.evidence else None,
+                "gold_shown": any(contains_answer(c.text, q.answers) for c in shown),
                 "cited": [c.source.rsplit("/", 2)[-2:] for c in answer.citations],
                 "seconds": round(seconds, 3),
                 **score_answer(q, answer),
@@ -134,19 +118,22 @@ def evaluate_answers(
 
     times = [r["seconds"] for r in records]
     row = {
-        "model": model or services.settings.llm_model_name,
+        "model": model or services.pipeline.default_model(),
+        "mode": services.settings.answer.mode,
+        "answer_has_gold": share(inside, "answer_has_gold"),
         "exact_match": share(inside, "exact_match"),
         "f1": share(inside, "f1"),
         "citation_has_answer": share(inside, "citation_has_answer"),
+        "unsupported_claims": sum(int(r["unsupported_claims"]) for r in records),
+        "quoted": share(inside, "quoted"),
+        "gold_shown": share(inside, "gold_shown"),
         "no_citation": share(inside, "no_citation"),
         "declined_in_index": share(inside, "declined"),
         "declined_held_out": share(outside, "declined"),
         "s_per_answer": round(statistics.mean(times), 2) if times else None,
+        "s_median": round(statistics.median(times), 2) if times else None,
         "s_p95": round(sorted(times)[int(0.95 * (len(times) - 1))], 2) if times else None,
     }
-    all_in = evalset.in_index
-    all_out = evalset.held_out
-    curve = refusal_curve(best_dense_scores(services, built, all_in), best_dense_scores(services, built, all_out))
     return {
         "kind": "answers",
         "dataset": evalset.name,
@@ -156,10 +143,9 @@ def evaluate_answers(
         "in_index_questions": len(inside),
         "held_out_questions": len(outside),
         "held_out_articles": evalset.held_out_articles,
-        "min_dense_score": services.settings.retrieval.min_dense_score,
+        "answerable_threshold": services.settings.answer.answerable_threshold,
         "temperature": services.settings.llm.temperature,
         "seed": seed,
         "rows": [row],
-        "refusal_curve": curve,
         "answers": records,
     }

@@ -8,6 +8,7 @@ path: ``doc_id_from_path`` is the inverse of the writers here.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import random
 from collections.abc import Iterable
@@ -28,6 +29,7 @@ class Query:
     relevance: dict[str, float]  # doc id -> graded relevance (SQuAD: the gold paragraph, 1.0)
     answers: list[str] = field(default_factory=list)  # SQuAD gold answer texts
     held_out: bool = False  # about an article that is not in the index (expect a decline)
+    article: str = ""  # SQuAD: the article the question is about
 
 
 @dataclass
@@ -109,6 +111,25 @@ def load_beir(beir_dir: Path, work_dir: Path, *, split: str = "test", max_querie
     return EvalSet(beir_dir.name, out_dir, doc_ids, qs[:max_queries] if max_queries else qs)
 
 
+def squad_titles(squad_file: Path) -> list[str]:
+    """The article titles of a SQuAD v1.1 file, in file order."""
+    if not squad_file.exists():
+        raise EvalDataError(f"{squad_file} does not exist: pass a SQuAD v1.1 JSON file (squad.json)")
+    try:
+        return [a["title"] for a in json.loads(squad_file.read_text(encoding="utf-8"))["data"]]
+    except (json.JSONDecodeError, KeyError) as exc:
+        raise EvalDataError(f"{squad_file} is not SQuAD v1.1 JSON (a top-level 'data' list): {exc}") from exc
+
+
+def article_split(titles: Iterable[str], seed: int = 0) -> tuple[list[str], list[str]]:
+    """(tune, test): a stable half of the articles for training and fitting (the adapter, the evidence
+    weights, the answerability model), the other half for measuring them. The order is a seeded hash
+    of the titles, so it does not depend on the order of the file."""
+    ranked = sorted(set(titles), key=lambda t: hashlib.sha256(f"{seed}:{t}".encode()).hexdigest())
+    half = len(ranked) // 2
+    return sorted(ranked[:half]), sorted(ranked[half:])
+
+
 def load_squad(
     squad_file: Path,
     work_dir: Path,
@@ -116,11 +137,15 @@ def load_squad(
     holdout_articles: int = 0,
     seed: int = 0,
     max_articles: int | None = None,
+    holdout_from: Iterable[str] | None = None,
+    exclude: Iterable[str] = (),
 ) -> EvalSet:
     """SQuAD v1.1 JSON: each paragraph a markdown document headed by its article title.
 
-    ``holdout_articles`` articles (chosen with ``seed``) are not written; their questions are kept,
-    marked ``held_out``, to measure declining. ``max_articles`` keeps the first N articles (tests).
+    ``holdout_articles`` articles (chosen with ``seed``, among ``holdout_from`` when given) are not
+    written; their questions are kept, marked ``held_out``, to measure declining. Articles in ``exclude``
+    are left out of the index too, and so are their questions. ``max_articles`` keeps the first N
+    articles (tests).
     """
     if not squad_file.exists():
         raise EvalDataError(f"{squad_file} does not exist: pass a SQuAD v1.1 JSON file (squad.json)")
@@ -130,10 +155,13 @@ def load_squad(
         raise EvalDataError(f"{squad_file} is not SQuAD v1.1 JSON (a top-level 'data' list): {exc}") from exc
     if max_articles:
         articles = articles[:max_articles]
+    excluded = set(exclude)
+    articles = [a for a in articles if a["title"] not in excluded]
     titles = [a["title"] for a in articles]
-    if holdout_articles >= len(titles):
-        raise EvalDataError(f"cannot hold out {holdout_articles} of {len(titles)} articles; hold out fewer")
-    held = set(random.Random(seed).sample(titles, holdout_articles)) if holdout_articles else set()
+    pool = sorted(set(holdout_from) & set(titles)) if holdout_from is not None else titles
+    if holdout_articles >= len(titles) or holdout_articles > len(pool):
+        raise EvalDataError(f"cannot hold out {holdout_articles} of {len(pool)} articles; hold out fewer")
+    held = set(random.Random(seed).sample(pool, holdout_articles)) if holdout_articles else set()
     out_dir = work_dir / SQUAD_DIR
     doc_ids: list[str] = []
     queries: list[Query] = []
@@ -150,5 +178,5 @@ def load_squad(
                 doc_ids.append(doc_id)
             for qa in para["qas"]:
                 answers = [a["text"] for a in qa.get("answers", [])]
-                queries.append(Query(str(qa["id"]), qa["question"], {doc_id: 1.0}, answers, title in held))
+                queries.append(Query(str(qa["id"]), qa["question"], {doc_id: 1.0}, answers, title in held, title))
     return EvalSet(squad_file.stem, out_dir, doc_ids, queries, sorted(held))

@@ -1,0 +1,221 @@
+"""Checking an answer against its sources before anyone sees it.
+
+A small model copies a number from the wrong line, flips a "not", or invents "(manual.pdf, page 9)"
+headers in the prompt's format; each is worse than no answer when it carries a citation. So every
+sentence of a generated answer is checked against the passages it cites (or, uncited, against every
+passage shown): each number, each named term (capitalised words, codes such as E12 or BAT-5200,
+quoted text) must occur there, most of its content words must, and its polarity must match the
+sentence it leans on (a "not" in one and none in the other is a contradiction, and so is a bare
+"Yes" against a negated source). The answer as a whole must also answer: say something the question
+does not, and hold a number where the question asks for one. Before that, the text is cleaned:
+invented source headers are stripped and repetition loops are cut.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from rag.lexical import tokenize
+from rag.prompting import Passage, strip_markers
+from rag.types import ClaimCheck
+
+_MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
+_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
+_NUMBER = re.compile(r"(?<![\w.])(\d+(?:[.,]\d+)*)(?!\w)")
+_CODE = re.compile(r"\b(?=[A-Za-z-]*\d)(?=\w*[A-Za-z])[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*\b")
+_CAPITAL = re.compile(r"\b[A-Z][a-zA-Z]+(?:[-'][A-Za-z]+)*\b")
+_QUOTED = re.compile(r"[\"“]([^\"”]{3,60})[\"”]")
+_NEGATION = re.compile(
+    r"\b(no|not|never|none|nothing|neither|nor|without|cannot|can't|won't|isn't|aren't|doesn't|don't|didn't|"
+    r"wasn't|weren't|hasn't|haven't|shouldn't|mustn't|unsupported|unavailable)\b|n't\b",
+    re.IGNORECASE,
+)
+_YES_NO = re.compile(r"^\s*(yes|no)\b", re.IGNORECASE)
+_EXTENSIONS = r"pdf|docx?|pptx?|html?|md|txt|csv|eml"
+# "(manual.pdf, page 3, section 'Charging')", "(file, page 4)", "[2] (faq.html)": the prompt's own
+# source-header format, copied by a small model, usually with pages that do not exist.
+_INVENTED_HEADER = re.compile(
+    rf"\s*\((?:[^()]*\.(?:{_EXTENSIONS})\b[^()]*|[^()]*\bpages?\s+\d+[^()]*|[^()]*\bsection\s+'[^()]*)\)",
+    re.IGNORECASE,
+)
+_BARE_FILE = re.compile(rf"\b(?:from|in|see)\s+[\w./-]+\.(?:{_EXTENSIONS})\b[,:]?\s*", re.IGNORECASE)
+# Sentence-start words that are capitalised by position, not because they name something.
+_COMMON_CAPITALS = frozenset(
+    "The A An It Its This That These Those There Their They He She We You Your Our If In On At For From To "
+    "Yes No Not And Or But After Before When Where Which Who What Why How Each Every All Some Any As By "
+    "With Without Please Note Also Then So Only Most More Less I".split()
+)
+_STARTERS = frozenset(w.lower() for w in _COMMON_CAPITALS)
+MIN_WORD_SUPPORT = 0.6  # share of a sentence's content words that must occur in its passages
+# Questions whose answer must hold a number ("How many seats...?" answered "Haymarket" is no answer).
+_WANTS_NUMBER = re.compile(
+    r"^\s*(how (many|much)|what (number|percentage|proportion|share)|(in |by )?what year)\b", re.IGNORECASE
+)
+_NUMBER_WORDS = frozenset(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fifteen twenty thirty forty "
+    "fifty sixty hundred thousand million billion dozen half single double twice once".split()
+)
+
+
+def strip_invented_headers(text: str) -> tuple[str, int]:
+    """Remove copied source headers ("(manual.pdf, page 9)") and "from manual.pdf:"; returns the count."""
+    cleaned, n1 = _INVENTED_HEADER.subn("", text)
+    cleaned, n2 = _BARE_FILE.subn("", cleaned)
+    cleaned = re.sub(r"[ \t]+([.,;:!?])", r"\1", cleaned)
+    return re.sub(r"[ \t]{2,}", " ", cleaned).strip(), n1 + n2
+
+
+def _norm(sentence: str) -> str:
+    return " ".join(_MARKER.sub("", sentence).lower().split())
+
+
+def cut_loops(text: str, max_repeats: int = 2) -> tuple[str, bool]:
+    """Cut the answer where it starts repeating itself: at a sentence seen before, or at the
+    ``max_repeats + 1``-th occurrence of an 8-word phrase. Returns the text and whether it was cut."""
+    sentences = [s for s in _SENTENCE.split(text) if s.strip()]
+    seen: set[str] = set()
+    kept: list[str] = []
+    cut = False
+    for sentence in sentences:
+        key = _norm(sentence)
+        if key and key in seen:
+            cut = True
+            break
+        seen.add(key)
+        kept.append(sentence.strip())
+    out = " ".join(kept)
+    words = out.split()
+    counts: dict[tuple[str, ...], int] = {}
+    for i in range(len(words) - 7):
+        gram = tuple(w.lower() for w in words[i : i + 8])
+        counts[gram] = counts.get(gram, 0) + 1
+        if counts[gram] > max_repeats:
+            out = " ".join(words[:i]).rstrip(",;: ")
+            cut = True
+            break
+    return out, cut
+
+
+def numbers(text: str) -> set[str]:
+    """Numbers as written, without thousands separators ("5,200" and "5200" are one number)."""
+    out = set()
+    for raw in _NUMBER.findall(text):
+        value = raw.replace(",", "") if re.fullmatch(r"\d{1,3}(,\d{3})+", raw) else raw.replace(",", ".")
+        out.add(value.rstrip(".").lstrip("0") or "0")
+    return out
+
+
+def named_terms(sentence: str) -> set[str]:
+    """Capitalised words (not the first word of the sentence unless unusual), codes and quoted text."""
+    body = _MARKER.sub("", sentence)
+    terms = {m.lower() for m in _CODE.findall(body)}
+    terms |= {m.lower() for m in _QUOTED.findall(body)}
+    for i, m in enumerate(_CAPITAL.finditer(body)):
+        word = m.group(0)
+        at_start = i == 0 and not body[: m.start()].strip()
+        if word in _COMMON_CAPITALS or (at_start and word.lower() in _STARTERS):
+            continue
+        terms.add(word.lower())
+    return terms
+
+
+def negated(text: str) -> bool:
+    return bool(_NEGATION.search(text))
+
+
+def _sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE.split(text) if s.strip()]
+
+
+def _lean_on(claim_terms: set[str], source_text: str) -> str:
+    """The source sentence sharing most content words with the claim (its polarity is compared)."""
+    best, best_overlap = "", -1
+    for s in _sentences(source_text):
+        overlap = len(claim_terms & set(tokenize(s)))
+        if overlap > best_overlap:
+            best, best_overlap = s, overlap
+    return best
+
+
+def check_sentence(sentence: str, cited: Sequence[Passage], question: str = "") -> ClaimCheck:
+    numbers_in = numbers(_MARKER.sub("", sentence))
+    source = "\n".join(p.text + ("\n" + p.heading if p.heading else "") for p in cited)
+    source_lower = source.lower()
+    problems: list[str] = []
+    source_numbers = numbers(source)
+    for value in sorted(numbers_in - source_numbers):
+        problems.append(f"number {value} is not in the cited source")
+    for term in sorted(named_terms(sentence)):
+        if term not in source_lower and not any(t in source_lower for t in (term.rstrip("s"), term + "s")):
+            problems.append(f"'{term}' is not in the cited source")
+    body = _MARKER.sub("", sentence)
+    terms = set(tokenize(body))
+    q_terms = set(tokenize(question))
+    own = terms - q_terms  # words restating the question need no support
+    if own:
+        source_terms = set(tokenize(source))
+        support = len(own & source_terms) / len(own)
+        if support < MIN_WORD_SUPPORT:
+            problems.append(f"only {support:.0%} of its words are in the cited source")
+    leaning = _lean_on(terms | q_terms, source)
+    yes_no = _YES_NO.match(body)
+    if yes_no and len(terms) <= 2:
+        # A bare "Yes"/"No": the source sentence closest to the question decides the polarity.
+        says_no = yes_no.group(1).lower() == "no"
+        if says_no != negated(leaning):
+            problems.append(f"'{yes_no.group(1)}' contradicts the source: '{leaning[:80]}'")
+    elif len(body.split()) >= 4 and leaning and negated(body) != negated(leaning) and terms & set(tokenize(leaning)):
+        # Whole-sentence claims only: a short span ("Denver Broncos") carries no polarity of its own.
+        problems.append(f"negation differs from the source: '{leaning[:80]}'")
+    return ClaimCheck(body.strip(), [p.n for p in cited], not problems, problems)
+
+
+def answer_problems(text: str, question: str) -> list[str]:
+    """Whether the answer as a whole answers the question: it says something the question does not
+    already say ("teachers" for "What group can teachers register with?" is supported by any passage
+    and answers nothing), and a "how many" or "what year" question gets a number."""
+    body = strip_markers(text)
+    if not question or not body or _YES_NO.match(body):
+        return []
+    problems = []
+    if not set(tokenize(body)) - set(tokenize(question)) and not numbers(body) - numbers(question):
+        problems.append("it only restates the question")
+    words = set(re.findall(r"[a-z]+", body.lower()))
+    if _WANTS_NUMBER.match(question) and not numbers(body) and not words & _NUMBER_WORDS:
+        problems.append("the question asks for a number and the answer has none")
+    return problems
+
+
+def recite(text: str, passages: Sequence[Passage], question: str = "") -> tuple[str, list[ClaimCheck]]:
+    """Verify each sentence; one that its cited passage does not back but another shown passage does
+    is re-pointed to that passage (small models often cite the neighbour of the right source).
+    Returns the text with corrected markers and the final checks."""
+    by_n = {p.n: p for p in passages}
+    out: list[str] = []
+    checks: list[ClaimCheck] = []
+    for sentence in _sentences(text):
+        if not _MARKER.sub("", sentence).strip(" .,;:!?"):
+            out.append(sentence)
+            continue
+        cited_ns = [int(n) for m in _MARKER.findall(sentence) for n in m.split(",") if int(n) in by_n]
+        cited = [by_n[n] for n in dict.fromkeys(cited_ns)] or list(passages)
+        check = check_sentence(sentence, cited, question)
+        if not check.supported and cited_ns:
+            for p in passages:
+                if p.n in cited_ns:
+                    continue
+                alt = check_sentence(sentence, [p], question)
+                if alt.supported:
+                    sentence = strip_markers(sentence)
+                    tail = sentence[-1] if sentence and sentence[-1] in ".!?" else ""
+                    sentence = f"{sentence[:-1] if tail else sentence} [{p.n}]{tail}"
+                    check = alt
+                    break
+        out.append(sentence)
+        checks.append(check)
+    text = " ".join(out)
+    problems = answer_problems(text, question)
+    if problems:  # true to the sources, but not an answer: never shown as one in verify mode
+        checks.append(ClaimCheck(strip_markers(text), [], False, problems))
+    return text, checks

@@ -1,0 +1,118 @@
+"""The verifier: every generated sentence against the passages it cites (numbers, named terms,
+negation, yes/no), invented source headers, repetition loops, and re-pointing a wrong marker."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.prompting import build_passages
+from rag.types import Hit, StoredChunk
+from rag.verify import check_sentence, cut_loops, named_terms, numbers, recite, strip_invented_headers
+
+
+def chunk(cid: int, text: str, doc: str, page: int | None = None) -> StoredChunk:
+    return StoredChunk(cid, doc, 0, text, page, page, None, "NarrativeText", [f"/kb/{doc}"], None)
+
+
+MANUAL = (
+    "The Sweep S3 comes with a warranty of 24 months from the date of purchase. "
+    "The battery is covered for 12 months. The robot supports 2.4 GHz Wi-Fi only; 5 GHz networks are not supported."
+)
+POLICY = "Returns are accepted within 30 days of delivery. Opened devices carry a restocking fee of 10%."
+
+
+def passages():
+    return build_passages(
+        [Hit(chunk(1, MANUAL, "sweep_s3_manual.pdf", 5), 0.9), Hit(chunk(2, POLICY, "returns_policy.docx"), 0.8)]
+    )
+
+
+class TestNumbers:
+    def test_a_number_absent_from_the_cited_source_fails(self) -> None:
+        p = passages()
+        assert check_sentence("The warranty lasts 24 months [1].", p[:1]).supported
+        bad = check_sentence("The warranty lasts 2 years [1].", p[:1])
+        assert not bad.supported and any("number 2" in x for x in bad.problems)
+
+    def test_a_number_from_the_other_source_fails_against_the_cited_one(self) -> None:
+        p = passages()
+        assert not check_sentence("Returns are accepted within 30 days [1].", p[:1]).supported
+        assert check_sentence("Returns are accepted within 30 days [2].", p[1:]).supported
+
+    def test_number_forms(self) -> None:
+        assert numbers("5,200 mAh and 2.4 GHz, 10%, 39,90 EUR") == {"5200", "2.4", "10", "39.90"}
+
+
+class TestTermsAndNegation:
+    def test_a_named_term_absent_from_the_source_fails(self) -> None:
+        p = passages()
+        bad = check_sentence("The Sweep S5 has a warranty of 24 months [1].", p[:1])
+        assert not bad.supported and any("s5" in x for x in bad.problems)
+        assert {"sweep", "s3", "e12"} <= named_terms("The Sweep S3 shows E12 [1].")
+
+    def test_a_flipped_negation_fails(self) -> None:
+        p = passages()
+        assert check_sentence("5 GHz networks are not supported [1].", p[:1]).supported
+        bad = check_sentence("5 GHz networks are supported by the robot [1].", p[:1])
+        assert not bad.supported and any("negation" in x for x in bad.problems)
+
+    def test_a_bare_yes_against_a_negated_source_fails(self) -> None:
+        p = passages()
+        question = "Does the robot support 5 GHz networks?"
+        bad = check_sentence("Yes [1].", p[:1], question)
+        assert not bad.supported and any("contradicts" in x for x in bad.problems)
+        assert check_sentence("No [1].", p[:1], question).supported
+
+    def test_words_mostly_invented_fail(self) -> None:
+        p = passages()
+        assert not check_sentence("Customers receive free lifetime cleaning visits [2].", p[1:]).supported
+
+
+class TestCleaning:
+    @pytest.mark.parametrize(
+        "raw",
+        [
+            "The warranty lasts 24 months (sweep_s3_manual.pdf, page 9) [1].",
+            "The warranty lasts 24 months (file, page 12, section 'Warranty') [1].",
+        ],
+    )
+    def test_invented_source_headers_are_stripped(self, raw: str) -> None:
+        cleaned, count = strip_invented_headers(raw)
+        assert cleaned == "The warranty lasts 24 months [1]." and count == 1
+
+    def test_text_without_headers_is_unchanged(self) -> None:
+        text = "Charge it for 4 hours (about half a day) [1]."
+        assert strip_invented_headers(text) == (text, 0)
+
+    def test_loops_are_cut(self) -> None:
+        looped = "The warranty is 24 months [1]. The above is a summary. The above is a summary. The above is"
+        text, cut = cut_loops(looped)
+        assert cut and text == "The warranty is 24 months [1]. The above is a summary."
+        phrase = "the robot cleans the floor and the carpet well " * 4
+        text, cut = cut_loops(phrase.strip())
+        assert cut and text.count("the robot cleans the floor") == 2
+        assert cut_loops("One. Two. Three.") == ("One. Two. Three.", False)
+
+
+class TestRecite:
+    def test_a_marker_on_the_wrong_source_is_repointed(self) -> None:
+        text, checks = recite("Returns are accepted within 30 days [1].", passages())
+        assert text == "Returns are accepted within 30 days [2]." and checks[0].supported
+
+    def test_an_unsupported_sentence_stays_flagged(self) -> None:
+        text, checks = recite("Returns are accepted within 60 days [2].", passages())
+        assert text == "Returns are accepted within 60 days [2]." and not checks[0].supported
+
+
+class TestAnswersTheQuestion:
+    def test_an_answer_that_restates_the_question_is_no_answer(self) -> None:
+        question = "Which returns are accepted?"
+        _, checks = recite("Returns [2].", passages(), question)
+        assert not checks[-1].supported and "restates" in checks[-1].problems[0]
+        assert all(c.supported for c in recite("Within 30 days of delivery [2].", passages(), question)[1])
+
+    def test_a_how_many_question_needs_a_number(self) -> None:
+        question = "How many days do I have to return a device?"
+        _, checks = recite("Returns are accepted after delivery [2].", passages(), question)
+        assert any("number" in p for c in checks for p in c.problems)
+        assert all(c.supported for c in recite("30 days [2].", passages(), question)[1])
