@@ -193,7 +193,7 @@ class TestModelDropsMidAnswer:
 
     def test_chat_falls_back_to_passages(self, make_api: Callable[..., ApiHandle], api_data_dir: Path) -> None:
         # Tokens must reach the client before the drop: the answer mode that streams them, where there is one.
-        streamed = {"answer__mode": "generate"} if "answer" in Settings.model_fields else {}
+        streamed = {"answer__mode": "generate"}
         with fake_model_server(self.PIECES, drop=True) as server:
             settings = Settings(data_dir=api_data_dir).with_overrides(llm__base_url=base_url(server), **streamed)
             api = make_api(settings)

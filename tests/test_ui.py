@@ -12,7 +12,15 @@ from rag.cli.ui_cmds import APP_SCRIPT, child_environment, streamlit_command
 from rag.errors import DocqaError
 from rag.settings import Settings
 from rag.types import Answer, Citation
-from ui.answering import AnswerStream, escape_markdown, history_for_pipeline, other_passages, shown_sources
+from ui.answering import (
+    AnswerStream,
+    escape_markdown,
+    evidence_spans,
+    history_for_pipeline,
+    other_passages,
+    quote_markdown,
+    shown_sources,
+)
 from ui.uploads import FileProgress, is_upload, sanitise_filename, save_uploads
 
 
@@ -161,3 +169,24 @@ class TestLaunch:
             9,
             "kestrel",
         )
+
+
+class TestEvidenceHighlight:
+    TEXT = "Charging.\nThe battery holds 5200 mAh [see table].\nIt charges in 4 hours."
+    EVIDENCE = ({"n": 1, "text": "The battery holds 5200 mAh [see table]."}, {"n": 2, "text": "It charges"})
+
+    def test_the_evidence_of_this_passage_is_highlighted_and_escaped(self) -> None:
+        spans = evidence_spans(self.TEXT, 1, self.EVIDENCE)
+        assert spans == [(10, 49)]  # passage 2's evidence is not this passage's
+        quoted = quote_markdown(self.TEXT, spans, 900)
+        assert quoted.splitlines() == [
+            "> Charging\\.",
+            "> :orange-background[The battery holds 5200 mAh \\[see table\\]\\.]",
+            "> It charges in 4 hours\\.",
+        ]
+
+    def test_a_long_passage_is_cut_around_its_evidence(self) -> None:
+        text = "filler words " * 200 + self.TEXT
+        quoted = quote_markdown(text, evidence_spans(text, 1, self.EVIDENCE), 400)
+        assert quoted.startswith("> … ") and ":orange-background[The battery holds" in quoted
+        assert len(quoted) < 600

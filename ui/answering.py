@@ -76,6 +76,9 @@ def assistant_message(
         "question": question,
         "citations": [c.as_json() for c in answer.citations],
         "passages": [c.as_json() for c in answer.passages],
+        "evidence": [e.as_json() for e in answer.evidence],
+        "mode": answer.mode,
+        "grounded": answer.grounded,
         "declined": answer.declined,
         "collection": collection,
         "model": answer.model or model,
@@ -130,3 +133,51 @@ def shown_sources(message: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
             return "Passages retrieval found", message["passages"]
         return "Passages consulted", message["passages"]
     return "", []
+
+
+def evidence_spans(text: str, n: int, evidence: Sequence[dict[str, Any]]) -> list[tuple[int, int]]:
+    """Where the evidence sentences of passage ``n`` lie in its text, found by their words (the stored
+    offsets count from the start of their chunk, and a passage may join several chunks)."""
+    spans = []
+    for e in evidence:
+        if e.get("n") == n and e.get("text"):
+            at = text.find(e["text"])
+            if at >= 0:
+                spans.append((at, at + len(e["text"])))
+    return sorted(spans)
+
+
+def quote_markdown(text: str, spans: Sequence[tuple[int, int]], limit: int) -> str:
+    """The passage as a markdown quote, evidence spans highlighted, cut to ``limit`` characters around
+    the first span; every character of the document is escaped, so it shows as written."""
+    start, end = 0, len(text)
+    if end > limit:
+        start = max(0, min(spans[0][0] - 200, end - limit)) if spans else 0
+        end = min(len(text), start + limit)
+    marked = [False] * len(text)
+    for a, b in spans:
+        for i in range(max(a, start), min(b, end)):
+            marked[i] = True
+    lines = []
+    pos = start
+    for line in text[start:end].split("\n"):
+        pieces, i = [], pos
+        while i < pos + len(line):
+            j = i
+            while j < pos + len(line) and marked[j] == marked[i]:
+                j += 1
+            piece = escape_all_markdown(text[i:j])
+            if marked[i] and piece.strip():
+                # Leading/trailing spaces break the directive: keep them outside it.
+                core = piece.strip()
+                lead, trail = piece[: len(piece) - len(piece.lstrip())], piece[len(piece.rstrip()) :]
+                piece = f"{lead}:orange-background[{core}]{trail}"
+            pieces.append(piece)
+            i = j
+        lines.append("".join(pieces))
+        pos += len(line) + 1
+    if start > 0:
+        lines[0] = "… " + lines[0]
+    if end < len(text):
+        lines[-1] += " …"
+    return "\n".join("> " + line if line.strip() else ">" for line in lines)

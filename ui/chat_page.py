@@ -96,6 +96,12 @@ def render_assistant(msg: dict[str, Any], store: FeedbackStore, *, latest: bool)
         st.error(msg["error"], icon=":material/error:")
     else:
         st.markdown(escape_markdown(msg["content"]))
+        if msg.get("mode") == "quote":
+            st.caption(
+                "Quoted from the source: the model's own answer could not be shown as it was.",
+                help="docqa shows a generated answer only when it answers the question and every claim in "
+                "it is backed by the cited passage; otherwise the best supporting sentence, quoted.",
+            )
     render_sources(msg, expanded=latest)
     if not msg.get("error"):
         st.caption(_timing(msg))

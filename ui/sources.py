@@ -9,29 +9,23 @@ from typing import Any
 
 import streamlit as st
 
-from ui.answering import escape_all_markdown, other_passages, shown_sources
+from rag.types import page_ref
+from ui.answering import escape_all_markdown, evidence_spans, other_passages, quote_markdown, shown_sources
 
 QUOTE_CHARS = 900  # longer passages are cut in the page (the download has the whole document)
-
-
-def _quote(text: str) -> str:
-    text = text.strip()
-    if len(text) > QUOTE_CHARS:
-        text = text[:QUOTE_CHARS].rsplit(" ", 1)[0] + " …"
-    return "\n".join("> " + escape_all_markdown(line) if line.strip() else ">" for line in text.splitlines())
 
 
 def source_label(citation: dict[str, Any]) -> str:
     name = Path(citation["source"]).name or citation["source"]
     parts = [f"**[{citation['n']}] {escape_all_markdown(name)}**"]
-    if citation.get("page") is not None:
-        parts.append(f"page {citation['page']}")
+    if citation.get("page") is not None or citation.get("page_label"):
+        parts.append(page_ref(citation.get("page"), citation.get("page_label")))
     if citation.get("heading"):
         parts.append(f"section “{escape_all_markdown(citation['heading'])}”")
     return " · ".join(parts)
 
 
-def render_source(citation: dict[str, Any], key: str) -> None:
+def render_source(citation: dict[str, Any], key: str, evidence: list[dict[str, Any]] | None = None) -> None:
     path = Path(citation["source"])
     left, right = st.columns([5, 1], vertical_alignment="center")
     with left:
@@ -51,7 +45,8 @@ def render_source(citation: dict[str, Any], key: str) -> None:
             )
         else:
             st.caption("original file no longer available")
-    st.markdown(_quote(citation["text"]))
+    text = citation["text"].strip()
+    st.markdown(quote_markdown(text, evidence_spans(text, citation["n"], evidence or []), QUOTE_CHARS))
 
 
 def render_sources(message: dict[str, Any], *, expanded: bool = True) -> None:
@@ -64,7 +59,7 @@ def render_sources(message: dict[str, Any], *, expanded: bool = True) -> None:
         for i, citation in enumerate(citations):
             if i:
                 st.divider()
-            render_source(citation, key=f"dl_{message['id']}_{i}")
+            render_source(citation, key=f"dl_{message['id']}_{i}", evidence=message.get("evidence"))
     others = other_passages(message)
     if others:
         with st.expander(f"Other passages consulted ({len(others)})", expanded=False):

@@ -137,13 +137,15 @@ def answer_blocking(state: ApiState, req: AnswerRequest) -> tuple[Answer, str | 
     """Run the pipeline to the end (in a worker thread); returns the answer and, when the model was
     down and the caller allowed it, the reason there is only passages."""
     try:
-        tokens = 0
+        shown = drafted = 0
         final: Answer | None = None
         for event in state.services.pipeline.stream(req.question, **pipeline_kwargs(req)):
             if event["event"] == "token":
-                if tokens == 0:
+                if shown == 0:
                     state.metrics.first_token.observe(time.perf_counter() - req.started)
-                tokens += 1
+                shown += 1
+            elif event["event"] == "progress":
+                drafted += 1
             elif event["event"] == "final":
                 final = event["answer"]
         assert final is not None, "the pipeline ended without a final event"
@@ -154,7 +156,7 @@ def answer_blocking(state: ApiState, req: AnswerRequest) -> tuple[Answer, str | 
         answer = passages_only(state, req)
         state.metrics.observe_answer(answer)
         return answer, model_error(req, exc)
-    finish(state, req, final, tokens)
+    finish(state, req, final, drafted or shown)
     return final, None
 
 
@@ -176,7 +178,7 @@ async def start_stream(state: ApiState, req: AnswerRequest) -> tuple[PipelineRun
             if event is None:
                 break
             head.append(event)
-            if event["event"] in ("token", "final"):
+            if event["event"] in ("token", "progress", "final"):  # the model answers: past the risky part
                 break
     except BaseException:
         run.cancel()
@@ -191,19 +193,23 @@ async def follow(state: ApiState, req: AnswerRequest, run: PipelineRun, head: li
     with the passages only and its ``model_error`` (as /v1/ask answers). Metrics, the conversation turn
     and stopping the run are handled here."""
     state.metrics.active_streams.inc()
-    tokens = 0
+    shown = 0  # pieces sent to the client
+    drafted = 0  # pieces generated and held back until checked (verify mode)
     complete = False  # reached the final event, an error, or the end: anything else is a cancel
     try:
         pending = head
         while True:
             for event in pending:
                 if event["event"] == "token":
-                    if tokens == 0:
+                    if shown == 0:
                         state.metrics.first_token.observe(time.perf_counter() - req.started)
-                    tokens += 1
+                    shown += 1
+                elif event["event"] == "progress":
+                    drafted += 1
+                    continue
                 elif event["event"] == "final":
                     complete = True
-                    finish(state, req, event["answer"], tokens)
+                    finish(state, req, event["answer"], drafted or shown)
                 yield event
                 if complete:
                     return

@@ -21,7 +21,7 @@ from rag.api.errors import ApiError, describe, error_body
 from rag.api.routes_answer import ERRORS
 from rag.api.schemas import ChatCompletionRequest
 from rag.api.state import ApiState, get_state
-from rag.api.streaming import SSE_HEADERS, SSE_KEEPALIVE, PipelineRun, citation_json, sse
+from rag.api.streaming import SSE_HEADERS, SSE_KEEPALIVE, PipelineRun, citation_json, evidence_json, sse
 from rag.errors import DocqaError
 from rag.types import Answer
 
@@ -45,6 +45,9 @@ def _docqa_field(req: AnswerRequest, answer: Answer) -> dict[str, Any]:
     return {
         "collection": req.collection,
         "citations": [citation_json(c, public=req.public) for c in answer.citations],
+        "evidence": [evidence_json(e, public=req.public) for e in answer.evidence],
+        "grounded": answer.grounded,
+        "mode": answer.mode,
         "retrieval_ms": round(answer.retrieval_ms, 1),
         "generation_ms": round(answer.generation_ms, 1),
         "declined": answer.declined,

@@ -104,6 +104,18 @@ class CitationOut(BaseModel):
     score: float
     heading: str | None = None
     chunk_id: int | None = None
+    page_label: str | None = Field(None, description="The page number printed on the page, where it differs.")
+
+
+class EvidenceOut(BaseModel):
+    n: int = Field(..., description="The citation number of the passage the span lies in.")
+    source: str = Field(..., description="Document path (staff keys) or file name (widget keys).")
+    page: int | None
+    chunk_id: int
+    start: int = Field(..., description="Character offset of the span in the stored text of chunk chunk_id.")
+    end: int = Field(..., description="End offset (exclusive) of the span in that chunk's text.")
+    text: str
+    score: float
 
 
 class AskResponse(BaseModel):
@@ -123,6 +135,21 @@ class AskResponse(BaseModel):
                             "chunk_id": 17,
                         }
                     ],
+                    "evidence": [
+                        {
+                            "n": 1,
+                            "source": "warranty.pdf",
+                            "page": 2,
+                            "chunk_id": 17,
+                            "start": 0,
+                            "end": 52,
+                            "text": "All X200 units carry a 24-month limited warranty.",
+                            "score": 0.91,
+                        }
+                    ],
+                    "grounded": True,
+                    "mode": "generate",
+                    "answerable": 0.97,
                     "retrieval_ms": 41.3,
                     "generation_ms": 1830.0,
                     "declined": False,
@@ -138,6 +165,16 @@ class AskResponse(BaseModel):
 
     answer: str | None = Field(..., description="null when only passages could be returned (model down).")
     citations: list[CitationOut]
+    evidence: list[EvidenceOut] = Field(
+        default_factory=list, description="The sentences that support the answer, best first, with offsets."
+    )
+    grounded: bool | None = Field(
+        None, description="Every claim of the model's answer is backed by its cited passage (null: not checked)."
+    )
+    mode: Literal["generate", "quote"] = Field(
+        "generate", description="'quote': the answer is the evidence quoted (the model's own was not supported)."
+    )
+    answerable: float | None = Field(None, description="How likely the documents hold the answer (0-1).")
     retrieval_ms: float
     generation_ms: float
     declined: bool = False

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from rag.types import Answer, Citation
+from rag.types import Answer, Citation, Evidence
 
 KEEPALIVE_S = 15.0  # an SSE comment this often keeps proxies from closing a quiet stream
 
@@ -86,16 +86,29 @@ class PipelineRun:
         return self._thread.is_alive()
 
 
+def _file_name(path: str) -> str:
+    return path.replace("\\", "/").rsplit("/", 1)[-1]
+
+
 def citation_json(c: Citation, *, public: bool) -> dict[str, Any]:
     """A citation for the client; ``public`` (widget keys) shows the file name, not the server path."""
     data = c.as_json()
     if public:
-        data["source"] = c.source.replace("\\", "/").rsplit("/", 1)[-1]
+        data["source"] = _file_name(c.source)
+    return data
+
+
+def evidence_json(e: Evidence, *, public: bool) -> dict[str, Any]:
+    """A supporting span: its passage number, file, page, chunk and character offsets in the chunk's text."""
+    data = e.as_json()
+    if public:
+        data["source"] = _file_name(e.source)
     return data
 
 
 def answer_json(answer: Answer, *, public: bool) -> dict[str, Any]:
-    """Like ``docqa ask --json``: answer, citations, retrieval_ms, generation_ms (plus declined, model)."""
+    """Like ``docqa ask --json``: answer, citations, evidence, grounded, mode, timings, declined, model."""
     data = answer.as_json()
     data["citations"] = [citation_json(c, public=public) for c in answer.citations]
+    data["evidence"] = [evidence_json(e, public=public) for e in answer.evidence]
     return data

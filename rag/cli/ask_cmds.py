@@ -19,6 +19,12 @@ out = Console()
 def _print_sources(answer: Answer) -> None:
     if not answer.citations:
         return
+    if answer.mode == "quote":
+        out.print("[dim](quoted from the source: the model's own answer could not be shown as it was)[/dim]")
+    if answer.evidence:
+        out.print("\n[bold]Evidence[/bold]")
+        for e in answer.evidence:
+            out.print(f"  [{e.n}] “{e.text}”", highlight=False)
     out.print("\n[bold]Sources[/bold]")
     for c in answer.citations:
         page = f", {page_ref(c.page, c.page_label)}" if c.page is not None else ""
@@ -48,15 +54,18 @@ def _answer_once(
             _print_sources(answer)
         return answer
     final: Answer | None = None
+    streamed: list[str] = []
     for event in services.pipeline.stream(question, **kwargs):
         if event["event"] == "token":
+            streamed.append(event["text"])
             sys.stdout.write(event["text"])
             sys.stdout.flush()
         elif event["event"] == "final":
             final = event["answer"]
     sys.stdout.write("\n")
     assert final is not None
-    if final.answer and final.citations:
+    if final.answer and final.citations and final.answer != "".join(streamed).strip():
+        # The streamed text had the model's own [n] numbering; this is the one the sources list uses.
         out.print(f"[dim]answer with citations:[/dim] {final.answer}", highlight=False)
     _print_sources(final)
     return final

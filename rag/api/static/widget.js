@@ -133,6 +133,7 @@
     ".sources ol{list-style:none;margin:0;padding:0;display:flex;flex-direction:column;gap:4px}",
     "details{border:1px solid #e1e4ea;border-radius:8px;background:#fafbfc}",
     "summary{cursor:pointer;padding:5px 8px;font-size:13px;color:#1a3f8f;overflow-wrap:anywhere}",
+    "mark{background:#fff1a8;color:inherit;padding:0 1px;border-radius:2px}",
     "blockquote{margin:0;padding:6px 10px 8px;font-size:13px;color:#39404d;white-space:pre-wrap;border-top:1px solid #e1e4ea;max-height:220px;overflow-y:auto}",
     ".typing::after{content:'…';animation:blink 1s steps(2,start) infinite}",
     "@keyframes blink{to{visibility:hidden}}",
@@ -266,7 +267,8 @@
 
   function sourceLabel(c) {
     var label = "[" + c.n + "] " + fileName(c.source);
-    if (c.page !== null && c.page !== undefined) label += ", page " + c.page;
+    if (c.page_label) label += ", page " + c.page_label;
+    else if (c.page !== null && c.page !== undefined) label += ", page " + c.page;
     if (c.heading) label += " — " + c.heading;
     return label;
   }
@@ -299,15 +301,54 @@
     return btn;
   }
 
-  function sourcesBlock(citations, title) {
+  /** Where the evidence spans of passage ``n`` lie in its text (found by their words: the server's
+   * offsets count from the start of the span's chunk, and a passage may join several chunks). */
+  function spansIn(text, n, evidence) {
+    var spans = [];
+    (evidence || []).forEach(function (e) {
+      if (e.n !== n || !e.text) return;
+      var at = text.indexOf(e.text);
+      if (at >= 0) spans.push([at, at + e.text.length]);
+    });
+    spans.sort(function (a, b) { return a[0] - b[0]; });
+    return spans;
+  }
+
+  /** The passage with its evidence marked; a long passage is cut around the first span. */
+  function quoteNodes(text, spans) {
+    var from = 0;
+    var to = text.length;
+    if (to > MAX_QUOTE) {
+      from = spans.length ? Math.max(0, Math.min(spans[0][0] - 200, to - MAX_QUOTE)) : 0;
+      to = Math.min(text.length, from + MAX_QUOTE);
+    }
+    var frag = document.createDocumentFragment();
+    if (from > 0) frag.appendChild(document.createTextNode("…"));
+    var pos = from;
+    spans.forEach(function (sp) {
+      var a = Math.max(sp[0], pos);
+      var b = Math.min(sp[1], to);
+      if (b <= a) return;
+      frag.appendChild(document.createTextNode(text.slice(pos, a)));
+      frag.appendChild(el("mark", { text: text.slice(a, b) }));
+      pos = b;
+    });
+    frag.appendChild(document.createTextNode(text.slice(pos, to)));
+    if (to < text.length) frag.appendChild(document.createTextNode("…"));
+    return frag;
+  }
+
+  function sourcesBlock(citations, title, evidence) {
     var list = el("ol");
+    var opened = false;
     citations.forEach(function (c) {
-      var quote = String(c.text || "");
-      if (quote.length > MAX_QUOTE) quote = quote.slice(0, MAX_QUOTE) + "…";
+      var text = String(c.text || "");
+      var spans = spansIn(text, c.n, evidence);
       var details = el("details", { "data-n": String(c.n) }, [
         el("summary", { text: sourceLabel(c) }),
-        el("blockquote", { text: quote }),
+        el("blockquote", {}, [quoteNodes(text, spans)]),
       ]);
+      if (spans.length && !opened) details.open = opened = true; // the best support, shown without a click
       list.appendChild(el("li", {}, [details]));
     });
     return el("div", { className: "sources" }, [el("h3", { text: title || "Sources" }), list]);
@@ -321,7 +362,7 @@
     var related = m.related || [];
     // Cited sources when the answer cites; otherwise the passages it was given, so the reader can check.
     var sources = citations.length
-      ? sourcesBlock(citations)
+      ? sourcesBlock(citations, null, m.evidence)
       : related.length
         ? sourcesBlock(related, "Related passages")
         : null;
@@ -329,6 +370,7 @@
       bubble.appendChild(el("p", { className: "note", text: "The assistant is unavailable right now. These passages may help:" }));
     } else {
       bubble.appendChild(el("div", {}, [answerNodes(m.text || "", sources)]));
+      if (m.quoted) bubble.appendChild(el("p", { className: "note", text: "Quoted from the source." }));
     }
     if (sources) bubble.appendChild(sources);
     return bubble;
@@ -467,6 +509,8 @@
               role: "assistant",
               text: d.answer || "",
               citations: d.citations || [],
+              evidence: d.evidence || [],
+              quoted: d.mode === "quote",
               related: d.declined ? [] : passages,
               passagesOnly: d.answer === null,
             });
