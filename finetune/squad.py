@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,12 +34,14 @@ def write_squad_qa(
     questions_per_article: int | None = None,
     max_articles: int | None = None,
     seed: int = 0,
+    exclude: Iterable[str] = (),
 ) -> SquadSet:
     """Paragraph documents under ``work_dir/squad/`` and ``work_dir/squad-qa.jsonl``.
 
     ``questions_per_article`` samples that many questions per article (seeded), which keeps a CPU run
-    short while every article still contributes."""
-    evalset = load_squad(squad_file, work_dir, max_articles=max_articles)
+    short while every article still contributes. Articles in ``exclude`` (the ones evaluation asks about)
+    are neither written nor asked."""
+    evalset = load_squad(squad_file, work_dir, max_articles=max_articles, exclude=exclude)
     by_article: dict[str, list[Any]] = {}
     for q in evalset.queries:
         doc_id = next(iter(q.relevance))

@@ -2,7 +2,8 @@
 
 ``prepared_model_dir`` converts the bundled GGUF once into ``<repo>/.cache/models`` and reuses it
 across sessions (the conversion takes about a minute). ``vllm_server`` starts vLLM on a free local
-port with the base model and a small random LoRA adapter, and stops it at session end; the server
+port with the base model, the shipped grounded adapter (which the pipeline then answers with, as in
+``make run``) and a small random LoRA adapter, and stops it at session end; the server
 also dies with the test process (PR_SET_PDEATHSIG), so a crashed session leaves nothing behind.
 """
 
@@ -20,6 +21,7 @@ from rag.settings import Settings
 REPO = Path(__file__).resolve().parent.parent
 CACHE_DIR = REPO / ".cache"  # its models/ subfolder holds the converted checkpoint
 TEST_ADAPTER = "docqa-test-lora"
+GROUNDED_ADAPTER = REPO / "finetune" / "adapters" / "docqa-grounded"  # shipped; answers by default
 
 
 @dataclass
@@ -87,6 +89,8 @@ def vllm_server(prepared_model_dir: Path, tmp_path_factory: pytest.TempPathFacto
     if not venv_python(settings).exists():
         pytest.fail(f"vLLM's environment is missing ({venv_python(settings)}); `make setup` creates it")
     adapter = None
+    if (GROUNDED_ADAPTER / "adapter_model.safetensors").exists():
+        register_adapter(settings, settings.answer.adapter or GROUNDED_ADAPTER.name, GROUNDED_ADAPTER)
     if importlib.util.find_spec("peft") is not None:
         register_adapter(settings, TEST_ADAPTER, make_random_lora(prepared_model_dir, data_dir / "test-lora"))
         adapter = TEST_ADAPTER
