@@ -94,6 +94,25 @@ def adapter_rank(adapter_dir: Path) -> int:
     return int(config.get("r", 8))
 
 
+def adapter_mismatch(adapter_dir: Path, checkpoint: Path) -> str | None:
+    """Why the adapter cannot sit on this base model (its q_proj input width is not the base's hidden
+    size: it was trained for another model), or None. Reads tensor shapes only, not the weights."""
+    from safetensors import safe_open
+
+    weights = adapter_dir / "adapter_model.safetensors"
+    config_file = checkpoint / "config.json"
+    if not weights.is_file() or not config_file.is_file():
+        return None
+    config = json.loads(config_file.read_text())
+    hidden = config.get("hidden_size") or config.get("text_config", {}).get("hidden_size")
+    with safe_open(str(weights), framework="pt") as f:
+        key = next((k for k in f.keys() if "q_proj.lora_A" in k), None)  # noqa: SIM118 (not a dict)
+        width = f.get_slice(key).get_shape()[-1] if key else None
+    if hidden and width and width != hidden:
+        return f"it was trained for a model {width} wide; the served model is {hidden} wide"
+    return None
+
+
 def _read(reg_file: Path) -> dict[str, dict[str, Any]]:
     try:
         data = json.loads(reg_file.read_text())

