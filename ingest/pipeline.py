@@ -41,6 +41,8 @@ class IngestReport:
     unchanged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     chunks: int = 0  # chunks written by this run
+    total_chunks: int | None = None  # chunks in the collection after the run
+    total_documents: int | None = None
     embedded: int = 0  # chunks that needed the embedder (the rest reused stored vectors)
     failed: list[dict[str, str]] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)  # files in folders that are not documents
@@ -59,6 +61,8 @@ class IngestReport:
             "unchanged": self.unchanged,
             "removed": self.removed,
             "chunks": self.chunks,
+            "total_chunks": self.total_chunks,
+            "total_documents": self.total_documents,
             "embedded": self.embedded,
             "failed": self.failed,
             "skipped": self.skipped,
@@ -274,6 +278,7 @@ class Ingestor:
                     for key in writer.document_paths():
                         if key.startswith(prefix) and key not in seen and writer.remove_document(key):
                             report.removed.append(key)
+            report.total_documents, report.total_chunks = writer.store.counts()  # what the commit holds
             if report.added or report.updated or report.removed or rebuild:
                 report.generation = writer.commit(self.settings.retrieval).generation
         report.seconds = time.monotonic() - started
@@ -407,6 +412,7 @@ class Ingestor:
                 for k in matches:
                     if writer.remove_document(k):
                         report.removed.append(k)
+            report.total_documents, report.total_chunks = writer.store.counts()  # what the commit holds
             if report.removed:
                 report.generation = writer.commit(self.settings.retrieval).generation
         report.seconds = time.monotonic() - started

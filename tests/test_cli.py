@@ -33,6 +33,11 @@ def test_ingest_search_collections_remove_json(tmp_path: Path) -> None:
     assert [Path(p).name for p in report["added"]] == ["guide.md"]
     assert report["failed"][0]["path"].endswith("broken.txt") and report["failed"][0]["error"]
 
+    # A run that changes nothing writes no chunk, and says how many the collection holds.
+    (kb / "broken.txt").unlink()
+    report = json.loads(docqa("ingest", str(kb), "--collection", "kb", "--json", data_dir=data).stdout)
+    assert report["chunks"] == 0 and report["total_chunks"] >= 1 and report["total_documents"] == 1
+
     result = docqa("search", "where to plug the base station", "-c", "kb", "-k", "1", "--json", data_dir=data)
     assert result.returncode == 0, result.stderr
     (hit,) = json.loads(result.stdout)
@@ -45,6 +50,21 @@ def test_ingest_search_collections_remove_json(tmp_path: Path) -> None:
 
     result = docqa("remove", str(kb / "guide.md"), "-c", "kb", "--json", data_dir=data)
     assert result.returncode == 0 and json.loads(result.stdout)["removed"]
+    assert json.loads(result.stdout)["total_chunks"] == 0
+
+
+def test_search_shows_neighbouring_chunks_of_a_page_as_one_passage(tmp_path: Path) -> None:
+    kb = tmp_path / "kb"
+    kb.mkdir()
+    sentences = [f"The descaling step {i} of the base station takes about {i + 2} minutes." for i in range(60)]
+    (kb / "descaling.md").write_text("# Descaling\n\n" + " ".join(sentences) + "\n")
+    data = tmp_path / "data"
+    report = json.loads(docqa("ingest", str(kb), "--json", data_dir=data).stdout)
+    assert report["total_chunks"] >= 3  # one section, several chunks
+    result = docqa("search", "how long does descaling the base station take", "-k", "3", "--json", data_dir=data)
+    hits = json.loads(result.stdout)
+    # Without the merge the three best chunks of the one document came back as three hits.
+    assert len(hits) < 3 and any("step 0 " in h["text"] or "step 59 " in h["text"] for h in hits), hits
 
 
 def test_unknown_collection_is_one_clear_line(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from rag.prompting import build_passages
 from rag.services import build
 from rag.settings import load_settings
 from rag.store import Filters
@@ -96,8 +97,8 @@ def ingest(
     else:
         out.print(
             f"[bold]{name}[/bold]: {len(report.added)} added, {len(report.updated)} updated, "
-            f"{len(report.unchanged)} unchanged, {len(report.removed)} removed, {report.chunks} chunks "
-            f"({report.embedded} embedded) in {report.seconds:.1f} s"
+            f"{len(report.unchanged)} unchanged, {len(report.removed)} removed; {report.chunks} new chunks "
+            f"({report.embedded} embedded), {report.total_chunks} in the collection; {report.seconds:.1f} s"
             + (f", {len(report.skipped)} non-document files skipped" if report.skipped else "")
         )
         if show_report:
@@ -135,7 +136,8 @@ def search(
     mode: str = typer.Option(None, "--mode", help="hybrid, dense or bm25 (default: settings)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON: [{source, page, heading, score, text}]."),
 ) -> None:
-    """Show the chunks retrieval finds for a query, with score, source and page.
+    """Show the passages retrieval finds for a query (neighbouring chunks of a page merged), with score,
+    source and page.
 
     Examples:
       docqa search "warranty period"
@@ -146,14 +148,17 @@ def search(
     reader = services.reader(collection or settings.collection)
     filters = Filters(source_glob=source, doc_types=tuple(doc_type) if doc_type else None)
     result = services.retriever.search(reader, query, top_k=k, filters=filters, mode=mode)
+    # Neighbouring chunks of one page are one passage, as answering shows them.
+    passages = [p.citation() for p in build_passages(result.hits, settings.retrieval.merge_adjacent)]
     if as_json:
-        print(json.dumps([h.as_json() for h in result.hits], indent=2, ensure_ascii=False))
+        keys = ("source", "page", "heading", "score", "text")
+        print(json.dumps([{k: getattr(c, k) for k in keys} for c in passages], indent=2, ensure_ascii=False))
         return
-    for i, hit in enumerate(result.hits, 1):
-        page = f" {page_ref(hit.chunk.page, hit.chunk.page_label)}" if hit.chunk.page else ""
-        heading = f" — {hit.chunk.heading}" if hit.chunk.heading else ""
-        out.print(f"[bold]{i}.[/bold] {hit.chunk.source}{page}{heading}  [dim]score {hit.score:.4f}[/dim]")
-        out.print("   " + hit.chunk.text[:300].replace("\n", " "), highlight=False)
+    for i, c in enumerate(passages, 1):
+        page = f" {page_ref(c.page, c.page_label)}" if c.page else ""
+        heading = f" — {c.heading}" if c.heading else ""
+        out.print(f"[bold]{i}.[/bold] {c.source}{page}{heading}  [dim]score {c.score:.4f}[/dim]")
+        out.print("   " + c.text[:300].replace("\n", " "), highlight=False)
     out.print(f"[dim]{result.ms:.0f} ms[/dim]")
 
 
