@@ -4,7 +4,7 @@ One dense-cosine threshold separated questions about indexed and held-out SQuAD 
 11%. Several weak signals together do better: the best chunk cosine, the best single sentence cosine,
 how much of the question's wording the best sentence and the best passage hold, the BM25 score per
 query term, and how far the top fused hit stands above the second. The coefficients live in settings
-(``answer.answerable_weights``), fitted by ``docqa eval answerability`` on SQuAD articles that the
+(``answer.answerable_weights``), fitted by ``docqa eval grounding`` on SQuAD articles that the
 answer evaluation does not ask about; deciding costs a dot product.
 """
 

@@ -2,7 +2,7 @@
 
 A passage is a few hundred words; the claim a user needs to check is one sentence of it. Each sentence
 (or table row, or list line) of the passages is scored by a mix of three signals whose weights were
-tuned on held-out SQuAD articles (``docqa eval evidence``): the embedder's cosine between question and
+tuned on held-out SQuAD articles (``docqa eval grounding``): the embedder's cosine between question and
 sentence, the share of the question's content words (Snowball stems, weighted by their rarity among
 the candidate sentences) that the sentence holds, and the passage's own retrieval score. Once an answer
 exists, the sentences that hold the answer's words are preferred, so the evidence shown is the sentence
