@@ -71,11 +71,15 @@ def build_generator(settings: Settings) -> Generator:
     )
 
 
-def load_chat_tokenizer(settings: Settings) -> Any:
-    """The chat model's tokenizer, from the prepared checkpoint, for counting prompt tokens."""
+def load_chat_tokenizer(settings: Settings, served_root: str | None = None) -> Any:
+    """The chat model's tokenizer, for counting prompt tokens: from the prepared checkpoint, else from
+    the directory the model server reports it loaded (``served_root``: another DOCQA_DATA_DIR's
+    checkpoint, say), when this machine can read it."""
     from rag.model_server import resolve_checkpoint
 
     path = resolve_checkpoint(settings)
+    if not (path / "config.json").is_file() and served_root and (Path(served_root) / "config.json").is_file():
+        path = Path(served_root)
     if not (path / "config.json").is_file():
         raise ConfigError(f"the chat model is not prepared ({path}); run `docqa model prepare`.")
     try:
@@ -182,6 +186,16 @@ class OpenAIGenerator:
             return [m.id for m in self._get_client().models.list()]
         except _client_errors() as exc:
             raise self._translate(exc, None) from exc
+
+    def served_root(self) -> str | None:
+        """Where the server loaded the base model from (vLLM's ``root``), or None if it does not say."""
+        try:
+            served = self._get_client().with_options(max_retries=0).models.list()
+        except _client_errors():
+            return None
+        card = next((m for m in served if m.id == self.model_name), None)
+        root = getattr(card, "root", None) if card is not None else None
+        return root if isinstance(root, str) else None
 
     def check(self) -> None:
         """One quick request, no retries: a stopped server is reported in about a second."""

@@ -56,8 +56,13 @@ class AnswerPipeline:
         configured model's tokenizer is not available locally (a remote endpoint)."""
         from rag.generation import load_chat_tokenizer
 
+        served_root = getattr(self.services.generator, "served_root", None)
         try:
-            tokenizer = load_chat_tokenizer(self.settings)
+            try:
+                tokenizer = load_chat_tokenizer(self.settings)
+            except DocqaError:
+                # Not prepared here: the server may have loaded it from a directory this machine reads.
+                tokenizer = load_chat_tokenizer(self.settings, served_root() if served_root else None)
         except DocqaError as exc:
             log.warning("chat tokenizer unavailable (%s); estimating 1 token per 3.5 characters", exc)
             return lambda text: int(len(text) / 3.5) + 1
@@ -103,7 +108,20 @@ class AnswerPipeline:
             self._served = (now, served)
         return adapter if adapter in self._served[1] else s.llm_model_name
 
-    def stream(
+    def stream(self, question: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        """The answer's events (see the module docstring). Loading the embedder, on a process's first
+        question, is timed apart (``Answer.load_ms``), so ``retrieval_ms`` is the search alone."""
+        t0 = time.perf_counter()
+        warm_up = getattr(self.services.embedder, "warm_up", None)
+        if warm_up is not None:
+            warm_up()
+        load_ms = (time.perf_counter() - t0) * 1000
+        for event in self._events(question, **kwargs):
+            if event["event"] == "final":
+                event["answer"].load_ms = load_ms
+            yield event
+
+    def _events(
         self,
         question: str,
         *,

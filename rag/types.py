@@ -142,6 +142,7 @@ class Answer:
     checks: list[ClaimCheck] = field(default_factory=list)  # the verifier's verdict on each generated sentence
     answerable: float | None = None  # the answerability model's probability
     generated: str | None = None  # the model's own text, when a quote replaced it
+    load_ms: float = 0.0  # loading models on this process's first question, apart from retrieval_ms
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -152,6 +153,7 @@ class Answer:
             "mode": self.mode,
             "retrieval_ms": round(self.retrieval_ms, 1),
             "generation_ms": round(self.generation_ms, 1),
+            "load_ms": round(self.load_ms, 1),
             "declined": self.declined,
             "dropped_markers": self.dropped_markers,
             "model": self.model,

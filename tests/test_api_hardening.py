@@ -211,3 +211,27 @@ class TestModelDropsMidAnswer:
         assert "in the middle of an answer" in final["model_error"]
         # Without allow_passages_only the stream ends with an error event that says what happened.
         assert without[-1][0] == "error" and "in the middle of an answer" in without[-1][1]
+
+
+class TestTokenizerFromTheServedModel:
+    def test_prompts_are_sized_with_the_served_models_tokenizer(
+        self, prepared_model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        """DOCQA_DATA_DIR elsewhere (no prepared checkpoint there): the tokenizer comes from where the
+        model server says it loaded the model, and nothing warns."""
+        from transformers import AutoTokenizer
+
+        from rag.services import Services
+
+        text = "The Sweep S3 battery holds 5200 mAh; the first full charge takes 4 hours."
+        expected = len(AutoTokenizer.from_pretrained(prepared_model_dir).encode(text, add_special_tokens=False))
+        with fake_model_server(["x"], root=str(prepared_model_dir)) as server:
+            settings = Settings(data_dir=tmp_path / "elsewhere").with_overrides(llm__base_url=base_url(server))
+            with caplog.at_level("WARNING", logger="rag.pipeline"):
+                count = Services(settings).pipeline.count_tokens(text)
+        assert count == expected and "tokenizer unavailable" not in caplog.text
+        with fake_model_server(["x"]) as server:  # a server that does not say: the estimate, with a warning
+            settings = Settings(data_dir=tmp_path / "other").with_overrides(llm__base_url=base_url(server))
+            with caplog.at_level("WARNING", logger="rag.pipeline"):
+                Services(settings).pipeline.count_tokens(text)
+        assert "tokenizer unavailable" in caplog.text

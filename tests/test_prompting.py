@@ -187,6 +187,16 @@ class TestPipeline:
         pipeline, _ = self._pipeline(services, tmp_path / "b", DECLINE_TEXT, answer__quote_over_decline=1.0)
         assert pipeline.ask("How long is the warranty?", collection="kb").declined
 
+    def test_loading_the_embedder_is_timed_apart_from_retrieval(self, services: Services, tmp_path: Path) -> None:
+        from rag.embedder import SentenceTransformerEmbedder
+
+        self._ingest(services, tmp_path)
+        fresh = SentenceTransformerEmbedder(services.settings.embedder)  # not loaded yet, as in a new process
+        pipeline = Services(services.settings, embedder=fresh, generator=ScriptedGenerator("24 months [1].")).pipeline
+        first = pipeline.ask("How long is the warranty?", collection="kb")
+        second = pipeline.ask("How long is the warranty?", collection="kb")
+        assert first.as_json()["load_ms"] > 0.0 and second.as_json()["load_ms"] == 0.0  # rounded to 0.1 ms
+
     def test_invented_source_header_is_stripped(self, services: Services, tmp_path: Path) -> None:
         reply = "The warranty lasts 24 months (warranty.md, page 7) [1]."
         pipeline, _ = self._pipeline(services, tmp_path, reply)

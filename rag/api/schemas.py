@@ -177,6 +177,7 @@ class AskResponse(BaseModel):
     answerable: float | None = Field(None, description="How likely the documents hold the answer (0-1).")
     retrieval_ms: float
     generation_ms: float
+    load_ms: float = Field(0.0, description="Loading models for this process's first question (not retrieval).")
     declined: bool = False
     dropped_markers: int = 0
     model: str | None = None
