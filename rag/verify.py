@@ -52,6 +52,7 @@ MIN_WORD_SUPPORT = 0.6  # share of a sentence's content words that must occur in
 _WANTS_NUMBER = re.compile(
     r"^\s*(how (many|much)|what (number|percentage|proportion|share)|(in |by )?what year)\b", re.IGNORECASE
 )
+_ASKS_PRICE = re.compile(r"\b(cost|costs|price|prices|fee|fees)\b", re.IGNORECASE)  # a price is a number
 _NUMBER_WORDS = frozenset(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fifteen twenty thirty forty "
     "fifty sixty hundred thousand million billion dozen half single double twice once".split()
@@ -174,7 +175,7 @@ def check_sentence(sentence: str, cited: Sequence[Passage], question: str = "") 
 def answer_problems(text: str, question: str) -> list[str]:
     """Whether the answer as a whole answers the question: it says something the question does not
     already say ("teachers" for "What group can teachers register with?" is supported by any passage
-    and answers nothing), and a "how many" or "what year" question gets a number."""
+    and answers nothing), and a "how many", "what year" or price question gets a number."""
     body = strip_markers(text)
     if not question or not body or _YES_NO.match(body):
         return []
@@ -182,7 +183,8 @@ def answer_problems(text: str, question: str) -> list[str]:
     if not set(tokenize(body)) - set(tokenize(question)) and not numbers(body) - numbers(question):
         problems.append("it only restates the question")
     words = set(re.findall(r"[a-z]+", body.lower()))
-    if _WANTS_NUMBER.match(question) and not numbers(body) and not words & _NUMBER_WORDS:
+    wants_number = _WANTS_NUMBER.match(question) or _ASKS_PRICE.search(question)
+    if wants_number and not numbers(body) and not words & _NUMBER_WORDS:
         problems.append("the question asks for a number and the answer has none")
     return problems
 

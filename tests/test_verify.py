@@ -7,7 +7,15 @@ import pytest
 
 from rag.prompting import build_passages
 from rag.types import Hit, StoredChunk
-from rag.verify import check_sentence, cut_loops, named_terms, numbers, recite, strip_invented_headers
+from rag.verify import (
+    answer_problems,
+    check_sentence,
+    cut_loops,
+    named_terms,
+    numbers,
+    recite,
+    strip_invented_headers,
+)
 
 
 def chunk(cid: int, text: str, doc: str, page: int | None = None) -> StoredChunk:
@@ -116,3 +124,6 @@ class TestAnswersTheQuestion:
         _, checks = recite("Returns are accepted after delivery [2].", passages(), question)
         assert any("number" in p for c in checks for p in c.problems)
         assert all(c.supported for c in recite("30 days [2].", passages(), question)[1])
+        price = "What does the Sweep S3 itself cost?"
+        assert answer_problems("The Sweep S3 comes with a warranty from the date of purchase.", price)
+        assert not answer_problems("The Sweep S3 costs 399 EUR.", price)
