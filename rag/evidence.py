@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -34,24 +34,10 @@ _MIN_UNIT_CHARS = 3
 
 
 @dataclass
-class Unit:
-    """A candidate sentence before scoring."""
-
-    passage_n: int
-    passage_score: float
-    source: str
-    page: int | None
-    chunk_id: int
-    start: int
-    end: int
-    text: str
-
-
-@dataclass
 class Signals:
     """Per-sentence signals of one question against its passages."""
 
-    units: list[Unit]
+    units: list[Evidence]  # every candidate sentence, unscored (score 0)
     terms: list[list[str]]
     idf: dict[str, float]
     dense: np.ndarray  # cosine question-sentence
@@ -66,7 +52,7 @@ class Ranked:
     evidence: list[Evidence]
     best_dense: float
     best_lexical: float
-    signals: Signals | None = None  # kept so the answer can re-rank without embedding again
+    signals: Signals  # kept so the answer can re-rank without embedding again
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -88,12 +74,13 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     return out
 
 
-def units_of(passages: Sequence[Passage]) -> list[Unit]:
+def units_of(passages: Sequence[Passage]) -> list[Evidence]:
+    """Every candidate sentence of the passages, as an unscored span of its chunk."""
     units = []
     for p in passages:
         for chunk in p.chunks:
             for a, b in sentence_spans(chunk.text):
-                units.append(Unit(p.n, p.score, chunk.source, chunk.page, chunk.id, a, b, chunk.text[a:b]))
+                units.append(Evidence(p.n, chunk.source, chunk.page, chunk.id, a, b, chunk.text[a:b], 0.0))
     return units
 
 
@@ -135,7 +122,8 @@ class EvidenceSelector:
             dense = self.embedder.embed([u.text for u in units]) @ self.embedder.embed_query(question)
         else:
             dense = np.zeros(0, dtype=np.float32)
-        pscores = np.array([u.passage_score for u in units], dtype=np.float32)
+        retrieval_score = {p.n: p.score for p in passages}
+        pscores = np.array([retrieval_score[u.n] for u in units], dtype=np.float32)
         span = float(pscores.max() - pscores.min()) if units else 0.0
         passage = (pscores - pscores.min()) / span if span > 0 else np.ones_like(pscores)
         return Signals(units, terms, idf, np.asarray(dense, dtype=np.float32), lexical, passage)
@@ -162,25 +150,9 @@ class EvidenceSelector:
             support = np.array([coverage(a_terms, set(t), sig.idf) for t in sig.terms], dtype=np.float32)
             scores = scores + s.answer_weight * support
         order = np.argsort(-scores, kind="stable")
-        units = sig.units
         evidence = [
-            Evidence(
-                n=units[i].passage_n,
-                source=units[i].source,
-                page=units[i].page,
-                chunk_id=units[i].chunk_id,
-                start=units[i].start,
-                end=units[i].end,
-                text=units[i].text,
-                score=float(scores[i]),
-            )
+            replace(sig.units[i], score=float(scores[i]))
             for i in order
-            if only is None or units[i].passage_n in only
+            if only is None or sig.units[i].n in only
         ]
         return Ranked(evidence, float(sig.dense.max()), float(sig.lexical.max()), sig)
-
-    def select(
-        self, question: str, passages: Sequence[Passage], answer: str | None = None, limit: int | None = None
-    ) -> list[Evidence]:
-        """The best ``limit`` sentences (``evidence.max_spans`` by default)."""
-        return self.rank(question, passages, answer).evidence[: limit or self.settings.max_spans]

@@ -20,6 +20,7 @@ from rag.errors import DocqaError
 from rag.evidence import EvidenceSelector
 from rag.prompting import (
     DECLINE_TEXT,
+    Passage,
     build_messages,
     build_passages,
     condense_messages,
@@ -32,7 +33,7 @@ from rag.prompting import (
 )
 from rag.retrieval import Retrieval
 from rag.store import Filters
-from rag.types import Answer
+from rag.types import Answer, Evidence
 from rag.verify import answer_problems, cut_loops, recite, strip_invented_headers
 
 if TYPE_CHECKING:
@@ -164,10 +165,9 @@ class AnswerPipeline:
             yield from self._decline(model, standalone, retrieval_ms, answerable)
             return
         if mode == "quote":
-            text, citations = quote(best[0], passages)
-            yield {"event": "token", "text": text}
-            answer = Answer(text, citations, retrieval_ms, 0.0, False, 0, model, standalone, shown, best, None, "quote")
-            answer.answerable = answerable
+            answer = Answer(None, [], retrieval_ms, 0.0, False, 0, model, standalone, shown, answerable=answerable)
+            self._quote_instead(answer, best, passages)
+            yield {"event": "token", "text": answer.answer}
             yield {"event": "final", "answer": answer}
             return
         pieces: list[str] = []
@@ -191,9 +191,7 @@ class AnswerPipeline:
                 # The retrieval signals are sure the answer is there and the small model still declined
                 # (it does so for 40% of answerable questions): the best evidence, quoted, is the answer,
                 # if it can be one (a price question is not answered by a sentence without a number).
-                answer.generated = text
-                answer.answer, answer.citations = quote(best[0], passages)
-                answer.evidence, answer.mode = best, "quote"
+                self._quote_instead(answer, best, passages)
             else:
                 answer.answer, answer.declined = DECLINE_TEXT, True
         else:
@@ -207,12 +205,17 @@ class AnswerPipeline:
             ).evidence[: s.evidence.max_spans]
             if mode == "verify" and not answer.grounded:
                 # Never show an unsupported claim: the best evidence, quoted, stands in for the answer.
-                answer.generated = text
-                answer.answer, answer.citations = quote(best[0], passages)
-                answer.evidence, answer.mode = best, "quote"
+                self._quote_instead(answer, best, passages)
         if mode != "generate":
             yield {"event": "token", "text": answer.answer}
         yield {"event": "final", "answer": answer}
+
+    @staticmethod
+    def _quote_instead(answer: Answer, best: list[Evidence], passages: Sequence[Passage]) -> None:
+        """Show the best evidence, quoted with its file and page; the model's text is kept as ``generated``."""
+        answer.generated = answer.answer
+        answer.answer, answer.citations = quote(best[0], passages)
+        answer.evidence, answer.mode = best, "quote"
 
     @staticmethod
     def _decline(model: str, standalone: str, retrieval_ms: float, answerable: float) -> Iterator[dict[str, Any]]:

@@ -19,7 +19,7 @@ from rag.types import Hit
 @dataclass
 class Retrieval:
     hits: list[Hit]
-    best_dense: float  # best cosine similarity of any chunk to the query: the refusal signal
+    best_dense: float  # best cosine similarity of any chunk to the query: one of the answerability signals
     ms: float
     timings: dict[str, float] = field(default_factory=dict)
 

@@ -21,7 +21,7 @@ from rag.answerability import fit, probability, signals
 from rag.evaluation.datasets import EvalSet, Query
 from rag.evaluation.metrics import contains_answer
 from rag.evaluation.runner import BuiltCollection, PrecomputedQueryEmbedder
-from rag.evidence import EvidenceSelector, Ranked
+from rag.evidence import EvidenceSelector
 from rag.prompting import build_passages
 from rag.retrieval import Retriever
 from rag.services import Services
@@ -65,7 +65,7 @@ def collect(
         retrieval = retriever.search(built.reader, q.text)
         passages = build_passages(retrieval.hits, settings.retrieval.merge_adjacent)
         sig = selector.measure(q.text, passages)
-        ranked = Ranked([], float(sig.dense.max(initial=0.0)), float(sig.lexical.max(initial=0.0)))
+        ranked = selector.rank(q.text, passages, signals=sig)
         gold = np.array([contains_answer(u.text, q.answers) for u in sig.units], dtype=bool)
         items.append(
             Item(
