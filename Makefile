@@ -18,7 +18,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: setup run test lint serve-model register-adapter adapter gemma stop bench bench-ingest bench-answer bench-retrieval bench-embed \
-        bench-generation bench-api bench-docs eval browser clean
+        bench-generation bench-api bench-docs bench-cli eval browser clean
 
 setup: $(VENV)/.ok $(VLLM_VENV)/.ok
 
@@ -84,7 +84,7 @@ run: setup register-adapter
 stop:
 	-$(DOCQA) model stop
 
-bench: bench-ingest bench-retrieval bench-embed bench-answer bench-api
+bench: bench-ingest bench-retrieval bench-embed bench-answer bench-api bench-cli
 
 bench-ingest: setup
 	$(PY) -m bench.ingest
@@ -103,6 +103,10 @@ bench-generation: bench-answer
 
 bench-api: setup
 	$(PY) -m bench.api
+
+# Start-up of one docqa call (search; ask too when a model server is up) against the torch query path.
+bench-cli: setup
+	$(PY) -m bench.cli
 
 # Real documents: Debian's manuals (PDF and HTML exports) from Debian's doc packages, never in `make test`.
 DEBIAN_DOCS := debian-reference-en debian-policy developers-reference debian-handbook debian-faq

@@ -15,6 +15,13 @@ from rag.settings import BUNDLED_EMBEDDER, EmbedderSettings
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
+    from rag.bert_numpy import BertEncoder
+
+# Calls with up to this many characters go through the numpy encoder (a query, the evidence sentences
+# of a few passages); bigger ones (ingest) through sentence-transformers, several times faster there.
+NUMPY_MAX_CHARS = 16_000
+NUMPY_BATCH = 32
+
 
 class Embedder(Protocol):
     """Turns texts into L2-normalised float32 vectors (so inner product is cosine)."""
@@ -57,23 +64,50 @@ def pick_device(device: str) -> str:
 
 
 class SentenceTransformerEmbedder:
-    """sentence-transformers behind the Embedder protocol; the model loads in ``warm_up``."""
+    """sentence-transformers behind the Embedder protocol.
+
+    ``warm_up`` loads what a question needs: the numpy encoder (``rag.bert_numpy``) where the model has
+    its shape and ``embedder.numpy_queries`` is on, else the sentence-transformers model, which then
+    loads on the first call that needs it (ingest-sized batches, token counting).
+    """
 
     def __init__(self, settings: EmbedderSettings) -> None:
         self.settings = settings
         self.model_id = settings.model
         self._model: SentenceTransformer | None = None
+        self._numpy: BertEncoder | None = None
+        self._numpy_tried = False
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
-        """Load the model once; safe to call again (and from several threads)."""
+        """Load what answering needs once; safe to call again (and from several threads)."""
+        if self._numpy_encoder() is None:
+            self._load_model()
+
+    def _path(self) -> str:
+        path = resolve_embedder_path(self.settings.model)
+        if self.settings.model == BUNDLED_EMBEDDER or Path(path).exists():
+            # Local weights: never let the hub client reach for the network.
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        return path
+
+    def _numpy_encoder(self) -> BertEncoder | None:
+        if self._numpy_tried:
+            return self._numpy
+        with self._lock:
+            if not self._numpy_tried:
+                if self.settings.numpy_queries:
+                    from rag.bert_numpy import BertEncoder
+
+                    self._numpy = BertEncoder.load(self._path(), self.settings.max_seq_length)
+                self._numpy_tried = True
+        return self._numpy
+
+    def _load_model(self) -> SentenceTransformer:
         with self._lock:
             if self._model is not None:
-                return
-            path = resolve_embedder_path(self.settings.model)
-            if self.settings.model == BUNDLED_EMBEDDER or Path(path).exists():
-                # Local weights: never let the hub client reach for the network.
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+                return self._model
+            path = self._path()
             try:
                 from sentence_transformers import SentenceTransformer
             except ImportError as exc:  # pragma: no cover - the app venv always has it
@@ -91,16 +125,17 @@ class SentenceTransformerEmbedder:
             if self.settings.max_seq_length:
                 model.max_seq_length = self.settings.max_seq_length
             self._model = model
+            return model
 
     @property
     def model(self) -> SentenceTransformer:
-        if self._model is None:
-            self.warm_up()
-        assert self._model is not None
-        return self._model
+        return self._model if self._model is not None else self._load_model()
 
     @property
     def dim(self) -> int:
+        light = self._numpy_encoder() if self._model is None else None
+        if light is not None:
+            return light.dim
         dim = self.model.get_embedding_dimension()
         if dim is None:
             raise ConfigError(f"embedding model '{self.model_id}' does not declare its dimension")
@@ -108,7 +143,8 @@ class SentenceTransformerEmbedder:
 
     @property
     def max_tokens(self) -> int:
-        return int(self.model.max_seq_length)
+        light = self._numpy_encoder() if self._model is None else None
+        return light.max_tokens if light is not None else int(self.model.max_seq_length)
 
     def count_tokens(self, text: str) -> int:
         # Word pieces without the special tokens: what chunk sizes are measured in.
@@ -116,6 +152,15 @@ class SentenceTransformerEmbedder:
         return len(self.model.tokenizer.encode(text, add_special_tokens=False, verbose=False))
 
     def embed(self, texts: list[str]) -> np.ndarray:
+        light = self._numpy_encoder() if sum(map(len, texts)) <= NUMPY_MAX_CHARS else None
+        if light is not None:
+            # Similar lengths together, so a batch pads little; rows go back in the callers' order.
+            order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+            out = np.zeros((len(texts), light.dim), dtype=np.float32)
+            for start in range(0, len(order), NUMPY_BATCH):
+                rows = order[start : start + NUMPY_BATCH]
+                out[rows] = light.encode([texts[i] for i in rows])
+            return out
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         vectors = self.model.encode(

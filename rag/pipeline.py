@@ -55,19 +55,18 @@ class AnswerPipeline:
     def count_tokens(self) -> Callable[[str], int]:
         """Token counter of the chat model, so the context fits its window; an estimate when the
         configured model's tokenizer is not available locally (a remote endpoint)."""
-        from rag.generation import load_chat_tokenizer
+        from rag.generation import chat_token_counter
 
         served_root = getattr(self.services.generator, "served_root", None)
         try:
             try:
-                tokenizer = load_chat_tokenizer(self.settings)
+                return chat_token_counter(self.settings)
             except DocqaError:
                 # Not prepared here: the server may have loaded it from a directory this machine reads.
-                tokenizer = load_chat_tokenizer(self.settings, served_root() if served_root else None)
+                return chat_token_counter(self.settings, served_root() if served_root else None)
         except DocqaError as exc:
             log.warning("chat tokenizer unavailable (%s); estimating 1 token per 3.5 characters", exc)
             return lambda text: int(len(text) / 3.5) + 1
-        return lambda text: len(tokenizer.encode(text, add_special_tokens=False))
 
     def standalone_question(self, question: str, history: Sequence[dict], model: str | None = None) -> str:
         if not any(t["role"] == "user" for t in history):

@@ -94,3 +94,20 @@ def test_config_reads_environment_and_toml(tmp_path: Path) -> None:
     assert cfg["retrieval"]["top_k"] == 9  # from the file
     assert cfg["api"]["port"] == 7070  # the environment wins over the file
     assert cfg["data_dir"] == str(tmp_path)
+
+
+def test_help_reads_as_sentences_and_shows_no_type_for_flags(tmp_path: Path) -> None:
+    """Docstrings are wrapped in the source; on screen a sentence continues on one line, and a flag
+    (``--json``, ``--help``) has no ``<bool>`` type beside it."""
+    wide = {"COLUMNS": "200", "TERMINAL_WIDTH": "200"}
+    root = docqa("--help", data_dir=tmp_path, env=wide)
+    assert root.returncode == 0, root.stderr
+    # search's summary spans two source lines.
+    assert "with score, source and page" in root.stdout
+    ingest = docqa("ingest", "--help", data_dir=tmp_path, env=wide)
+    assert "a killed run leaves the previous index intact" in ingest.stdout
+    assert "\n   docqa ingest data/samples" in ingest.stdout  # examples keep their lines and indent
+    assert "<bool>" not in ingest.stdout and "<bool>" not in root.stdout
+    json_row = next(line for line in ingest.stdout.splitlines() if "--json " in line and "│" in line)
+    assert "Print a JSON report" in json_row and "TEXT" not in json_row
+    assert any("--collection" in line and "TEXT" in line for line in ingest.stdout.splitlines())

@@ -9,11 +9,13 @@ import typer
 from rich.console import Console
 
 from rag.cli import api_cmds, ask_cmds, ingest_cmds, up_cmds
+from rag.cli.help import DocqaGroup
 from rag.errors import DocqaError
 from rag.settings import load_settings
 
 app = typer.Typer(
     name="docqa",
+    cls=DocqaGroup,
     help="Answers from your own documents, with citations. `docqa COMMAND --help` shows examples.",
     no_args_is_help=True,
     add_completion=False,
