@@ -1,6 +1,6 @@
 """The grounded-answer adapter docqa ships: how it is made (``make adapter``).
 
-    .venv/bin/python -m finetune.grounded --max-steps 160
+    .venv/bin/python -m finetune.grounded --max-steps 240
 
 Data the project may use: the *tune* half of ``shared/eval/squad-dev`` (``article_split``; the other half
 is what ``docqa eval answers`` measures on, so the adapter never sees those articles), and generated
@@ -56,8 +56,15 @@ def main() -> None:
     )
     ap.add_argument("--questions-per-article", type=int, default=60)
     ap.add_argument("--companies", type=int, default=12)
-    ap.add_argument("--max-steps", type=int, default=160)
+    ap.add_argument("--max-steps", type=int, default=240)
     ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument(
+        "--decline-share",
+        type=float,
+        default=0.1,
+        help="Share of examples whose context lacks the answer (target: the decline sentence). The calibrated "
+        "decline model catches out-of-index questions, so the adapter needs only enough to not improvise.",
+    )
     ap.add_argument("--rank", type=int, default=8)
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
@@ -84,7 +91,7 @@ def main() -> None:
             "lora_r": args.rank,
             "lora_alpha": 2 * args.rank,
             "distractors": 2,
-            "decline_share": 0.25,
+            "decline_share": args.decline_share,
             "heldout_share": 0.05,
             "batch_size": 1,
             "grad_accum": 4,
@@ -132,7 +139,7 @@ def main() -> None:
         record = train(settings, dataset, args.name, max_steps=args.max_steps, eval_examples=24, threads=args.threads)
     print(f"trained: {record['metrics']} {record['timings']}", flush=True)
     record["recipe"] = {
-        "command": f"python -m finetune.grounded --max-steps {args.max_steps}"
+        "command": f"python -m finetune.grounded --max-steps {args.max_steps} --decline-share {args.decline_share}"
         + (f" --model-source {args.model_source} --name {args.name}" if args.model_source else ""),
         "squad_tune_articles": tune,
         "squad_questions_per_article": args.questions_per_article,

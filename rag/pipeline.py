@@ -10,8 +10,9 @@ generated piece), and ``{"event": "final", "answer": Answer}`` last.
 from __future__ import annotations
 
 import logging
+import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -33,8 +34,8 @@ from rag.prompting import (
 )
 from rag.retrieval import Retrieval
 from rag.store import Filters
-from rag.types import Answer, Evidence
-from rag.verify import answer_problems, cut_loops, recite, strip_invented_headers
+from rag.types import Answer, ClaimCheck, Evidence
+from rag.verify import answer_problems, cut_loops, off_topic_problems, recite, strip_invented_headers
 
 if TYPE_CHECKING:
     from rag.services import Services
@@ -169,45 +170,82 @@ class AnswerPipeline:
             yield {"event": "token", "text": answer.answer}
             yield {"event": "final", "answer": answer}
             return
-        pieces: list[str] = []
-        for piece in self.services.generator.stream(
-            build_messages(question, passages, history[-6:]), model=model, max_tokens=s.llm.max_tokens
-        ):
-            pieces.append(piece)
-            # verify: nothing unchecked leaves; "progress" lets a consumer count pieces and cancel.
-            yield {"event": "token", "text": piece} if mode == "generate" else {"event": "progress"}
-        generation_ms = (time.perf_counter() - t1) * 1000
-        raw, _ = cut_loops(strip_invented_headers("".join(pieces).strip())[0], s.answer.max_repeats)
-        text, citations, dropped = map_citations(raw, passages)
-        answer = Answer(text, citations, retrieval_ms, generation_ms, False, dropped, model, standalone, shown)
-        answer.answerable = answerable
-        if is_decline(text) and not citations:
-            if (
-                mode == "verify"
-                and answerable >= s.answer.quote_over_decline
-                and not answer_problems(best[0].text, standalone)
-            ):
+        raw = yield from self._draft(question, passages, history[-6:], model)
+        answer = Answer(None, [], retrieval_ms, 0.0, False, 0, model, standalone, shown, answerable=answerable)
+        about = [e.text for e in ranked.evidence if e.n in kept][: s.answer.span_sentences]
+        model_declined = self._check(answer, raw, passages, standalone, ranked.signals, kept, about)
+        sure = answerable >= s.answer.quote_over_decline
+        if mode == "verify" and s.answer.focused_retry and not answer.grounded and (sure or not model_declined):
+            # The small model declined although the retrieval signals are sure, or wrote a claim its
+            # source does not back: ask once more with the best evidence's passage alone, which it
+            # answers from far more often; a checked answer from it beats a quote.
+            focus = next(p for p in passages if p.n == best[0].n)
+            raw = yield from self._draft(question, [Passage(1, focus.chunks, focus.score)], history[-6:], model)
+            raw = re.sub(r"\[1\]", f"[{focus.n}]", map_citations(raw, [Passage(1, focus.chunks, 0.0)])[0])
+            second = Answer(None, [], retrieval_ms, 0.0, False, 0, model, standalone, shown, answerable=answerable)
+            if not self._check(second, raw, passages, standalone, ranked.signals, kept, about) and second.grounded:
+                second.retried = True
+                answer = second
+        answer.generation_ms = (time.perf_counter() - t1) * 1000
+        if model_declined and not answer.grounded:
+            if mode == "verify" and sure and not answer_problems(best[0].text, standalone):
                 # The retrieval signals are sure the answer is there and the small model still declined
                 # (it does so for 40% of answerable questions): the best evidence, quoted, is the answer,
                 # if it can be one (a price question is not answered by a sentence without a number).
                 self._quote_instead(answer, best, passages)
             else:
                 answer.answer, answer.declined = DECLINE_TEXT, True
-        else:
-            text, checks = recite(text, passages, standalone)
-            answer.answer, answer.checks = text, checks
-            answer.grounded = all(c.supported for c in checks)
-            answer.citations = [p.citation() for p in passages if f"[{p.n}]" in text] or answer.citations
-            cited = {c.n for c in answer.citations} or kept
-            answer.evidence = self.evidence.rank(
-                standalone, passages, strip_markers(text), signals=ranked.signals, only=cited
-            ).evidence[: s.evidence.max_spans]
-            if mode == "verify" and not answer.grounded:
-                # Never show an unsupported claim: the best evidence, quoted, stands in for the answer.
-                self._quote_instead(answer, best, passages)
+        elif mode == "verify" and not answer.grounded:
+            # Never show an unsupported claim: the best evidence, quoted, stands in for the answer.
+            self._quote_instead(answer, best, passages)
         if mode != "generate":
             yield {"event": "token", "text": answer.answer}
         yield {"event": "final", "answer": answer}
+
+    def _draft(
+        self, question: str, passages: Sequence[Passage], history: Sequence[dict], model: str
+    ) -> Generator[dict[str, Any], None, str]:
+        """Generate from ``passages``; the raw text, invented source headers stripped and loops cut."""
+        s = self.settings
+        pieces: list[str] = []
+        for piece in self.services.generator.stream(
+            build_messages(question, passages, history), model=model, max_tokens=s.llm.max_tokens
+        ):
+            pieces.append(piece)
+            # verify: nothing unchecked leaves; "progress" lets a consumer count pieces and cancel.
+            yield {"event": "token", "text": piece} if s.answer.mode == "generate" else {"event": "progress"}
+        return cut_loops(strip_invented_headers("".join(pieces).strip())[0], s.answer.max_repeats)[0]
+
+    def _check(
+        self,
+        answer: Answer,
+        raw: str,
+        passages: Sequence[Passage],
+        standalone: str,
+        signals: Any,
+        kept: set[int],
+        about_question: Sequence[str] = (),
+    ) -> bool:
+        """Map ``raw``'s citations into ``answer`` and verify each sentence (``answer.grounded``), and that
+        a short answer comes from one of ``about_question`` (the sentences that best fit the question);
+        True when the model declined (then nothing is checked and ``grounded`` stays None)."""
+        text, citations, dropped = map_citations(raw, passages)
+        answer.answer, answer.citations, answer.dropped_markers = text, citations, dropped
+        if is_decline(text) and not citations:
+            return True
+        text, checks = recite(text, passages, standalone)
+        answer.answer, answer.checks = text, checks
+        answer.grounded = all(c.supported for c in checks)
+        answer.citations = [p.citation() for p in passages if f"[{p.n}]" in text] or answer.citations
+        cited = {c.n for c in answer.citations} or kept
+        answer.evidence = self.evidence.rank(
+            standalone, passages, strip_markers(text), signals=signals, only=cited
+        ).evidence[: self.settings.evidence.max_spans]
+        problems = off_topic_problems(text, passages, about_question)
+        if problems:
+            answer.checks.append(ClaimCheck(strip_markers(text), [], False, problems))
+            answer.grounded = False
+        return False
 
     @staticmethod
     def _quote_instead(answer: Answer, best: list[Evidence], passages: Sequence[Passage]) -> None:

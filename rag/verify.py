@@ -121,8 +121,14 @@ def named_terms(sentence: str) -> set[str]:
     return terms
 
 
+# "not only X but also Y", "not just because": additive, not a negation.
+_NOT_ONLY = re.compile(r"\bnot\s+(?:only|just|merely|simply|least)\b", re.IGNORECASE)
+# Where a sentence's clauses part: a negation in one clause says nothing about the other.
+_CLAUSE = re.compile(r"[;:,]\s+|\s+(?:but|while|whereas|although|though|because)\s+", re.IGNORECASE)
+
+
 def negated(text: str) -> bool:
-    return bool(_NEGATION.search(text))
+    return bool(_NEGATION.search(_NOT_ONLY.sub(" ", text)))
 
 
 def _sentences(text: str) -> list[str]:
@@ -137,6 +143,15 @@ def _lean_on(claim_terms: set[str], source_text: str) -> str:
         if overlap > best_overlap:
             best, best_overlap = s, overlap
     return best
+
+
+def _closest_clauses(claim_terms: set[str], sentence: str) -> list[str]:
+    """The clauses of ``sentence`` sharing most words with the claim (all of them on a tie): "X is
+    controversial not just because of Y, but also because its supporters believe Z" backs "they
+    believe Z" with no negation."""
+    clauses = [c for c in _CLAUSE.split(sentence) if c and c.strip()] or [sentence]
+    overlaps = [len(claim_terms & set(tokenize(c))) for c in clauses]
+    return [c for c, n in zip(clauses, overlaps, strict=True) if n == max(overlaps)]
 
 
 def check_sentence(sentence: str, cited: Sequence[Passage], question: str = "") -> ClaimCheck:
@@ -166,9 +181,12 @@ def check_sentence(sentence: str, cited: Sequence[Passage], question: str = "") 
         says_no = yes_no.group(1).lower() == "no"
         if says_no != negated(leaning):
             problems.append(f"'{yes_no.group(1)}' contradicts the source: '{leaning[:80]}'")
-    elif len(body.split()) >= 4 and leaning and negated(body) != negated(leaning) and terms & set(tokenize(leaning)):
+    elif len(body.split()) >= 4 and leaning and terms & set(tokenize(leaning)):
         # Whole-sentence claims only: a short span ("Denver Broncos") carries no polarity of its own.
-        problems.append(f"negation differs from the source: '{leaning[:80]}'")
+        # On a tie any differing clause counts: a wrong "supported" is worse than a quote.
+        differing = [c for c in _closest_clauses(terms, leaning) if negated(c) != negated(body)]
+        if differing:
+            problems.append(f"negation differs from the source: '{differing[0][:80]}'")
     return ClaimCheck(body.strip(), [p.n for p in cited], not problems, problems)
 
 
@@ -187,6 +205,52 @@ def answer_problems(text: str, question: str) -> list[str]:
     if wants_number and not numbers(body) and not words & _NUMBER_WORDS:
         problems.append("the question asks for a number and the answer has none")
     return problems
+
+
+def anchor_problems(text: str, passages: Sequence[Passage], question: str) -> list[str]:
+    """A short answer must come from where its source speaks of the question's numbers.
+
+    "Who granted Newcastle a new charter in 1589?" answered "Henry II" from "Incorporated first by
+    Henry II, the city had a new charter granted by Elizabeth in 1589" passes every word check and is
+    wrong. When the question has numbers (a year, an article) and the answer is a span found in its
+    cited passages, the clause holding the span, or the one before it ("In 1589, it was granted by
+    ..."), must hold them too."""
+    wanted = numbers(question)
+    body = strip_markers(text).strip(" .;:,")
+    if not wanted or not body or len(body.split()) > 8:
+        return []  # nothing to anchor, or a whole sentence that carries its own context
+    cited = [p for p in passages if f"[{p.n}]" in text] or list(passages)
+    needle = body.lower()
+    found = False
+    for p in cited:
+        clauses = [c for sentence in _sentences(p.text) for c in _CLAUSE.split(sentence) if c and c.strip()]
+        for i, clause in enumerate(clauses):
+            if needle in clause.lower():
+                found = True
+                if wanted <= numbers(" ".join(clauses[max(0, i - 1) : i + 1])):
+                    return []
+    if not found:
+        return []  # not a verbatim span: the sentence checks decide
+    return [f"the source gives '{body[:60]}' in a clause without {', '.join(sorted(wanted))}"]
+
+
+def off_topic_problems(text: str, passages: Sequence[Passage], about_question: Sequence[str]) -> list[str]:
+    """A short answer found in the passages must come from a sentence about the question.
+
+    ``about_question``: the sentences that best fit the question (the evidence ranking, before the
+    answer is known). "What department store is thought to be the first in the world?" answered "John
+    Lewis", a store the passage names two sentences away from the one about the first department store,
+    passes the word checks and is wrong; the sentence that holds the gold span is among the best three
+    for 89% of SQuAD questions."""
+    body = strip_markers(text).strip(" .;:,")
+    if not body or len(body.split()) > 8 or not about_question:
+        return []
+    needle = body.lower()
+    if not any(needle in p.text.lower() for p in passages):
+        return []  # not a verbatim span: the sentence checks decide
+    if any(needle in sentence.lower() for sentence in about_question):
+        return []
+    return [f"'{body[:60]}' is not in the sentences about the question"]
 
 
 def recite(text: str, passages: Sequence[Passage], question: str = "") -> tuple[str, list[ClaimCheck]]:
@@ -217,7 +281,7 @@ def recite(text: str, passages: Sequence[Passage], question: str = "") -> tuple[
         out.append(sentence)
         checks.append(check)
     text = " ".join(out)
-    problems = answer_problems(text, question)
+    problems = answer_problems(text, question) + anchor_problems(text, passages, question)
     if problems:  # true to the sources, but not an answer: never shown as one in verify mode
         checks.append(ClaimCheck(strip_markers(text), [], False, problems))
     return text, checks

@@ -6,6 +6,9 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+from rag.pipeline import AnswerPipeline
 from rag.prompting import (
     DECLINE_TEXT,
     Passage,
@@ -110,9 +113,13 @@ def test_rewrite_falls_back_to_previous_question() -> None:
 class ScriptedGenerator:
     """Returns a fixed reply and records what it was sent (unit tests only)."""
 
-    def __init__(self, reply: str) -> None:
-        self.reply = reply
+    def __init__(self, reply: str, *later: str) -> None:
+        self.replies = [reply, *later]  # one per call; the last repeats
         self.calls: list[list[dict]] = []
+
+    @property
+    def reply(self) -> str:
+        return self.replies[min(len(self.calls), len(self.replies)) - 1]
 
     def chat(self, messages: list[dict], **_: object) -> str:
         self.calls.append(messages)
@@ -137,9 +144,11 @@ class TestPipeline:
         (kb / "returns.md").write_text("# Returns\n\nReturns are accepted within 30 days with a receipt.\n")
         services.ingestor.ingest([kb], "kb")
 
-    def _pipeline(self, services: Services, tmp_path: Path, reply: str, **settings: object) -> tuple:
+    def _pipeline(
+        self, services: Services, tmp_path: Path, reply: str, *later: str, **settings: object
+    ) -> tuple[AnswerPipeline, ScriptedGenerator]:
         self._ingest(services, tmp_path)
-        gen = ScriptedGenerator(reply)
+        gen = ScriptedGenerator(reply, *later)
         configured = services.settings.with_overrides(**settings) if settings else services.settings
         return Services(configured, embedder=services.embedder, generator=gen).pipeline, gen
 
@@ -186,6 +195,49 @@ class TestPipeline:
         assert not answer.declined and answer.mode == "quote" and "24 months" in answer.answer
         pipeline, _ = self._pipeline(services, tmp_path / "b", DECLINE_TEXT, answer__quote_over_decline=1.0)
         assert pipeline.ask("How long is the warranty?", collection="kb").declined
+
+    @pytest.mark.parametrize("first", [DECLINE_TEXT, "The warranty lasts 36 months [1]."])
+    def test_a_focused_second_draft_is_shown_when_it_passes(
+        self, first: str, services: Services, tmp_path: Path
+    ) -> None:
+        """The model declined (with retrieval sure) or wrote an unsupported claim: a second draft from the
+        best evidence's passage alone is shown when it passes verification."""
+        second = "The warranty lasts 24 months [1]."
+        on = {"answer__quote_over_decline": 0.0, "answer__focused_retry": True}
+        pipeline, gen = self._pipeline(services, tmp_path, first, second, **on)
+        answer = pipeline.ask("How long is the warranty?", collection="kb")
+        assert len(gen.calls) == 2 and answer.retried and answer.mode == "generate" and answer.grounded
+        assert answer.answer == second and Path(answer.citations[0].source).name == "warranty.md"
+        focused = gen.calls[1][-1]["content"]
+        assert "24 months" in focused and "30 days" not in focused  # the best passage alone
+        # Off (the default), or the second draft failing too: the quote, as before.
+        pipeline, gen = self._pipeline(services, tmp_path / "off", first, second, answer__quote_over_decline=0.0)
+        off = pipeline.ask("How long is the warranty?", collection="kb")
+        assert len(gen.calls) == 1 and off.mode == "quote" and not off.retried
+        pipeline, gen = self._pipeline(services, tmp_path / "bad", first, **on)
+        bad = pipeline.ask("How long is the warranty?", collection="kb")
+        assert len(gen.calls) == 2 and bad.mode == "quote" and "36" not in bad.answer
+
+    def test_a_span_from_a_sentence_about_something_else_is_not_shown(
+        self, services: Services, tmp_path: Path
+    ) -> None:
+        kb = tmp_path / "kb"
+        kb.mkdir(parents=True)
+        (kb / "stores.md").write_text(
+            "# Shopping\n\nJohn Lewis opened its Newcastle shop in 1864. The Grainger Market has 120 stalls. "
+            "Bainbridge's is thought to be the first department store in the world.\n"
+        )
+        question = "Which department store is thought to be the first in the world?"
+        for reply, shown in (("John Lewis [1].", False), ("Bainbridge's [1].", True)):
+            gen = ScriptedGenerator(reply)
+            settings = services.settings.with_overrides(answer__span_sentences=1)
+            pipeline = Services(settings, embedder=services.embedder, generator=gen).pipeline
+            if not services.collections():
+                services.ingestor.ingest([kb], "kb")
+            answer = pipeline.ask(question, collection="kb")
+            assert (answer.mode == "generate") is shown, (reply, answer.answer, answer.checks)
+            if not shown:
+                assert "Bainbridge" in answer.answer and "not in the sentences about the question" in str(answer.checks)
 
     def test_loading_the_embedder_is_timed_apart_from_retrieval(self, services: Services, tmp_path: Path) -> None:
         from rag.embedder import SentenceTransformerEmbedder

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.prompting import build_passages
+from rag.prompting import Passage, build_passages
 from rag.types import Hit, StoredChunk
 from rag.verify import (
     answer_problems,
@@ -13,6 +13,7 @@ from rag.verify import (
     cut_loops,
     named_terms,
     numbers,
+    off_topic_problems,
     recite,
     strip_invented_headers,
 )
@@ -63,6 +64,40 @@ class TestTermsAndNegation:
         assert check_sentence("5 GHz networks are not supported [1].", p[:1]).supported
         bad = check_sentence("5 GHz networks are supported by the robot [1].", p[:1])
         assert not bad.supported and any("negation" in x for x in bad.problems)
+
+    def test_negation_is_compared_clause_by_clause(self) -> None:
+        text = (
+            "Islamism is a controversial concept not just because it posits a political role for Islam but "
+            "also because its supporters believe their views merely reflect Islam."
+        )
+        source = Passage(1, [chunk(9, text, "islamism.md")], 1.0)
+        assert check_sentence("Its supporters believe their views merely reflect Islam [1].", [source]).supported
+        mixed_text = "The dock does not charge the S3 Max, but it charges the Sweep S3 fully."
+        mixed = Passage(1, [chunk(10, mixed_text, "dock.md")], 1.0)
+        bad = check_sentence("The dock charges the S3 Max quickly [1].", [mixed])
+        assert not bad.supported and any("negation" in x for x in bad.problems)
+
+    def test_a_span_from_a_sentence_about_another_year_fails(self) -> None:
+        text = (
+            "Incorporated first by Henry II, the city had a new charter granted in 1589. Trade grew. "
+            "In 1589 a new charter was granted. It was granted by Elizabeth."
+        )
+        source = [Passage(1, [chunk(11, text, "newcastle.md")], 1.0)]
+        question = "Who granted Newcastle a new charter in 1589?"
+        _, checks = recite("Henry II [1].", source, question)
+        assert any("1589" in p for c in checks for p in c.problems)
+        _, checks = recite("Elizabeth [1].", source, question)  # the year is in the sentence before
+        assert all(c.supported for c in checks)
+        _, checks = recite("Henry II [1].", source, "Who granted Newcastle its first charter?")
+        assert all(c.supported for c in checks)  # no number in the question: nothing to anchor
+
+    def test_a_span_from_a_sentence_not_about_the_question_fails(self) -> None:
+        text = "John Lewis opened in 1864. Bainbridge's is thought to be the first department store in the world."
+        source = [Passage(1, [chunk(12, text, "stores.md")], 1.0)]
+        about = ["Bainbridge's is thought to be the first department store in the world."]
+        assert off_topic_problems("John Lewis [1].", source, about)
+        assert not off_topic_problems("Bainbridge's [1].", source, about)
+        assert not off_topic_problems("A store in Newcastle [1].", source, about)  # not a span: not judged here
 
     def test_a_bare_yes_against_a_negated_source_fails(self) -> None:
         p = passages()
