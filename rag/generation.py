@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from rag.checkpoints import resolve_checkpoint
 from rag.errors import ConfigError, GenerationError, MissingDependencyError, ModelServerError
 from rag.settings import LLMSettings, Settings
 
@@ -75,8 +76,6 @@ def load_chat_tokenizer(settings: Settings, served_root: str | None = None) -> A
     """The chat model's tokenizer, for counting prompt tokens: from the prepared checkpoint, else from
     the directory the model server reports it loaded (``served_root``: another DOCQA_DATA_DIR's
     checkpoint, say), when this machine can read it."""
-    from rag.model_server import resolve_checkpoint
-
     path = resolve_checkpoint(settings)
     if not (path / "config.json").is_file() and served_root and (Path(served_root) / "config.json").is_file():
         path = Path(served_root)
@@ -295,7 +294,6 @@ class TransformersGenerator:
                     f"the transformers backend needs torch and transformers: `make venv` ({exc})"
                 ) from exc
             tokenizer = load_chat_tokenizer(self.settings)
-            from rag.model_server import resolve_checkpoint
 
             self.device = "cuda" if torch.cuda.is_available() else "cpu"
             # float32 on CPU: bfloat16 matmuls are emulated (slower) on CPUs without AVX512-BF16/AMX.
@@ -310,8 +308,6 @@ class TransformersGenerator:
         return [self.model_name, *registered_adapters(self.settings)]
 
     def check(self) -> None:
-        from rag.model_server import resolve_checkpoint
-
         path = resolve_checkpoint(self.settings)
         if not (path / "config.json").is_file():
             raise ModelServerError(f"the chat model is not prepared ({path}); run `docqa model prepare`.")
