@@ -70,7 +70,7 @@ gemma: setup
 adapter: setup
 	$(DOCQA) model prepare
 	rm -rf data/runs/grounded
-	$(PY) -m finetune.grounded --max-steps $(ADAPTER_STEPS)
+	$(PY) -m docqa.experiments.grounded --max-steps $(ADAPTER_STEPS)
 
 run: setup register-adapter
 	$(DOCQA) model prepare

@@ -3,7 +3,7 @@ vLLM against in-process transformers on the same model and prompts at 1, 8 and 3
 
 Retrieval: a real collection (SQLite docstore, FAISS flat, BM25) of synthetic chunks (real sentences,
 clustered vectors) searched through the Retriever, query embedding included.
-Generation: a vLLM server of our own (rag.model_server.ModelServer on a free port) and the
+Generation: a vLLM server of our own (docqa.model_server.ModelServer on a free port) and the
 TransformersGenerator in this process, both streaming; time to first token per request and generated
 tokens per second over the whole batch. The in-process backend generates one request at a time (its
 lock), which is what docqa's transformers mode does under concurrent load.
@@ -59,7 +59,7 @@ def build_collection(settings: Settings, n: int, dim: int, model_id: str) -> Non
 
 
 def retrieval_rows(sizes: list[int]) -> list[dict]:
-    from rag.services import Services
+    from docqa.services import Services
 
     rows = []
     questions = [" ".join(t.split()[2:10]) for t in synthetic_texts(SEARCHES, seed=11)]
@@ -145,8 +145,8 @@ def free_port() -> int:
 
 
 def generation_rows(levels: list[int], notes: list[str]) -> list[dict]:
+    from docqa.model_server import ModelServer, prepare, venv_python
     from rag.generation import OpenAIGenerator, TransformersGenerator, load_chat_tokenizer
-    from rag.model_server import ModelServer, prepare, venv_python
 
     checkpoint = prepare(Settings(data_dir=REPO / ".cache"))  # converted once, shared with the tests
     with tempfile.TemporaryDirectory() as tmp:

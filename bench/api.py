@@ -30,9 +30,10 @@ from pathlib import Path
 import httpx
 
 from bench.common import median, percentile, write_results
+from docqa.services import Services
 from rag.errors import DocqaError
-from rag.services import Services
 from rag.settings import Settings, load_settings
+from rag.types import Question
 
 REPO = Path(__file__).resolve().parent.parent
 SAMPLES = REPO / "data" / "samples"
@@ -182,7 +183,7 @@ def in_process(services: Services, questions: list[str], seconds: float) -> Run:
         t0 = time.perf_counter()
         sample = Sample(200)
         try:
-            for event in services.pipeline.stream(question, collection="support", history=history):
+            for event in services.pipeline.stream(Question(question, "support", history=list(history))):
                 if event["event"] == "token" and sample.ttft_s is None:
                     sample.ttft_s = time.perf_counter() - t0
                 elif event["event"] == "final":
@@ -229,7 +230,7 @@ def start_api(settings: Settings, data_dir: Path, log: Path) -> tuple[subprocess
     }
     with open(log, "wb") as fh:
         process = subprocess.Popen(
-            [sys.executable, "-m", "rag.cli.main", "serve", "--port", str(port)],
+            [sys.executable, "-m", "docqa.cli.main", "serve", "--port", str(port)],
             cwd=REPO,
             env=env,
             stdout=fh,
@@ -263,7 +264,7 @@ def stop(process: subprocess.Popen) -> None:
 
 def model_server(settings: Settings, stack: ExitStack) -> bool:
     """Use the model server if it already answers; otherwise start one for the run (stopped at the end)."""
-    from rag.model_server import ModelServer, is_ready, prepare
+    from docqa.model_server import ModelServer, is_ready, prepare
 
     if is_ready(settings):
         print(f"using the model server at {settings.llm.base_url}", flush=True)
@@ -292,8 +293,8 @@ def main() -> None:
         if base.models_dir.exists():  # the chat tokenizer, so prompts are fitted exactly as in production
             (data / "models").symlink_to(base.models_dir.resolve())
         settings = base.with_overrides(data_dir=data)
-        from rag.api.keys import KeyStore
-        from rag.services import build
+        from docqa.api.keys import KeyStore
+        from docqa.services import build
 
         print("indexing the sample corpus …", flush=True)
         files = sorted(p for p in SAMPLES.iterdir() if p.is_file() and p.name != "QUESTIONS.md")
@@ -310,7 +311,7 @@ def main() -> None:
         stack.callback(stop, process)
 
         asyncio.run(warm_up(url, keys[0], questions[0]))
-        services.pipeline.ask(questions[0], collection="support")  # the same warm-up in this process
+        services.pipeline.ask(Question(questions[0], "support"))  # the same warm-up in this process
         print(f"baseline: the pipeline in-process for {seconds:.0f} s …", flush=True)
         runs = [in_process(services, questions, seconds)]
         for level in levels:

@@ -1,6 +1,6 @@
 """CLI start-up: wall time of one ``docqa`` call, as a user at a shell pays it.
 
-Each command runs as a fresh process (``python -m rag.cli.main``), several times, on a collection of
+Each command runs as a fresh process (``python -m docqa.cli.main``), several times, on a collection of
 data/samples plus the 913 SQuAD paragraphs of shared/eval, ingested once at the start. The baseline
 is the same command with ``DOCQA_EMBEDDER_NUMPY_QUERIES=false`` (the query embedded by
 sentence-transformers, so torch is imported and the model built on every call): the ratio is the gain
@@ -29,7 +29,7 @@ BASELINE = {"DOCQA_EMBEDDER_NUMPY_QUERIES": "false"}
 def _timed(args: list[str], env: dict[str, str]) -> float:
     t0 = time.perf_counter()
     run = subprocess.run(
-        [sys.executable, "-m", "rag.cli.main", *args], cwd=REPO, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "docqa.cli.main", *args], cwd=REPO, env=env, capture_output=True, text=True
     )
     seconds = time.perf_counter() - t0
     if run.returncode != 0:
@@ -39,7 +39,7 @@ def _timed(args: list[str], env: dict[str, str]) -> float:
 
 def _server_up(env: dict[str, str]) -> bool:
     probe = subprocess.run(
-        [sys.executable, "-m", "rag.cli.main", "model", "status"], cwd=REPO, env=env, capture_output=True, text=True
+        [sys.executable, "-m", "docqa.cli.main", "model", "status"], cwd=REPO, env=env, capture_output=True, text=True
     )
     return probe.returncode == 0
 

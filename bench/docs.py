@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 
 from bench.common import Timer, write_results
-from rag.services import build
+from docqa.services import build
 from rag.settings import Settings
 
 QUESTIONS = Path(__file__).resolve().parent / "docs_questions.json"
@@ -84,11 +84,9 @@ def main() -> None:
         with Timer() as t:
             report = services.ingestor.ingest([corpus], "docs")
         reader = services.reader("docs")
-        conn = reader.docstore.conn
-        rows = conn.execute(
-            "SELECT c.text, c.heading, c.element_type, d.path FROM chunks c JOIN documents d "
-            "ON d.content_hash = c.content_hash"
-        ).fetchall()
+        chunks = reader.chunks(reader.chunk_ids().tolist()).values()
+        # One row per chunk and path it is stored under (identical files share their chunks).
+        rows = [(c.text, c.heading, c.element_type, path) for c in chunks for path in c.sources]
         per_doc: dict[str, dict] = {}
         noisy_examples: list[str] = []
         for text, heading, kind, path in rows:

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from bench.common import Timer, write_results
 from bench.corpus import EVAL_DIR
+from docqa.services import Services
 from ingest.parse import parse_file
-from rag.services import Services
 from rag.settings import Settings
 from rag.store import index_text
 
@@ -88,8 +88,8 @@ def main() -> None:
         with Timer() as full:
             report = services.ingestor.ingest([corpus], "bench")
         reader = services.reader("bench")
-        ids = [int(i) for i in reader.bm25.chunk_ids]
-        chunks = reader.docstore.chunks(ids)
+        ids = [int(i) for i in reader.chunk_ids()]
+        chunks = reader.chunks(ids)
         texts = [index_text(chunks[i].text, chunks[i].heading) for i in ids]
         with Timer() as raw:
             embedder.model.encode(texts, batch_size=settings.embedder.batch_size, normalize_embeddings=True)

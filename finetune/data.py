@@ -26,12 +26,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ingest.pipeline import sha256_file
 from rag.errors import DocqaError
 from rag.evaluation.metrics import contains_answer, normalize_answer
+from rag.hashing import sha256_file
 from rag.prompting import DECLINE_TEXT, Passage, build_messages, build_passages, strip_markers
-from rag.store import CollectionReader, Filters, index_text
-from rag.types import Hit, StoredChunk
+from rag.store import CollectionReader, index_text
+from rag.types import Filters, Hit, StoredChunk
 
 FORMAT = "docqa-finetune/1"
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
@@ -165,13 +165,13 @@ def _glob_escape(path: str) -> str:
 
 def document_chunks(reader: CollectionReader, source: str) -> list[StoredChunk]:
     """Every chunk of the documents ``source`` names: an exact stored path, or a path suffix."""
-    paths = [d.path for d in reader.docstore.documents()]
+    paths = [d.path for d in reader.documents()]
     src = source.replace("\\", "/")
     matches = [p for p in paths if p == src] or [p for p in paths if p.endswith("/" + src.lstrip("/"))]
     chunks: list[StoredChunk] = []
     for path in matches:
-        ids = reader.docstore.allowed_ids(Filters(source_glob=_glob_escape(path)))
-        chunks.extend(reader.docstore.chunks(ids.tolist()).values())
+        ids = reader.chunk_ids(Filters(source_glob=_glob_escape(path)))
+        chunks.extend(reader.chunks(ids.tolist()).values())
     return sorted(chunks, key=lambda c: (c.content_hash, c.ordinal))
 
 

@@ -1,6 +1,6 @@
 """Base model against adapter on the dataset's held-out questions, side by side, with the same retrieval.
 
-Answerable questions go through the real answering path (``services.pipeline.ask(..., model=NAME)``):
+Answerable questions go through the real answering path (``services.pipeline.ask(Question(..., model=NAME))``):
 retrieval, prompt, vLLM, citation mapping. Scores: SQuAD token F1 and exact match of the answer (its
 ``[n]`` markers removed) against the gold answers, and the share of answers citing the gold chunk (a
 citation of the gold document whose text holds a gold answer, or the gold chunk itself). The decline
@@ -20,6 +20,7 @@ from finetune.data import load_dataset
 from rag.errors import ModelServerError
 from rag.evaluation.metrics import contains_answer, exact_match, squad_f1
 from rag.prompting import is_decline, strip_markers
+from rag.types import Question
 
 
 def _mean(values: Sequence[float]) -> float | None:
@@ -77,7 +78,7 @@ def evaluate(
         errors = 0
         for row, ex in zip(rows, answerable, strict=True):
             try:
-                answer = services.pipeline.ask(ex["question"], collection=collection, model=model)
+                answer = services.pipeline.ask(Question(ex["question"], collection, model=model))
             except ModelServerError as exc:
                 # One failed request (a timeout on a starved CPU) scores as a miss, not the end of an
                 # hour-long comparison; the count is reported beside the scores.

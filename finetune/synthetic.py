@@ -14,8 +14,7 @@ from typing import Any
 
 from finetune.data import QAItem
 from rag.evaluation.metrics import contains_answer
-from rag.store import Filters
-from rag.types import StoredChunk
+from rag.types import Filters, StoredChunk
 
 PROMPT = (
     "Read the passage and write one question that it answers, and the answer copied from the passage.\n\n"
@@ -53,7 +52,7 @@ def synthesize(services: Any, collection: str, n: int, *, model: str | None = No
     settings = services.settings
     model = model or settings.llm_model_name
     reader = services.reader(collection)
-    all_ids = reader.docstore.allowed_ids(Filters(source_glob="*")).tolist()
+    all_ids = reader.chunk_ids(Filters(source_glob="*")).tolist()
     rng = random.Random(seed)
     order = rng.sample(all_ids, min(len(all_ids), n * ATTEMPTS_PER_PAIR))
     stats = {"asked": 0, "unparsed": 0, "not_extractive": 0, "not_retrieved": 0, "kept": 0}
@@ -61,7 +60,7 @@ def synthesize(services: Any, collection: str, n: int, *, model: str | None = No
     for chunk_id in order:
         if len(items) >= n:
             break
-        chunk: StoredChunk = reader.docstore.chunks([chunk_id])[chunk_id]
+        chunk: StoredChunk = reader.chunks([chunk_id])[chunk_id]
         stats["asked"] += 1
         reply = services.generator.chat(
             [{"role": "user", "content": PROMPT.format(text=chunk.text)}], model=model, max_tokens=96, temperature=0.0

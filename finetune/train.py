@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune.data import DatasetError, dataset_hash, load_dataset
+from rag.checkpoints import resolve_checkpoint
 from rag.errors import ConfigError, DocqaError, MissingDependencyError
 from rag.settings import FinetuneSettings, Settings
 
@@ -252,8 +253,6 @@ def train(
     # -- data: the dataset's train and held-out examples, tokenised as the served model sees them -------
     header, examples = load_dataset(data_path)
     if base is None:
-        from rag.model_server import resolve_checkpoint
-
         base = Path(resolve_checkpoint(settings))
     base = Path(base).resolve()
     device, dtype = pick_device(precision)

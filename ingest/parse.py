@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from ingest.formats import SUPPORTED_SUFFIXES, is_supported
 from ingest.parsers.common import ElementBuilder, Unparseable
 from ingest.parsers.eml import eml_elements
 from ingest.parsers.html import declared_charset, html_elements, markdown_elements
@@ -23,34 +24,11 @@ from rag.types import ParsedDocument
 
 __all__ = ["SUPPORTED_SUFFIXES", "is_supported", "parse_file"]
 
-SUPPORTED_SUFFIXES: dict[str, str] = {
-    ".pdf": "pdf",
-    ".docx": "docx",
-    ".pptx": "pptx",
-    ".html": "html",
-    ".htm": "html",
-    ".xhtml": "html",
-    ".md": "md",
-    ".markdown": "md",
-    ".txt": "txt",
-    ".text": "txt",
-    ".rst": "txt",
-    ".csv": "csv",
-    ".tsv": "csv",
-    ".eml": "eml",
-}
-
 _MIB = 1024 * 1024
 _SMALL_FILE = 65536  # files up to this size are checked for whitespace-only content up front
 _OWN_CODE = str(Path(__file__).resolve().parent)
 
 Parser = Callable[[Path, ElementBuilder, list[str], IngestSettings], str | None]
-
-
-def is_supported(path: Path) -> bool:
-    """True for a suffix docqa can parse; Office lock files (``~$report.docx``) are not documents."""
-    path = Path(path)
-    return path.suffix.lower() in SUPPORTED_SUFFIXES and not path.name.startswith("~$")
 
 
 def parse_file(path: Path, settings: IngestSettings) -> ParsedDocument:

@@ -27,6 +27,7 @@ from ingest.parse import SUPPORTED_SUFFIXES, is_supported, parse_file
 from ingest.parse_worker import ParseTimeout, ParseWorker
 from rag.embedder import Embedder
 from rag.errors import IngestError
+from rag.hashing import sha256_file
 from rag.settings import Settings
 from rag.store import CollectionWriter, index_text, validate_collection_name
 from rag.types import ChunkDraft, ParsedDocument
@@ -78,14 +79,6 @@ class Progress(Protocol):
     def start(self, total_files: int) -> None: ...
 
     def advance(self, files: int, chunks: int) -> None: ...
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def text_hash(text: str) -> str:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from rag.checkpoints import resolve_checkpoint
 from rag.errors import ConfigError, GenerationError, MissingDependencyError, ModelServerError
 from rag.settings import LLMSettings, Settings
 
@@ -72,8 +73,6 @@ def build_generator(settings: Settings) -> Generator:
 
 
 def _chat_model_dir(settings: Settings, served_root: str | None) -> Path:
-    from rag.model_server import resolve_checkpoint
-
     path = resolve_checkpoint(settings)
     if not (path / "config.json").is_file() and served_root and (Path(served_root) / "config.json").is_file():
         path = Path(served_root)
@@ -320,7 +319,6 @@ class TransformersGenerator:
                     f"the transformers backend needs torch and transformers: `make venv` ({exc})"
                 ) from exc
             tokenizer = load_chat_tokenizer(self.settings)
-            from rag.model_server import resolve_checkpoint
 
             self.device = "cuda" if torch.cuda.is_available() else "cpu"
             # float32 on CPU: bfloat16 matmuls are emulated (slower) on CPUs without AVX512-BF16/AMX.
@@ -335,8 +333,6 @@ class TransformersGenerator:
         return [self.model_name, *registered_adapters(self.settings)]
 
     def check(self) -> None:
-        from rag.model_server import resolve_checkpoint
-
         path = resolve_checkpoint(self.settings)
         if not (path / "config.json").is_file():
             raise ModelServerError(f"the chat model is not prepared ({path}); run `docqa model prepare`.")

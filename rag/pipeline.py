@@ -5,20 +5,23 @@
 "text": str}`` for each piece shown (each generated piece in ``generate`` mode; the checked answer as
 one piece in ``verify`` and ``quote`` modes, preceded by a text-less ``{"event": "progress"}`` per
 generated piece), and ``{"event": "final", "answer": Answer}`` last.
+
+The pipeline is given its collaborators (built once, by the application's composition root), and takes one
+``Question`` per call: the same request type whichever edge asks.
 """
 
 from __future__ import annotations
 
-import logging
 import re
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
-from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Generator as Coroutine
+from typing import Any
 
 from rag.answerability import probability, signals
 from rag.errors import DocqaError
 from rag.evidence import EvidenceSelector
+from rag.generation import Generator
 from rag.prompting import (
     DECLINE_TEXT,
     Passage,
@@ -32,66 +35,59 @@ from rag.prompting import (
     sane_rewrite,
     strip_markers,
 )
-from rag.retrieval import Retrieval
-from rag.store import Filters
-from rag.types import Answer, ClaimCheck, Evidence
+from rag.retrieval import Retriever
+from rag.settings import Settings
+from rag.store import CollectionReader
+from rag.types import Answer, ClaimCheck, Evidence, Question
 from rag.verify import answer_problems, cut_loops, off_topic_problems, recite, strip_invented_headers
 
-if TYPE_CHECKING:
-    from rag.services import Services
-
-log = logging.getLogger(__name__)
-
-PROMPT_OVERHEAD_TOKENS = 160  # system prompt, chat template and question framing
+# A draft streams its events and returns the text.
+Drafting = Coroutine[dict[str, Any], None, str]
 SERVED_MODELS_TTL_S = 60.0  # how long the model server's list of names is trusted
 
 
 class AnswerPipeline:
-    def __init__(self, services: Services) -> None:
-        self.services = services
-        self.settings = services.settings
+    """Answers questions from one settings object and the collaborators it is handed.
+
+    ``readers(collection)`` returns the collection's reader, refreshed to its latest commit (and raises
+    CollectionNotFoundError for an unknown one); it is called once per question. ``count_tokens`` counts
+    the chat model's tokens, to fit the prompt into ``llm.context_window``.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        retriever: Retriever,
+        generator: Generator,
+        readers: Callable[[str], CollectionReader],
+        count_tokens: Callable[[str], int],
+        evidence: EvidenceSelector,
+    ) -> None:
+        self.settings = settings
+        self.retriever = retriever
+        self.generator = generator
+        self.readers = readers
+        self.count_tokens = count_tokens
+        self.evidence = evidence
         self._served: tuple[float, set[str]] | None = None
 
-    @cached_property
-    def count_tokens(self) -> Callable[[str], int]:
-        """Token counter of the chat model, so the context fits its window; an estimate when the
-        configured model's tokenizer is not available locally (a remote endpoint)."""
-        from rag.generation import chat_token_counter
+    def _recent(self, history: Sequence[dict]) -> list[dict]:
+        """The part of the conversation the model sees: the latest ``answer.history_messages`` messages."""
+        n = self.settings.answer.history_messages
+        return list(history[-n:]) if n else []
 
-        served_root = getattr(self.services.generator, "served_root", None)
-        try:
-            try:
-                return chat_token_counter(self.settings)
-            except DocqaError:
-                # Not prepared here: the server may have loaded it from a directory this machine reads.
-                return chat_token_counter(self.settings, served_root() if served_root else None)
-        except DocqaError as exc:
-            log.warning("chat tokenizer unavailable (%s); estimating 1 token per 3.5 characters", exc)
-            return lambda text: int(len(text) / 3.5) + 1
-
-    def standalone_question(self, question: str, history: Sequence[dict], model: str | None = None) -> str:
-        if not any(t["role"] == "user" for t in history):
-            return question
-        rewrite = self.services.generator.chat(
-            condense_messages(history[-6:], question), model=model, max_tokens=64, temperature=0.0
+    def _standalone(self, question: Question, model: str) -> str:
+        """The question rewritten to stand alone, when it follows earlier turns."""
+        if not any(t["role"] == "user" for t in question.history):
+            return question.text
+        rewrite = self.generator.chat(
+            condense_messages(self._recent(question.history), question.text),
+            model=model,
+            max_tokens=self.settings.answer.condense_max_tokens,
+            temperature=0.0,
         )
-        return sane_rewrite(rewrite, question, history)
-
-    def retrieve(
-        self,
-        question: str,
-        *,
-        collection: str,
-        filters: Filters | None = None,
-        top_k: int | None = None,
-        rerank: bool | None = None,
-    ) -> Retrieval:
-        reader = self.services.reader(collection)
-        return self.services.retriever.search(reader, question, top_k=top_k, filters=filters, rerank=rerank)
-
-    @cached_property
-    def evidence(self) -> EvidenceSelector:
-        return EvidenceSelector(self.settings.evidence, self.services.embedder)
+        return sane_rewrite(rewrite, question.text, question.history)
 
     def default_model(self) -> str:
         """The grounded adapter when the server publishes it, else the base model; the server's list is
@@ -103,43 +99,34 @@ class AnswerPipeline:
         now = time.monotonic()
         if self._served is None or now - self._served[0] > SERVED_MODELS_TTL_S:
             try:
-                served = set(self.services.generator.models())
+                served = set(self.generator.models())
             except DocqaError:
                 served = set()  # an unreachable server is reported by the request itself
             self._served = (now, served)
         return adapter if adapter in self._served[1] else s.llm_model_name
 
-    def stream(self, question: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    def stream(self, question: Question) -> Iterator[dict[str, Any]]:
         """The answer's events (see the module docstring). Loading the embedder, on a process's first
         question, is timed apart (``Answer.load_ms``), so ``retrieval_ms`` is the search alone."""
         t0 = time.perf_counter()
-        warm_up = getattr(self.services.embedder, "warm_up", None)
-        if warm_up is not None:
-            warm_up()
+        self.retriever.warm_up()
         load_ms = (time.perf_counter() - t0) * 1000
-        for event in self._events(question, **kwargs):
+        for event in self._events(question):
             if event["event"] == "final":
                 event["answer"].load_ms = load_ms
             yield event
 
-    def _events(
-        self,
-        question: str,
-        *,
-        collection: str,
-        history: Sequence[dict] = (),
-        filters: Filters | None = None,
-        top_k: int | None = None,
-        rerank: bool | None = None,
-        model: str | None = None,
-    ) -> Iterator[dict[str, Any]]:
+    def _events(self, question: Question) -> Iterator[dict[str, Any]]:
         s = self.settings
         mode = s.answer.mode
-        model = model or self.default_model()
+        model = question.model or self.default_model()
+        history = self._recent(question.history)
         t0 = time.perf_counter()
-        self.services.reader(collection)  # fail fast on an unknown collection, before the model is asked
-        standalone = self.standalone_question(question, history, model)
-        retrieval = self.retrieve(standalone, collection=collection, filters=filters, top_k=top_k, rerank=rerank)
+        reader = self.readers(question.collection)  # an unknown collection fails here, before the model is asked
+        standalone = self._standalone(question, model)
+        retrieval = self.retriever.search(
+            reader, standalone, top_k=question.top_k, filters=question.filters, rerank=question.rerank
+        )
         passages = build_passages(retrieval.hits, s.retrieval.merge_adjacent)
         ranked = self.evidence.rank(standalone, passages)
         answerable = probability(signals(standalone, retrieval, ranked), s.answer.answerable_weights)
@@ -151,9 +138,9 @@ class AnswerPipeline:
             yield from self._decline(model, standalone, retrieval_ms, answerable)
             return
 
-        budget = s.llm.context_window - s.llm.max_tokens - PROMPT_OVERHEAD_TOKENS
-        budget -= sum(self.count_tokens(t["content"]) for t in history[-6:]) + self.count_tokens(question)
-        passages = fit_passages(passages, self.count_tokens, max(budget, 128))
+        budget = s.llm.context_window - s.llm.max_tokens - s.llm.prompt_overhead_tokens
+        budget -= sum(self.count_tokens(t["content"]) for t in history) + self.count_tokens(question.text)
+        passages = fit_passages(passages, self.count_tokens, max(budget, s.llm.min_passage_tokens))
         shown = [p.citation() for p in passages]
         yield {"event": "sources", "passages": shown}
         kept = {p.n for p in passages}
@@ -170,7 +157,7 @@ class AnswerPipeline:
             yield {"event": "token", "text": answer.answer}
             yield {"event": "final", "answer": answer}
             return
-        raw = yield from self._draft(question, passages, history[-6:], model)
+        raw = yield from self._draft(question.text, passages, history, model)
         answer = Answer(None, [], retrieval_ms, 0.0, False, 0, model, standalone, shown, answerable=answerable)
         about = [e.text for e in ranked.evidence if e.n in kept][: s.answer.span_sentences]
         model_declined = self._check(answer, raw, passages, standalone, ranked.signals, kept, about)
@@ -180,7 +167,9 @@ class AnswerPipeline:
             # source does not back: ask once more with the best evidence's passage alone, which it
             # answers from far more often; a checked answer from it beats a quote.
             focus = next(p for p in passages if p.n == best[0].n)
-            raw = yield from self._draft(question, [Passage(1, focus.chunks, focus.score)], history[-6:], model)
+            raw = yield from self._draft(
+                question.text, [Passage(1, focus.chunks, focus.score)], history, model
+            )
             raw = re.sub(r"\[1\]", f"[{focus.n}]", map_citations(raw, [Passage(1, focus.chunks, 0.0)])[0])
             second = Answer(None, [], retrieval_ms, 0.0, False, 0, model, standalone, shown, answerable=answerable)
             if not self._check(second, raw, passages, standalone, ranked.signals, kept, about) and second.grounded:
@@ -204,11 +193,11 @@ class AnswerPipeline:
 
     def _draft(
         self, question: str, passages: Sequence[Passage], history: Sequence[dict], model: str
-    ) -> Generator[dict[str, Any], None, str]:
+    ) -> Drafting:
         """Generate from ``passages``; the raw text, invented source headers stripped and loops cut."""
         s = self.settings
         pieces: list[str] = []
-        for piece in self.services.generator.stream(
+        for piece in self.generator.stream(
             build_messages(question, passages, history), model=model, max_tokens=s.llm.max_tokens
         ):
             pieces.append(piece)
@@ -261,28 +250,23 @@ class AnswerPipeline:
         answer = Answer(DECLINE_TEXT, [], retrieval_ms, 0.0, True, 0, model, standalone, [], answerable=answerable)
         yield {"event": "final", "answer": answer}
 
-    def ask(self, question: str, **kwargs: Any) -> Answer:
+    def ask(self, question: Question) -> Answer:
+        """The final answer of ``stream(question)``."""
         final = None
-        for event in self.stream(question, **kwargs):
+        for event in self.stream(question):
             if event["event"] == "final":
                 final = event["answer"]
         assert final is not None
         return final
 
-    def passages_only(
-        self,
-        question: str,
-        *,
-        collection: str,
-        history: Sequence[dict] = (),
-        filters: Filters | None = None,
-        top_k: int | None = None,
-        rerank: bool | None = None,
-    ) -> Answer:
+    def passages_only(self, question: Question) -> Answer:
         """Retrieval without the model (for when it is down): ``answer`` is None, ``citations`` the passages."""
         t0 = time.perf_counter()
-        query = sane_rewrite("", question, history) if history else question
-        retrieval = self.retrieve(query, collection=collection, filters=filters, top_k=top_k, rerank=rerank)
+        query = sane_rewrite("", question.text, question.history) if question.history else question.text
+        reader = self.readers(question.collection)
+        retrieval = self.retriever.search(
+            reader, query, top_k=question.top_k, filters=question.filters, rerank=question.rerank
+        )
         passages = build_passages(retrieval.hits, self.settings.retrieval.merge_adjacent)
         cites = [p.citation() for p in passages]
         return Answer(None, cites, (time.perf_counter() - t0) * 1000, 0.0, False, 0, None, query, cites)

@@ -113,6 +113,12 @@ class RetrievalSettings(BaseModel):
         None, description="sentence-transformers CrossEncoder id or path (none is bundled)."
     )
     rerank_depth: int = Field(20, description="Fused candidates passed to the reranker.")
+    pool_factor: int = Field(
+        3,
+        ge=1,
+        description="Fused candidates kept per passage asked for (top_k times this) before near-duplicates are "
+        "collapsed, so that collapsing still leaves top_k.",
+    )
 
 
 class EvidenceSettings(BaseModel):
@@ -183,6 +189,15 @@ class AnswerSettings(BaseModel):
     max_repeats: int = Field(
         2, ge=1, description="A sentence (or long phrase) repeated more than this is a loop: the rest is cut."
     )
+    history_messages: int = Field(
+        6,
+        ge=0,
+        description="Latest conversation messages (user and assistant, so 6 is three turns) given to the model "
+        "with a question and to the follow-up rewrite.",
+    )
+    condense_max_tokens: int = Field(
+        64, ge=1, description="Length limit of the follow-up rewrite (the standalone question), in model tokens."
+    )
 
 
 class LLMSettings(BaseModel):
@@ -203,6 +218,18 @@ class LLMSettings(BaseModel):
     temperature: float = Field(0.0, description="Sampling temperature (0 is deterministic).")
     max_tokens: int = Field(384, description="Answer length limit, in model tokens.")
     context_window: int = Field(4096, description="Model context, in its tokens; the prompt is fitted to it.")
+    prompt_overhead_tokens: int = Field(
+        160, ge=0, description="Tokens the system prompt, chat template and question framing take in every prompt."
+    )
+    min_passage_tokens: int = Field(
+        128, ge=0, description="Tokens the passages always get, even when a long conversation fills the window."
+    )
+    chars_per_token: float = Field(
+        3.5,
+        gt=0,
+        description="Characters per model token, the estimate that sizes prompts when the chat model's tokenizer "
+        "is not available here (a remote endpoint).",
+    )
     seed: int = Field(0, description="Sampling seed.")
     frequency_penalty: float = Field(
         0.5,
@@ -251,6 +278,7 @@ class APISettings(BaseModel):
     )
     max_question_chars: int = Field(2000, description="Longest question accepted.")
     max_history_turns: int = Field(20, description="Longest conversation accepted.")
+    max_top_k: int = Field(50, ge=1, description="Most passages a request may ask for (its top_k).")
     max_upload_mb: float = Field(50.0, description="Largest upload accepted.")
     conversation_ttl_s: int = Field(3600, description="Idle conversations are forgotten after this.")
 
@@ -258,6 +286,7 @@ class APISettings(BaseModel):
 class UISettings(BaseModel):
     port: int = Field(8501, description="Streamlit port.")
     api_url: str | None = Field(None, description="Reserved: talk to a remote API instead of in-process services.")
+    max_top_k: int = Field(20, ge=1, description="Top of the sidebar's passages (top-k) slider.")
 
 
 class FinetuneSettings(BaseModel):

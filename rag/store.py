@@ -32,7 +32,7 @@ import numpy as np
 from rag.errors import CollectionLockedError, CollectionNotFoundError, DocqaError, IndexMismatchError
 from rag.lexical import BM25Index
 from rag.settings import IndexSettings, RetrievalSettings, Settings
-from rag.types import ChunkDraft, StoredChunk
+from rag.types import ChunkDraft, Filters, StoredChunk
 from rag.vector_index import FaissIndex
 
 SCHEMA = """
@@ -81,18 +81,6 @@ def index_text(text: str, heading: str | None) -> str:
     if heading and not text.startswith(heading):
         return f"{heading}\n{text}"
     return text
-
-
-@dataclass(frozen=True)
-class Filters:
-    """Metadata filters passed through to retrieval."""
-
-    source_glob: str | None = None  # SQLite GLOB on the document path, e.g. '*/policies/*'
-    doc_types: tuple[str, ...] | None = None  # e.g. ('pdf', 'docx')
-
-    @property
-    def active(self) -> bool:
-        return bool(self.source_glob or self.doc_types)
 
 
 @dataclass(frozen=True)
@@ -340,7 +328,10 @@ class _Docstore:
 
 
 class CollectionReader:
-    """The read side of one collection; ``refresh()`` picks up a newer committed generation."""
+    """The read side of one collection; ``refresh()`` picks up a newer committed generation.
+
+    Callers use the methods below; the docstore, vector index and BM25 index behind them are private, so
+    the storage can change without touching retrieval, the API, the UI or fine-tuning."""
 
     def __init__(self, settings: Settings, name: str, *, expected_model: str | None = None) -> None:
         self.paths = CollectionPaths(settings.index_dir, name)
@@ -375,9 +366,9 @@ class CollectionReader:
                     f"rebuild it with `docqa ingest PATH --collection {self.name} --rebuild`."
                 )
             conn = sqlite3.connect(f"file:{gen_dir / 'docstore.sqlite'}?mode=ro", uri=True, check_same_thread=False)
-            self.docstore = _Docstore(conn)
-            self.vectors = FaissIndex.load(gen_dir / "vectors.faiss", self.index_settings)
-            self.bm25 = BM25Index.load(gen_dir / "bm25")
+            self._docstore = _Docstore(conn)
+            self._vectors = FaissIndex.load(gen_dir / "vectors.faiss", self.index_settings)
+            self._bm25 = BM25Index.load(gen_dir / "bm25")
             self.meta = meta
             self.generation = current
         return True
@@ -400,6 +391,41 @@ class CollectionReader:
             generation=self.generation or "",
             committed_at=float(self.meta["committed_at"]),
         )
+
+    # -- documents and chunks --------------------------------------------------------------------
+    def documents(self) -> list[DocumentInfo]:
+        """Every stored document, by path, with its chunk count."""
+        return self._docstore.documents()
+
+    def chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
+        """The stored chunks with these ids (unknown ids are left out), each with every path it is stored under."""
+        return self._docstore.chunks(ids)
+
+    def chunk_ids(self, filters: Filters | None = None) -> np.ndarray:
+        """Sorted ids of the chunks of documents that pass ``filters`` (all documents' chunks without)."""
+        return self._docstore.allowed_ids(filters or Filters())
+
+    def embeddings(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        """The stored vectors of these chunks."""
+        return self._docstore.embeddings(ids, self.dim)
+
+    def counts(self) -> dict[str, int]:
+        """Rows in each part of the generation: a consistent one has as many vectors and BM25 rows as chunks."""
+        documents, chunks = self._docstore.counts()
+        return {"documents": documents, "chunks": chunks, "vectors": self._vectors.ntotal, "bm25": len(self._bm25)}
+
+    # -- search ----------------------------------------------------------------------------------
+    def search_dense(
+        self, vector: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        """(chunk id, cosine) of the ``k`` nearest chunks, among ``allowed_ids`` when given."""
+        return self._vectors.search(vector, k, allowed_ids)
+
+    def search_lexical(self, query: str, k: int, allowed_ids: np.ndarray | None = None) -> list[tuple[int, float]]:
+        """(chunk id, BM25 score) of the ``k`` best chunks for ``query``, among ``allowed_ids`` when given."""
+        bm25 = self._bm25
+        mask = np.isin(bm25.chunk_ids, allowed_ids) if allowed_ids is not None else None
+        return bm25.search(query, k, mask)
 
 
 @dataclass

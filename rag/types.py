@@ -1,7 +1,8 @@
-"""Plain data passed between the packages: parsed elements, chunks, hits, citations, answers."""
+"""Plain data passed between the packages: parsed elements, chunks, questions, hits, citations, answers."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -57,6 +58,36 @@ class StoredChunk:
     @property
     def source(self) -> str:
         return self.sources[0] if self.sources else ""
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Metadata filters passed through to retrieval."""
+
+    source_glob: str | None = None  # SQLite GLOB on the document path, e.g. '*/policies/*'
+    doc_types: tuple[str, ...] | None = None  # e.g. ('pdf', 'docx')
+
+    @property
+    def active(self) -> bool:
+        return bool(self.source_glob or self.doc_types)
+
+
+@dataclass(frozen=True)
+class Question:
+    """One question to answer: what the CLI, the API and the UI each build, and all the answer pipeline takes.
+
+    ``history`` is the conversation so far, ``{"role": "user"|"assistant", "content": str}`` dicts;
+    ``top_k`` and ``rerank`` default to the settings; ``model`` names the served model (the base, or a
+    LoRA adapter; None lets the pipeline choose).
+    """
+
+    text: str
+    collection: str
+    history: Sequence[dict[str, str]] = ()
+    filters: Filters | None = None
+    top_k: int | None = None
+    rerank: bool | None = None
+    model: str | None = None
 
 
 @dataclass

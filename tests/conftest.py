@@ -1,8 +1,12 @@
-"""Shared fixtures. Plugin modules hold the heavier ones (the vLLM server, the API server, Chromium)."""
+"""Fixtures every test folder may use: the loaded embedder, private settings and services, and the
+converted chat checkpoint with a real vLLM server (started once per session, for the integration tests).
+Each folder's own ``conftest.py`` holds the fixtures only it needs; helpers to import are in
+``tests/helpers.py``."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,26 +14,10 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from docqa.services import Services
 from rag.embedder import SentenceTransformerEmbedder
-from rag.services import Services
 from rag.settings import EmbedderSettings, Settings
-
-REPO = Path(__file__).resolve().parent.parent
-SAMPLES = REPO / "data" / "samples"
-# Debian's Chromium, started so that it makes no connections of its own (the network here is closed).
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-pytest_plugins = ["tests.fixtures_vllm", "tests.fixtures_ui", "tests.fixtures_api", "tests.fixtures_finetune"]
+from tests.helpers import CACHE_DIR, GROUNDED_ADAPTER, REPO, TEST_ADAPTER, VLLMServer, free_port, make_random_lora
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +37,52 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def services(settings: Settings, embedder: SentenceTransformerEmbedder) -> Services:
     return Services(settings, embedder=embedder)  # the session's loaded model
+
+
+@pytest.fixture(scope="session")
+def prepared_model_dir() -> Path:
+    """The bundled SmolLM2 converted to safetensors, under <repo>/.cache/models (converted once and
+    reused across sessions: the conversion takes about a minute)."""
+    from docqa.model_server import prepare
+
+    return prepare(Settings(data_dir=CACHE_DIR))
+
+
+@pytest.fixture(scope="session")
+def vllm_server(prepared_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[VLLMServer]:
+    """A real vLLM server (the CPU build here) on a free local port, serving the converted model, the
+    shipped grounded adapter (which the pipeline then answers with, as in ``make run``) and a small random
+    LoRA adapter; stopped at session end, and it dies with the test process (PR_SET_PDEATHSIG), so a
+    crashed session leaves nothing behind."""
+    import importlib.util
+
+    from docqa.model_server import ModelServer, server_url, venv_python
+    from rag.adapters import register_adapter
+
+    data_dir = tmp_path_factory.mktemp("vllm-data")
+    port = free_port()
+    settings = Settings(
+        data_dir=data_dir,
+        model={
+            "source": str(prepared_model_dir),
+            "port": port,
+            "max_model_len": 2048,
+            "venv": REPO / ".venv-vllm",
+        },
+        llm={"backend": "openai", "base_url": f"http://127.0.0.1:{port}/v1", "context_window": 2048},
+    )
+    if not venv_python(settings).exists():
+        pytest.fail(f"vLLM's environment is missing ({venv_python(settings)}); `make setup` creates it")
+    adapter = None
+    if (GROUNDED_ADAPTER / "adapter_model.safetensors").exists():
+        register_adapter(settings, settings.answer.adapter or GROUNDED_ADAPTER.name, GROUNDED_ADAPTER)
+    if importlib.util.find_spec("peft") is not None:
+        register_adapter(settings, TEST_ADAPTER, make_random_lora(prepared_model_dir, data_dir / "test-lora"))
+        adapter = TEST_ADAPTER
+    server = ModelServer(settings)
+    server.start()
+    try:
+        server.wait_ready()
+        yield VLLMServer(server_url(settings), settings, server, adapter)
+    finally:
+        server.stop()

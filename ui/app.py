@@ -1,7 +1,7 @@
 """docqa staff UI, the entry script: `docqa ui` runs `streamlit run ui/app.py`.
 
 Settings come from the environment (DOCQA_*), loaded once per process; everything goes through
-``rag.services``. Pages: Chat (default) and Documents.
+``docqa.services``. Pages: Chat (default) and Documents.
 """
 
 from __future__ import annotations

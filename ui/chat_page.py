@@ -10,10 +10,10 @@ from typing import Any
 
 import streamlit as st
 
+from docqa.services import Services
 from rag.errors import DocqaError, ModelServerError
 from rag.feedback import FeedbackStore
-from rag.services import Services
-from rag.types import Citation
+from rag.types import Citation, Question
 from ui.answering import (
     AnswerStream,
     assistant_message,
@@ -108,12 +108,18 @@ def render_assistant(msg: dict[str, Any], store: FeedbackStore, *, latest: bool)
         render_feedback(msg, store)
 
 
-def _passages_without_model(services: Services, question: str, options: ChatOptions, history: list) -> list[Citation]:
+def as_question(text: str, options: ChatOptions, history: list[dict[str, str]]) -> Question:
+    """The pipeline's request for a question asked with the sidebar's choices."""
+    assert options.collection is not None, "no question is asked without a collection"
+    return Question(
+        text, options.collection, history=history, top_k=options.top_k, rerank=options.rerank, model=options.model
+    )
+
+
+def _passages_without_model(services: Services, question: Question) -> list[Citation]:
     """When the model is down before retrieval ran, still show what the documents say."""
     try:
-        answer = services.pipeline.passages_only(
-            question, collection=options.collection, history=history, top_k=options.top_k, rerank=options.rerank
-        )
+        answer = services.pipeline.passages_only(question)
     except DocqaError:
         return []
     return answer.citations
@@ -121,22 +127,13 @@ def _passages_without_model(services: Services, question: str, options: ChatOpti
 
 def answer_question(question: str, services: Services, options: ChatOptions, store: FeedbackStore) -> None:
     messages = conversation(st.session_state)
-    history = history_for_pipeline(messages)
+    asked = as_question(question, options, history_for_pipeline(messages))
     messages.append({"id": new_message_id(), "role": "user", "content": question})
     with st.chat_message("user"):
         st.markdown(escape_markdown(question))
     msg_id = new_message_id()
     with st.chat_message("assistant"):
-        stream = AnswerStream(
-            services.pipeline.stream(
-                question,
-                collection=options.collection,
-                history=history,
-                top_k=options.top_k,
-                rerank=options.rerank,
-                model=options.model,
-            )
-        )
+        stream = AnswerStream(services.pipeline.stream(asked))
         placeholder = st.empty()
         try:
             with placeholder.container(), st.spinner("Searching the documents…"):
@@ -145,7 +142,7 @@ def answer_question(question: str, services: Services, options: ChatOptions, sto
                 st.write_stream(stream.tokens())
         except ModelServerError as exc:
             placeholder.empty()
-            passages = stream.passages or _passages_without_model(services, question, options, history)
+            passages = stream.passages or _passages_without_model(services, asked)
             msg = error_message(msg_id, question, str(exc), passages, collection=options.collection)
         except DocqaError as exc:
             placeholder.empty()

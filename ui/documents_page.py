@@ -1,12 +1,13 @@
 """The documents page: upload files into a collection (with per-file progress and errors), list the
 documents with their chunk counts and dates, delete one.
 
-Uploads are saved under ``<state_dir>/uploads/<collection>/`` and ingested through the services'
-ingestor, the same code path as `docqa ingest`.
+Uploads are saved by the services' upload store (under ``<state_dir>/uploads/<collection>/``, named as
+the API names them) and ingested through the services' ingestor, the same code path as `docqa ingest`.
 """
 
 from __future__ import annotations
 
+import io
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -14,12 +15,13 @@ from typing import Any
 
 import streamlit as st
 
+from docqa.services import Services
+from ingest.formats import SUPPORTED_SUFFIXES
+from ingest.uploads import SavedUpload
 from rag.errors import CollectionNotFoundError, DocqaError
-from rag.services import Services
 from rag.settings import Settings
-from rag.store import validate_collection_name
+from ui.progress import FileProgress
 from ui.state import ChatOptions, get_services, get_settings
-from ui.uploads import FileProgress, is_upload, save_uploads, uploads_root
 
 OUTCOME_ICON = {"added": "✅", "updated": "🔄", "unchanged": "⏸️", "failed": "❌", "pending": "⏳"}
 
@@ -38,15 +40,16 @@ def target_collection(settings: Settings, options: ChatOptions) -> str:
 
 def ingest_uploads(services: Services, files: list[Any], collection: str) -> dict[str, Any]:
     """Save and ingest the uploads, drawing progress; returns a summary kept for the next rerun."""
-    settings = services.settings
     result: dict[str, Any] = {"collection": collection, "files": [], "error": None}
     try:
-        validate_collection_name(collection)
-        saved = save_uploads(files, uploads_root(settings), collection)
+        # A file uploaded again under the same name replaces the earlier version.
+        saved: list[SavedUpload] = [
+            services.uploads.save(collection, f.name, io.BytesIO(f.getvalue()), replace=True) for f in files
+        ]
     except (DocqaError, OSError) as exc:
         result["error"] = f"The files could not be saved: {exc}"
         return result
-    name_of = {str(s.path): s.original_name for s in saved}
+    name_of = {str(s.path): s.original for s in saved}
     bar = st.progress(0.0, text=f"Ingesting {len(saved)} file(s) into {collection}…")
     log = st.status(f"Ingesting into **{collection}**", expanded=True)
 
@@ -78,7 +81,7 @@ def ingest_uploads(services: Services, files: list[Any], collection: str) -> dic
             "failed",
         )
         result["files"].append(
-            {"name": s.original_name, "outcome": outcome, "error": failed.get(key, "") if outcome == "failed" else ""}
+            {"name": s.original, "outcome": outcome, "error": failed.get(key, "") if outcome == "failed" else ""}
         )
     result["chunks"] = report.chunks
     result["seconds"] = round(report.seconds, 1)
@@ -91,7 +94,7 @@ def ingest_uploads(services: Services, files: list[Any], collection: str) -> dic
 def _forget_unstored(services: Services, collection: str, paths: list[Path]) -> None:
     """Delete saved uploads that did not make it into the collection, so the uploads folder mirrors it."""
     try:
-        stored = {d.path for d in services.reader(collection).docstore.documents()}
+        stored = {d.path for d in services.reader(collection).documents()}
     except CollectionNotFoundError:
         stored = set()
     for path in paths:
@@ -119,8 +122,6 @@ def show_ingest_result(result: dict[str, Any]) -> None:
 def upload_section(services: Services, options: ChatOptions) -> None:
     settings = services.settings
     st.subheader("Add documents")
-    from ingest.parse import SUPPORTED_SUFFIXES
-
     collection = target_collection(settings, options)
     generation = st.session_state.setdefault("uploader_generation", 0)
     files = st.file_uploader(
@@ -160,7 +161,7 @@ def documents_section(services: Services, collection: str | None) -> None:
         st.info("No collection exists yet: add documents above.", icon=":material/info:")
         return
     try:
-        documents = services.reader(collection).docstore.documents()
+        documents = services.reader(collection).documents()
     except CollectionNotFoundError as exc:
         st.info(str(exc), icon=":material/info:")
         return
@@ -224,8 +225,7 @@ def delete_document(services: Services, collection: str, path: str) -> None:
         st.session_state["delete_result"] = ("error", str(exc))
         return
     if report.removed:
-        if is_upload(path, uploads_root(services.settings)):
-            Path(path).unlink(missing_ok=True)  # the UI's own copy goes with the document
+        services.uploads.delete(path, collection)  # the uploaded copy goes with the document
         st.session_state["delete_result"] = ("ok", f"Deleted {Path(path).name} from {collection}.")
     else:
         errors = "; ".join(f["error"] for f in report.failed) or "not found"

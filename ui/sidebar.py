@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from rag.services import Services
+from docqa.services import Services
 from ui.state import ChatOptions, forget_served_models, reset_conversation, served_models
-
-MAX_TOP_K = 20
 
 
 def _model_label(name: str, base: str) -> str:
@@ -64,8 +62,8 @@ def render_sidebar(services: Services) -> ChatOptions:
         top_k = st.slider(
             "Passages given to the model (top-k)",
             1,
-            MAX_TOP_K,
-            min(settings.retrieval.top_k, MAX_TOP_K),
+            settings.ui.max_top_k,
+            min(settings.retrieval.top_k, settings.ui.max_top_k),
             key="top_k",
             help="More passages give the model more to go on, at the cost of a longer prompt.",
         )

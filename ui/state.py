@@ -15,10 +15,10 @@ from typing import Any
 
 import streamlit as st
 
+from docqa.services import Services, build
 from rag.embedder import SentenceTransformerEmbedder, build_embedder
 from rag.errors import DocqaError
 from rag.feedback import FeedbackStore
-from rag.services import Services, build
 from rag.settings import EmbedderSettings, Settings, load_settings
 
 MODELS_TTL_S = 15  # how long the list of served models is reused before the model server is asked again

@@ -12,10 +12,9 @@ from collections.abc import Callable, Set
 
 from rag.evaluation.datasets import EvalSet, Query
 from rag.evaluation.metrics import contains_answer, exact_match, squad_f1
-from rag.evaluation.runner import BuiltCollection
+from rag.evaluation.runner import BuiltCollection, EvalServices
 from rag.prompting import strip_markers
-from rag.services import Services
-from rag.types import Answer
+from rag.types import Answer, Question
 
 ANSWER_METRICS = (
     "answer_has_gold",
@@ -71,7 +70,7 @@ def score_answer(query: Query, answer: Answer) -> dict[str, float | bool]:
 
 
 def evaluate_answers(
-    services: Services,
+    services: EvalServices,
     evalset: EvalSet,
     built: BuiltCollection,
     *,
@@ -88,7 +87,7 @@ def evaluate_answers(
     started = time.perf_counter()
     for i, q in enumerate(questions, 1):
         t0 = time.perf_counter()
-        answer = services.pipeline.ask(q.text, collection=built.name, model=model)
+        answer = services.pipeline.ask(Question(q.text, built.name, model=model))
         seconds = time.perf_counter() - t0
         shown = answer.passages or answer.citations
         records.append(

@@ -20,11 +20,10 @@ import numpy as np
 from rag.answerability import fit, probability, signals
 from rag.evaluation.datasets import EvalSet, Query
 from rag.evaluation.metrics import contains_answer
-from rag.evaluation.runner import BuiltCollection, PrecomputedQueryEmbedder
+from rag.evaluation.runner import BuiltCollection, EvalServices, PrecomputedQueryEmbedder
 from rag.evidence import EvidenceSelector
 from rag.prompting import build_passages
 from rag.retrieval import Retriever
-from rag.services import Services
 
 GRID = [0.0, 0.25, 0.5, 1.0, 2.0]
 PASSAGE_GRID = [0.0, 0.1, 0.2, 0.4]
@@ -51,7 +50,7 @@ def holdouts(tune: Sequence[str], test: Sequence[str], seed: int, n_tune: int = 
 
 
 def collect(
-    services: Services,
+    services: EvalServices,
     built: BuiltCollection,
     queries: Sequence[tuple[Query, str]],
     progress: Callable[[str], None] | None = None,
@@ -118,7 +117,7 @@ def pick_threshold(items: Sequence[Item], weights: dict[str, float], min_decline
 
 
 def tune_grounding(
-    services: Services,
+    services: EvalServices,
     evalset: EvalSet,
     built: BuiltCollection,
     tune_articles: Sequence[str],

@@ -8,14 +8,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from rag.embedder import Embedder
 from rag.evaluation.datasets import EvalSet, doc_id_from_path
 from rag.evaluation.metrics import RANKING_METRICS, mean_scores, ranking_scores
-from rag.evaluation.runner import BuiltCollection, PrecomputedQueryEmbedder
-from rag.fusion import fuse
+from rag.evaluation.runner import BuiltCollection, EvalServices, PrecomputedQueryEmbedder
 from rag.retrieval import Retriever
-from rag.services import Services
-from rag.settings import RetrievalSettings
 from rag.types import Hit
 
 TOP_K = 10  # the ranking nDCG@10, MRR@10 and hit@k are read from (search depth as in normal use)
@@ -29,7 +25,7 @@ class Variant:
     rerank: bool = False
 
 
-def variants(services: Services) -> list[Variant]:
+def variants(services: EvalServices) -> list[Variant]:
     out = [Variant("bm25", "bm25"), Variant("dense", "dense"), Variant("hybrid", "hybrid")]
     if services.settings.retrieval.reranker_model:
         out.append(Variant("hybrid+rerank", "hybrid", rerank=True))
@@ -47,18 +43,13 @@ def ranked_doc_ids(hits: list[Hit]) -> list[str]:
     return out
 
 
-def candidate_ids(
-    built: BuiltCollection, embedder: Embedder, query: str, mode: str, settings: RetrievalSettings
-) -> list[str]:
-    """The fused candidate list RECALL_K deep, before de-duplication and reranking (which only reorder
-    or thin it): what recall@100 measures. Computed directly, as a top-100 search would also
-    de-duplicate 300 candidates per query, which costs minutes over SQuAD's 5,000 questions."""
-    reader = built.reader
-    depth = max(settings.candidate_depth, RECALL_K)
-    dense = [] if mode == "bm25" else reader.vectors.search(embedder.embed_query(query), depth)
-    lexical = [] if mode == "dense" else reader.bm25.search(query, depth)
-    fused = fuse(dense, lexical, settings)[:RECALL_K]
-    chunks = reader.docstore.chunks([cid for cid, _ in fused])
+def candidate_ids(retriever: Retriever, built: BuiltCollection, query: str, mode: str) -> list[str]:
+    """The retriever's fused candidate list RECALL_K deep, before de-duplication and reranking (which only
+    reorder or thin it): what recall@100 measures. Read from its candidate stage, as a top-100 search would
+    also de-duplicate 300 candidates per query, which costs minutes over SQuAD's 5,000 questions."""
+    depth = max(retriever.settings.candidate_depth, RECALL_K)
+    fused = retriever.candidates(built.reader, query, depth=depth, mode=mode).fused[:RECALL_K]
+    chunks = built.reader.chunks([cid for cid, _ in fused])
     return [
         doc_id
         for cid, _ in fused
@@ -69,7 +60,7 @@ def candidate_ids(
 
 
 def evaluate_retrieval(
-    services: Services,
+    services: EvalServices,
     evalset: EvalSet,
     built: BuiltCollection,
     *,
@@ -87,7 +78,7 @@ def evaluate_retrieval(
             top = retriever.search(built.reader, q.text, top_k=TOP_K, mode=variant.mode, rerank=variant.rerank)
             latencies.append(top.ms)
             scores = ranking_scores(ranked_doc_ids(top.hits), q.relevance)
-            deep = candidate_ids(built, embedder, q.text, variant.mode, services.settings.retrieval)
+            deep = candidate_ids(retriever, built, q.text, variant.mode)
             scores["recall@100"] = ranking_scores(deep, q.relevance)["recall@100"]
             per_query.append(scores)
         metrics = mean_scores(per_query)

@@ -11,13 +11,41 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
 from rag.embedder import Embedder
 from rag.errors import DocqaError
-from rag.services import Services
-from rag.store import CollectionReader
+from rag.generation import Generator
+from rag.pipeline import AnswerPipeline
+from rag.rerank import Reranker
+from rag.settings import Settings
+from rag.store import CollectionInfo, CollectionReader
+
+
+class Ingests(Protocol):
+    def ingest(self, paths: list[Path], collection: str, *, rebuild: bool = False) -> Any:
+        """An ingest report: ``.added``, ``.chunks``, ``.failed``."""
+        ...
+
+
+class EvalServices(Protocol):
+    """What the evaluations use of the application's services (``docqa.services.Services`` is one): the
+    library cannot import the composition root above it, so it names what it needs."""
+
+    settings: Settings
+    embedder: Embedder
+    reranker: Reranker | None
+    ingestor: Ingests
+    generator: Generator
+    pipeline: AnswerPipeline
+
+    def reader(self, collection: str) -> CollectionReader: ...
+
+    def collections(self) -> list[CollectionInfo]: ...
+
+    def drop_collection(self, collection: str) -> None: ...
 
 
 class EvalIngestError(DocqaError):
@@ -49,7 +77,7 @@ def work_directory(keep: Path | None = None) -> Iterator[Path]:
 
 
 @contextmanager
-def fresh_collection(services: Services, docs_dir: Path, label: str) -> Iterator[BuiltCollection]:
+def fresh_collection(services: EvalServices, docs_dir: Path, label: str) -> Iterator[BuiltCollection]:
     """Ingest ``docs_dir`` into a new, uniquely named collection and drop it on exit."""
     name = f"eval-{label}-{os.getpid()}-{int(time.time())}"
     t0 = time.perf_counter()

@@ -1,0 +1,194 @@
+"""The widget in headless Chromium, embedded in a page served from another origin (another 127.0.0.1
+port): it shows an answer from the real model, checked against its sources, with the supporting
+sentence marked in the cited passage; it renders a poisoned document
+as text; it works from the keyboard and on a phone-sized screen; a page whose origin the key does not
+list gets no answers. Screenshots go to test-output/widget/."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from rag.settings import Settings
+from tests.api.helpers import ApiHandle, HostPage
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, REPO, closed_llm_url
+
+OUTPUT = REPO / "test-output" / "widget"
+WARRANTY = "How long is the warranty on the Sweep S3?"  # QUESTIONS.md 6: sweep_s3_manual.pdf, page 5
+BATTERY = "What is the battery capacity of the Sweep S3?"  # QUESTIONS.md 1: sweep_s3_manual.pdf, page 1
+WAIT_MS = 240_000
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="Chromium missing: run `make browser`"),
+]
+
+HOST_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Kestrel Home Robotics</title>
+<style>
+  /* Hostile page styles: the widget's shadow root must not inherit or match any of these. */
+  body {{ font: 18px Georgia, serif; color: #7a0000; margin: 0; }}
+  button, div, p, textarea {{ background: yellow !important; border: 5px dashed red !important; }}
+  header {{ background: #20313f; color: #fff; padding: 24px 40px; }}
+  main {{ padding: 24px 40px; max-width: 720px; }}
+</style></head>
+<body>
+<header><h1>Kestrel Home Robotics</h1></header>
+<main><h2>Sweep S3 support</h2><p>Questions about your robot? Ask our assistant (bottom right).</p></main>
+<script src="{api}/widget.js" data-key="{key}" data-collection="{collection}"
+        data-title="Kestrel support" async></script>
+</body></html>
+"""
+
+
+@pytest.fixture
+def chromium(tmp_path: Path) -> Iterator[Callable[..., object]]:
+    """``chromium(viewport)``: a fresh headless Chromium profile; closed at teardown."""
+    from playwright.sync_api import sync_playwright
+
+    contexts = []
+    with sync_playwright() as pw:
+
+        def launch(viewport: dict[str, int] | None = None, **options: object):
+            context = pw.chromium.launch_persistent_context(
+                str(tmp_path / f"profile{len(contexts)}"),
+                executable_path=str(CHROMIUM),
+                headless=True,
+                args=CHROMIUM_ARGS,
+                viewport=viewport or {"width": 1280, "height": 900},
+                **options,
+            )
+            contexts.append(context)
+            return context
+
+        try:
+            yield launch
+        finally:
+            for context in contexts:
+                context.close()
+
+
+def open_widget(page) -> None:
+    launcher = page.locator("button.launcher")
+    launcher.wait_for(timeout=30_000)
+    launcher.click()
+    page.locator("textarea").wait_for(state="visible")
+
+
+@pytest.mark.integration
+def test_answers_with_sources_and_marked_evidence(
+    chromium, serve_api, vllm_server, api_data_dir: Path, host_page: Callable[[str], HostPage]
+) -> None:
+    api = serve_api(vllm_server.settings.with_overrides(data_dir=api_data_dir, llm__max_tokens=96))
+    site_page, _ = _embedded(host_page, api, "support")
+    browser = chromium()
+    page = browser.new_page()
+    page.goto(site_page.url)
+    open_widget(page)
+    page.locator("textarea").fill(BATTERY)
+    page.locator("textarea").press("Enter")
+    answer = page.locator(".msg.bot").last
+    # The final answer (with its sources) replaces the streaming bubble; or an error says why not.
+    page.locator(".msg.bot .sources, .msg.error").first.wait_for(timeout=WAIT_MS)
+    errors = page.locator(".msg.error").all_inner_texts()
+    assert not errors, errors
+    assert answer.locator("div").first.inner_text().strip()
+    # The supporting sentence is marked inside its passage, which is open without a click.
+    mark = answer.locator(".sources details[open] blockquote mark").first
+    assert mark.is_visible() and len(mark.inner_text()) > 10
+    # A citation: the answer's [n] marker is a button that opens the cited passage (file and page).
+    assert answer.locator(".sources h3").text_content() == "Sources", "the answer cites nothing"
+    labels = answer.locator(".sources summary").all_inner_texts()
+    assert any(label.startswith("[") and "sweep_s3_manual.pdf, page 1" in label for label in labels), labels
+    cite = answer.locator("button.cite").first
+    cite.click()
+    opened = answer.locator(f".sources details[data-n='{cite.inner_text()}']")
+    assert opened.get_attribute("open") is not None and opened.locator("blockquote").is_visible()
+    # The conversation survives a reload (page session) and carries the conversation id.
+    page.reload()
+    open_widget(page)
+    assert page.locator(".msg.user").first.inner_text() == BATTERY
+    assert page.locator(".msg.bot .sources").count() == 1
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    page.locator(".msg.bot .sources details").first.locator("summary").click()
+    page.screenshot(path=str(OUTPUT / "widget-answer.png"))
+    assert (OUTPUT / "widget-answer.png").stat().st_size > 10_000
+
+
+def _embedded(host_page: Callable[[str], HostPage], api: ApiHandle, collection: str) -> tuple[HostPage, str]:
+    """Serve a host page from a fresh origin, then write the embed tag with a key for that origin."""
+    placeholder = host_page("<!doctype html><title>pending</title>")
+    key = api.key("widget", collections=[collection], origins=[placeholder.origin])
+    api.state.keys._origins = None  # count the new origin at once, not after the two-second cache
+    html = HOST_HTML.format(api=api.base_url, key=key, collection=collection)
+    index = placeholder.root / "index.html"
+    index.write_text(html)
+    return placeholder, key
+
+
+def test_poisoned_document_is_text_keyboard_and_phone(
+    chromium, serve_api, api_data_dir: Path, host_page: Callable[[str], HostPage]
+) -> None:
+    # The model server is down: the widget shows the passages, i.e. the poisoned document's raw text.
+    api = serve_api(Settings(data_dir=api_data_dir).with_overrides(llm__base_url=closed_llm_url()))
+    site_page, _ = _embedded(host_page, api, "poisoned")
+    browser = chromium(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = browser.new_page()
+    page.goto(site_page.url)
+    launcher = page.locator("button.launcher")
+    launcher.wait_for(timeout=30_000)
+
+    # Keyboard only: Tab reaches the launcher, Enter opens the panel with the cursor in the question box.
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.shadowRoot.activeElement.className") == "launcher"
+    page.keyboard.press("Enter")
+    page.locator("textarea").wait_for(state="visible")
+    assert page.evaluate("document.activeElement.shadowRoot.activeElement.tagName") == "TEXTAREA"
+    panel = page.locator(".panel").bounding_box()
+    assert panel["width"] == 390 and panel["height"] == 844  # full screen on a phone
+
+    page.keyboard.type("How long does descaling take?")
+    page.keyboard.press("Enter")
+    quote = page.locator(".msg.bot .sources details blockquote").first
+    page.locator(".msg.bot .sources summary").first.wait_for(timeout=60_000)
+    assert "unavailable" in page.locator(".msg.bot .note").first.inner_text()
+    page.locator(".msg.bot .sources summary").first.click()
+    text = quote.inner_text()
+    assert '<img src="x" onerror="window.__pwned = 1">' in text and "<script>" in text
+    root = "document.querySelector('[data-docqa-widget]').shadowRoot"
+    assert page.evaluate(f"{root}.querySelectorAll('img, script, b, #injected').length") == 0
+    assert page.evaluate("document.querySelectorAll('img, #injected').length") == 0
+    assert page.evaluate("window.__pwned === undefined")
+    # Page styles (yellow, dashed red borders on every div and button) do not reach the widget.
+    assert page.evaluate(f"getComputedStyle({root}.querySelector('.panel')).backgroundColor") == "rgb(255, 255, 255)"
+    host_style = "getComputedStyle(document.querySelector('[data-docqa-widget]'))"
+    assert page.evaluate(f"{host_style}.borderTopWidth") == "0px"
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "widget-phone.png"))
+
+    # Escape closes the panel and gives the focus back to the launcher.
+    page.locator("textarea").focus()
+    page.keyboard.press("Escape")
+    assert page.locator(".panel").is_hidden()
+    assert page.evaluate("document.activeElement.shadowRoot.activeElement.className") == "launcher"
+
+
+def test_page_from_an_unlisted_origin_gets_no_answer(
+    chromium, serve_api, api_data_dir: Path, host_page: Callable[[str], HostPage]
+) -> None:
+    api = serve_api(Settings(data_dir=api_data_dir).with_overrides(llm__base_url=closed_llm_url()))
+    listed = host_page("<!doctype html><title>listed</title>")
+    key = api.key("widget", collections=["support"], origins=[listed.origin])
+    intruder = host_page(HOST_HTML.format(api=api.base_url, key=key, collection="support"))
+    page = chromium().new_page()
+    page.goto(intruder.url)
+    open_widget(page)
+    page.locator("textarea").fill(WARRANTY)
+    page.locator("textarea").press("Enter")
+    error = page.locator(".msg.error")
+    error.wait_for(timeout=30_000)
+    assert page.locator(".msg.bot").count() == 0
+    assert "sweep_s3_manual" not in page.content()

@@ -1,0 +1,244 @@
+"""The answer pipeline with a scripted generator: what is shown (the model's answer, the evidence quoted, a
+decline), follow-ups, and the collaborators it is handed (one reader lookup per question)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from docqa.services import Services
+from rag.pipeline import AnswerPipeline
+from rag.prompting import DECLINE_TEXT
+from rag.types import Question
+
+WARRANTY = Question("How long is the warranty?", "kb")
+
+
+class ScriptedGenerator:
+    """Returns a fixed reply and records what it was sent (unit tests only)."""
+
+    def __init__(self, reply: str, *later: str) -> None:
+        self.replies = [reply, *later]  # one per call; the last repeats
+        self.calls: list[list[dict]] = []
+
+    @property
+    def reply(self) -> str:
+        return self.replies[min(len(self.calls), len(self.replies)) - 1]
+
+    def chat(self, messages: list[dict], **_: object) -> str:
+        self.calls.append(messages)
+        return self.reply
+
+    def stream(self, messages: list[dict], **_: object) -> Iterator[str]:
+        self.calls.append(messages)
+        yield from re.findall(r"\S+\s*", self.reply)  # word by word, as a server streams
+
+    def models(self) -> list[str]:
+        return ["docqa-base"]
+
+    def check(self) -> None:
+        return None
+
+
+class TestPipeline:
+    def _ingest(self, services: Services, tmp_path: Path) -> None:
+        kb = tmp_path / "kb"
+        kb.mkdir(parents=True)
+        (kb / "warranty.md").write_text("# Warranty\n\nThe Tidy robot warranty lasts 24 months from purchase.\n")
+        (kb / "returns.md").write_text("# Returns\n\nReturns are accepted within 30 days with a receipt.\n")
+        services.ingestor.ingest([kb], "kb")
+
+    def _pipeline(
+        self, services: Services, tmp_path: Path, reply: str, *later: str, **settings: object
+    ) -> tuple[AnswerPipeline, ScriptedGenerator]:
+        self._ingest(services, tmp_path)
+        gen = ScriptedGenerator(reply, *later)
+        configured = services.settings.with_overrides(**settings) if settings else services.settings
+        return Services(configured, embedder=services.embedder, generator=gen).pipeline, gen
+
+    def test_supported_answer_is_shown_with_its_evidence(self, services: Services, tmp_path: Path) -> None:
+        pipeline, gen = self._pipeline(services, tmp_path, "The warranty lasts 24 months [1].")
+        events = list(pipeline.stream(WARRANTY))
+        assert next(e["event"] for e in events) == "sources"
+        # verify mode: the answer is checked before it is shown, so it arrives whole, never half-checked.
+        assert [e["text"] for e in events if e["event"] == "token"] == ["The warranty lasts 24 months [1]."]
+        answer = events[-1]["answer"]
+        assert answer.grounded is True and answer.mode == "generate" and not answer.declined
+        assert Path(answer.citations[0].source).name == "warranty.md"
+        assert "24 months" in gen.calls[-1][-1]["content"]  # the passage reached the prompt
+        best = answer.evidence[0]
+        assert "24 months" in best.text and best.n == 1 and Path(best.source).name == "warranty.md"
+        chunk = services.reader("kb").chunks([best.chunk_id])[best.chunk_id]
+        assert chunk.text[best.start : best.end] == best.text  # offsets into the chunk's stored text
+
+    def test_unsupported_answer_is_replaced_by_the_evidence_quote(self, services: Services, tmp_path: Path) -> None:
+        pipeline, _ = self._pipeline(services, tmp_path, "The warranty lasts 36 months [1].")
+        answer = pipeline.ask(WARRANTY)
+        assert answer.mode == "quote" and answer.grounded is False
+        assert "36" not in answer.answer and "24 months" in answer.answer
+        assert answer.answer.startswith("From warranty.md") and answer.answer.endswith("[1]")
+        assert answer.generated and "36 months" in answer.generated  # kept for the logs, not shown
+        assert answer.checks and not answer.checks[0].supported
+
+    def test_generate_mode_streams_the_model_as_it_comes(self, services: Services, tmp_path: Path) -> None:
+        pipeline, _ = self._pipeline(services, tmp_path, "The warranty lasts 36 months [1].", answer__mode="generate")
+        events = list(pipeline.stream(WARRANTY))
+        assert sum(e["event"] == "token" for e in events) > 1
+        answer = events[-1]["answer"]
+        assert "36 months" in answer.answer and answer.mode == "generate" and answer.grounded is False
+
+    def test_quote_mode_does_not_ask_the_model(self, services: Services, tmp_path: Path) -> None:
+        pipeline, gen = self._pipeline(services, tmp_path, "unused", answer__mode="quote")
+        answer = pipeline.ask(WARRANTY)
+        assert gen.calls == [] and answer.mode == "quote" and "24 months" in answer.answer
+        assert answer.evidence and answer.citations[0].n == 1
+
+    def test_a_decline_despite_sure_retrieval_becomes_the_quote(self, services: Services, tmp_path: Path) -> None:
+        pipeline, _ = self._pipeline(services, tmp_path, DECLINE_TEXT, answer__quote_over_decline=0.0)
+        answer = pipeline.ask(WARRANTY)
+        assert not answer.declined and answer.mode == "quote" and "24 months" in answer.answer
+        pipeline, _ = self._pipeline(services, tmp_path / "b", DECLINE_TEXT, answer__quote_over_decline=1.0)
+        assert pipeline.ask(WARRANTY).declined
+
+    @pytest.mark.parametrize("first", [DECLINE_TEXT, "The warranty lasts 36 months [1]."])
+    def test_a_focused_second_draft_is_shown_when_it_passes(
+        self, first: str, services: Services, tmp_path: Path
+    ) -> None:
+        """The model declined (with retrieval sure) or wrote an unsupported claim: with
+        ``answer.focused_retry`` a second draft from the best evidence's passage alone is shown when it
+        passes verification."""
+        second = "The warranty lasts 24 months [1]."
+        on = {"answer__quote_over_decline": 0.0, "answer__focused_retry": True}
+        pipeline, gen = self._pipeline(services, tmp_path, first, second, **on)
+        answer = pipeline.ask(WARRANTY)
+        assert len(gen.calls) == 2 and answer.retried and answer.mode == "generate" and answer.grounded
+        assert answer.answer == second and Path(answer.citations[0].source).name == "warranty.md"
+        focused = gen.calls[1][-1]["content"]
+        assert "24 months" in focused and "30 days" not in focused  # the best passage alone
+        # Off (the default), or the second draft failing too: the quote, as before.
+        pipeline, gen = self._pipeline(services, tmp_path / "off", first, second, answer__quote_over_decline=0.0)
+        off = pipeline.ask(WARRANTY)
+        assert len(gen.calls) == 1 and off.mode == "quote" and not off.retried
+        pipeline, gen = self._pipeline(services, tmp_path / "bad", first, **on)
+        bad = pipeline.ask(WARRANTY)
+        assert len(gen.calls) == 2 and bad.mode == "quote" and "36" not in bad.answer
+
+    def test_a_span_from_a_sentence_about_something_else_is_not_shown(
+        self, services: Services, tmp_path: Path
+    ) -> None:
+        kb = tmp_path / "kb"
+        kb.mkdir(parents=True)
+        (kb / "stores.md").write_text(
+            "# Shopping\n\nJohn Lewis opened its Newcastle shop in 1864. The Grainger Market has 120 stalls. "
+            "Bainbridge's is thought to be the first department store in the world.\n"
+        )
+        question = Question("Which department store is thought to be the first in the world?", "kb")
+        services.ingestor.ingest([kb], "kb")
+        for reply, shown in (("John Lewis [1].", False), ("Bainbridge's [1].", True)):
+            settings = services.settings.with_overrides(answer__span_sentences=1)
+            pipeline = Services(settings, embedder=services.embedder, generator=ScriptedGenerator(reply)).pipeline
+            answer = pipeline.ask(question)
+            assert (answer.mode == "generate") is shown, (reply, answer.answer, answer.checks)
+            if not shown:
+                assert "Bainbridge" in answer.answer and "not in the sentences about the question" in str(answer.checks)
+
+    def test_loading_the_embedder_is_timed_apart_from_retrieval(self, services: Services, tmp_path: Path) -> None:
+        from rag.embedder import SentenceTransformerEmbedder
+
+        self._ingest(services, tmp_path)
+        fresh = SentenceTransformerEmbedder(services.settings.embedder)  # not loaded yet, as in a new process
+        pipeline = Services(services.settings, embedder=fresh, generator=ScriptedGenerator("24 months [1].")).pipeline
+        first = pipeline.ask(WARRANTY)
+        second = pipeline.ask(WARRANTY)
+        assert first.as_json()["load_ms"] > 0.0 and second.as_json()["load_ms"] == 0.0  # rounded to 0.1 ms
+
+    def test_invented_source_header_is_stripped(self, services: Services, tmp_path: Path) -> None:
+        reply = "The warranty lasts 24 months (warranty.md, page 7) [1]."
+        pipeline, _ = self._pipeline(services, tmp_path, reply)
+        answer = pipeline.ask(WARRANTY)
+        assert "page 7" not in answer.answer and "24 months" in answer.answer and answer.grounded
+
+    def test_decline_is_the_same_in_a_later_turn(self, services: Services, tmp_path: Path) -> None:
+        question = "Who won the 1998 football world cup final?"
+        pipeline, gen = self._pipeline(services, tmp_path, question)  # the rewrite keeps the question
+        first = pipeline.ask(Question(question, "kb"))
+        history = [
+            {"role": "user", "content": "How long is the warranty?"},
+            {"role": "assistant", "content": "24 months"},
+        ]
+        later = pipeline.ask(Question(question, "kb", history=history))
+        assert first.declined and later.declined and first.answerable == later.answerable
+        assert len(gen.calls) == 1  # the condensing call only: the model never answered
+
+    def test_irrelevant_question_is_declined_without_calling_the_model(
+        self, services: Services, tmp_path: Path
+    ) -> None:
+        self._ingest(services, tmp_path)
+        gen = ScriptedGenerator("should not be used")
+        services = Services(services.settings, embedder=services.embedder, generator=gen)
+        answer = services.pipeline.ask(Question("Who won the 1998 football world cup final?", "kb"))
+        assert answer.declined and answer.answer == DECLINE_TEXT and answer.citations == []
+        assert gen.calls == []
+
+    def test_follow_up_is_condensed_before_retrieval(self, services: Services, tmp_path: Path) -> None:
+        self._ingest(services, tmp_path)
+        gen = ScriptedGenerator("Within how many days are returns accepted?")
+        services = Services(services.settings, embedder=services.embedder, generator=gen)
+        history = [{"role": "user", "content": "Tell me about the robot"}, {"role": "assistant", "content": "It is"}]
+        answer = services.pipeline.ask(Question("and returns?", "kb", history=history))
+        assert answer.standalone_question == "Within how many days are returns accepted?"
+        assert Path(answer.passages[0].source).name == "returns.md"
+
+
+class TestCollaborators:
+    """The pipeline gets its collaborators, not the services: what it is handed is all it uses."""
+
+    def test_one_reader_lookup_and_refresh_per_question(self, services: Services, tmp_path: Path, monkeypatch) -> None:
+        TestPipeline()._ingest(services, tmp_path)
+        lookups: list[str] = []
+
+        def readers(name: str):
+            lookups.append(name)
+            return services.reader(name)
+
+        reader = services.reader("kb")
+        refreshes = []
+        real_refresh = reader.refresh
+        monkeypatch.setattr(reader, "refresh", lambda: refreshes.append(1) or real_refresh())
+        gen = ScriptedGenerator("The warranty lasts 24 months [1].")
+        pipeline = AnswerPipeline(
+            services.settings,
+            retriever=services.retriever,
+            generator=gen,
+            readers=readers,
+            count_tokens=lambda text: len(text.split()),
+            evidence=services.evidence,
+        )
+        answer = pipeline.ask(WARRANTY)
+        assert "24 months" in answer.answer and lookups == ["kb"] and len(refreshes) == 1
+        pipeline.passages_only(WARRANTY)
+        assert lookups == ["kb", "kb"] and len(refreshes) == 2
+
+    def test_history_window_comes_from_the_settings(self, services: Services, tmp_path: Path) -> None:
+        history = [
+            {"role": "user", "content": "Tell me about the robot"},
+            {"role": "assistant", "content": "It is a cleaning robot."},
+            {"role": "user", "content": "And the dock?"},
+            {"role": "assistant", "content": "It charges it."},
+        ]
+        question = Question("and returns?", "kb", history=history)
+        seen = {}
+        for window in (4, 2):
+            pipeline, gen = TestPipeline()._pipeline(
+                services,
+                tmp_path / str(window),
+                "Within how many days are returns accepted?",
+                answer__history_messages=window,
+            )
+            pipeline.ask(question)
+            seen[window] = str(gen.calls[0])  # the follow-up rewrite's messages
+        assert "Tell me about the robot" in seen[4] and "Tell me about the robot" not in seen[2]
+        assert "And the dock?" in seen[2]
