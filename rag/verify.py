@@ -207,6 +207,13 @@ def answer_problems(text: str, question: str) -> list[str]:
     return problems
 
 
+def _short_span(text: str) -> str:
+    """The answer as a span to look up in its sources ("" for a whole sentence of 9+ words, which
+    carries its own context)."""
+    body = strip_markers(text).strip(" .;:,")
+    return body if len(body.split()) <= 8 else ""
+
+
 def anchor_problems(text: str, passages: Sequence[Passage], question: str) -> list[str]:
     """A short answer must come from where its source speaks of the question's numbers.
 
@@ -216,8 +223,8 @@ def anchor_problems(text: str, passages: Sequence[Passage], question: str) -> li
     cited passages, the clause holding the span, or the one before it ("In 1589, it was granted by
     ..."), must hold them too."""
     wanted = numbers(question)
-    body = strip_markers(text).strip(" .;:,")
-    if not wanted or not body or len(body.split()) > 8:
+    body = _short_span(text)
+    if not wanted or not body:
         return []  # nothing to anchor, or a whole sentence that carries its own context
     cited = [p for p in passages if f"[{p.n}]" in text] or list(passages)
     needle = body.lower()
@@ -242,8 +249,8 @@ def off_topic_problems(text: str, passages: Sequence[Passage], about_question: S
     Lewis", a store the passage names two sentences away from the one about the first department store,
     passes the word checks and is wrong; the sentence that holds the gold span is among the best three
     for 89% of SQuAD questions."""
-    body = strip_markers(text).strip(" .;:,")
-    if not body or len(body.split()) > 8 or not about_question:
+    body = _short_span(text)
+    if not body or not about_question:
         return []
     needle = body.lower()
     if not any(needle in p.text.lower() for p in passages):

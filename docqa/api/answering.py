@@ -139,16 +139,11 @@ def answer_blocking(state: ApiState, req: AnswerRequest) -> tuple[Answer, str | 
     """Run the pipeline to the end (in a worker thread); returns the answer and, when the model was
     down and the caller allowed it, the reason there is only passages."""
     try:
-        shown = drafted = 0
+        pieces = PieceCount(state, req)
         final: Answer | None = None
         for event in state.services.pipeline.stream(req.question):
-            if event["event"] == "token":
-                if shown == 0:
-                    state.metrics.first_token.observe(time.perf_counter() - req.started)
-                shown += 1
-            elif event["event"] == "progress":
-                drafted += 1
-            elif event["event"] == "final":
+            pieces.count(event)
+            if event["event"] == "final":
                 final = event["answer"]
         assert final is not None, "the pipeline ended without a final event"
     except ModelServerError as exc:
@@ -158,8 +153,31 @@ def answer_blocking(state: ApiState, req: AnswerRequest) -> tuple[Answer, str | 
         answer = passages_only(state, req)
         state.metrics.observe_answer(answer)
         return answer, model_error(req, exc)
-    finish(state, req, final, drafted or shown)
+    finish(state, req, final, pieces.tokens)
     return final, None
+
+
+class PieceCount:
+    """Counts an answer's pieces as its events pass, for the metrics of both the blocking and the
+    streaming routes: ``shown`` (sent to the client; the first one times the first token) and
+    ``drafted`` (generated and held back until checked, verify mode)."""
+
+    def __init__(self, state: ApiState, req: AnswerRequest) -> None:
+        self.state, self.req = state, req
+        self.shown = self.drafted = 0
+
+    def count(self, event: dict[str, Any]) -> None:
+        if event["event"] == "token":
+            if self.shown == 0:
+                self.state.metrics.first_token.observe(time.perf_counter() - self.req.started)
+            self.shown += 1
+        elif event["event"] == "progress":
+            self.drafted += 1
+
+    @property
+    def tokens(self) -> int:
+        """The model's pieces: the drafted ones where the answer was held back, else those shown."""
+        return self.drafted or self.shown
 
 
 def finish(state: ApiState, req: AnswerRequest, answer: Answer, tokens: int) -> None:
@@ -195,23 +213,18 @@ async def follow(state: ApiState, req: AnswerRequest, run: PipelineRun, head: li
     with the passages only and its ``model_error`` (as /v1/ask answers). Metrics, the conversation turn
     and stopping the run are handled here."""
     state.metrics.active_streams.inc()
-    shown = 0  # pieces sent to the client
-    drafted = 0  # pieces generated and held back until checked (verify mode)
+    pieces = PieceCount(state, req)
     complete = False  # reached the final event, an error, or the end: anything else is a cancel
     try:
         pending = head
         while True:
             for event in pending:
-                if event["event"] == "token":
-                    if shown == 0:
-                        state.metrics.first_token.observe(time.perf_counter() - req.started)
-                    shown += 1
-                elif event["event"] == "progress":
-                    drafted += 1
-                    continue
-                elif event["event"] == "final":
+                pieces.count(event)
+                if event["event"] == "progress":
+                    continue  # nothing to send: the draft is held back until checked
+                if event["event"] == "final":
                     complete = True
-                    finish(state, req, event["answer"], drafted or shown)
+                    finish(state, req, event["answer"], pieces.tokens)
                 yield event
                 if complete:
                     return
