@@ -12,7 +12,6 @@ the answer came from. Offsets are characters in the stored chunk text, so a UI c
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rag.lexical import tokenize
+from rag.sentences import sentence_spans
 from rag.types import Evidence
 
 if TYPE_CHECKING:
@@ -27,10 +27,7 @@ if TYPE_CHECKING:
     from rag.prompting import Passage
     from rag.settings import EvidenceSettings
 
-# A sentence ends at . ! ? (and a closing quote or bracket) followed by white space; a line break always
-# ends a unit, so table rows, list items and CSV lines stand alone.
-_BOUNDARY = re.compile(r"(?<=[.!?])[\"')\]]*\s+|\n+")
-_MIN_UNIT_CHARS = 3
+_MIN_UNIT_CHARS = 3  # shorter units ("1.", "a)") are list labels, not evidence
 
 
 @dataclass
@@ -55,31 +52,12 @@ class Ranked:
     signals: Signals  # kept so the answer can re-rank without embedding again
 
 
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """Character spans of the sentences and lines of ``text``, white space trimmed."""
-    spans = []
-    start = 0
-    for match in _BOUNDARY.finditer(text):
-        spans.append((start, match.start() + len(match.group(0).rstrip())))
-        start = match.end()
-    spans.append((start, len(text)))
-    out = []
-    for a, b in spans:
-        while a < b and text[a].isspace():
-            a += 1
-        while b > a and text[b - 1].isspace():
-            b -= 1
-        if b - a >= _MIN_UNIT_CHARS:
-            out.append((a, b))
-    return out
-
-
 def units_of(passages: Sequence[Passage]) -> list[Evidence]:
     """Every candidate sentence of the passages, as an unscored span of its chunk."""
     units = []
     for p in passages:
         for chunk in p.chunks:
-            for a, b in sentence_spans(chunk.text):
+            for a, b in sentence_spans(chunk.text, _MIN_UNIT_CHARS):
                 units.append(Evidence(p.n, chunk.source, chunk.page, chunk.id, a, b, chunk.text[a:b], 0.0))
     return units
 

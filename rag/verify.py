@@ -18,10 +18,10 @@ from collections.abc import Sequence
 
 from rag.lexical import tokenize
 from rag.prompting import Passage, strip_markers
+from rag.sentences import split_sentences
 from rag.types import ClaimCheck
 
 _MARKER = re.compile(r"\[(\d{1,3}(?:\s*,\s*\d{1,3})*)\]")
-_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 _NUMBER = re.compile(r"(?<![\w.])(\d+(?:[.,]\d+)*)(?!\w)")
 _CODE = re.compile(r"\b(?=[A-Za-z-]*\d)(?=\w*[A-Za-z])[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*\b")
 _CAPITAL = re.compile(r"\b[A-Z][a-zA-Z]+(?:[-'][A-Za-z]+)*\b")
@@ -74,7 +74,7 @@ def _norm(sentence: str) -> str:
 def cut_loops(text: str, max_repeats: int = 2) -> tuple[str, bool]:
     """Cut the answer where it starts repeating itself: at a sentence seen before, or at the
     ``max_repeats + 1``-th occurrence of an 8-word phrase. Returns the text and whether it was cut."""
-    sentences = [s for s in _SENTENCE.split(text) if s.strip()]
+    sentences = split_sentences(text)
     seen: set[str] = set()
     kept: list[str] = []
     cut = False
@@ -131,14 +131,10 @@ def negated(text: str) -> bool:
     return bool(_NEGATION.search(_NOT_ONLY.sub(" ", text)))
 
 
-def _sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE.split(text) if s.strip()]
-
-
 def _lean_on(claim_terms: set[str], source_text: str) -> str:
     """The source sentence sharing most content words with the claim (its polarity is compared)."""
     best, best_overlap = "", -1
-    for s in _sentences(source_text):
+    for s in split_sentences(source_text):
         overlap = len(claim_terms & set(tokenize(s)))
         if overlap > best_overlap:
             best, best_overlap = s, overlap
@@ -230,7 +226,7 @@ def anchor_problems(text: str, passages: Sequence[Passage], question: str) -> li
     needle = body.lower()
     found = False
     for p in cited:
-        clauses = [c for sentence in _sentences(p.text) for c in _CLAUSE.split(sentence) if c and c.strip()]
+        clauses = [c for sentence in split_sentences(p.text) for c in _CLAUSE.split(sentence) if c and c.strip()]
         for i, clause in enumerate(clauses):
             if needle in clause.lower():
                 found = True
@@ -239,6 +235,61 @@ def anchor_problems(text: str, passages: Sequence[Passage], question: str) -> li
     if not found:
         return []  # not a verbatim span: the sentence checks decide
     return [f"the source gives '{body[:60]}' in a clause without {', '.join(sorted(wanted))}"]
+
+
+# Finer parts for comparing where two figures of one sentence stand: "512-bit primes are used for RSA and
+# 1024-bit primes for Diffie-Hellman", "Article 102 governs mergers (the current regulation is 139/2004)".
+_PART = re.compile(r"[;:,()]\s*|\s+(?:and|but|while|whereas|although|though|because|when|which)\s+", re.IGNORECASE)
+_MIN_RECOMBINED_WORDS = 3  # "2 years" for "two years" is a paraphrase; "a majority in the Council" is not
+
+
+def _figures(text: str) -> set[str]:
+    return numbers(text) | {c.lower() for c in _CODE.findall(text)}
+
+
+def rival_problems(text: str, passages: Sequence[Passage], question: str) -> list[str]:
+    """A short answer holding a figure (a number, a code) must not be the figure of the wrong part of
+    its sentence.
+
+    "How many bits are often in the primes used for RSA?" answered "1024-bit primes" from "512-bit primes
+    are frequently used for RSA and 1024-bit primes for Diffie-Hellman" passes every word check: both
+    figures are in the source. When another part of the same sentence holds a different figure and
+    more of the question's words, the answer took the wrong one."""
+    body = _short_span(text)
+    figures = _figures(body)
+    if not body or not figures:
+        return []
+    asked = set(tokenize(question)) - set(tokenize(body))
+    needle = body.lower()
+    cited = [p for p in passages if f"[{p.n}]" in text] or list(passages)
+    for p in cited:
+        for sentence in split_sentences(p.text):
+            parts = [c for c in _PART.split(sentence) if c and c.strip()]
+            own = [c for c in parts if needle in c.lower()]
+            if not own:
+                continue
+            own_overlap = max(len(asked & set(tokenize(c))) for c in own)
+            for c in parts:
+                rival = _figures(c) - figures - _figures(question)
+                if rival and needle not in c.lower() and len(asked & set(tokenize(c))) > own_overlap:
+                    return [f"the source pairs the question with {sorted(rival)[0]}, not '{body[:60]}'"]
+    return []
+
+
+def recombined_problems(text: str, passages: Sequence[Passage]) -> list[str]:
+    """A short answer of several words must stand in a cited passage as written: "a majority in the
+    Council", stitched from "a majority in Parliament, a minority in the Council", has every word
+    supported and says what the source does not."""
+    body = _short_span(text)
+    if len(body.split()) < _MIN_RECOMBINED_WORDS:
+        return []
+    cited = [p for p in passages if f"[{p.n}]" in text] or list(passages)
+    needle = " ".join(body.lower().split())
+    if any(needle in " ".join(p.text.lower().split()) for p in cited):
+        return []
+    if any(needle in " ".join(p.text.lower().split()) for p in passages):
+        return []  # written in another shown passage: the citation is re-pointed, not the claim refused
+    return [f"'{body[:60]}' is not written in the cited source"]
 
 
 def off_topic_problems(text: str, passages: Sequence[Passage], about_question: Sequence[str]) -> list[str]:
@@ -267,7 +318,7 @@ def recite(text: str, passages: Sequence[Passage], question: str = "") -> tuple[
     by_n = {p.n: p for p in passages}
     out: list[str] = []
     checks: list[ClaimCheck] = []
-    for sentence in _sentences(text):
+    for sentence in split_sentences(text):
         if not _MARKER.sub("", sentence).strip(" .,;:!?"):
             out.append(sentence)
             continue
@@ -289,6 +340,7 @@ def recite(text: str, passages: Sequence[Passage], question: str = "") -> tuple[
         checks.append(check)
     text = " ".join(out)
     problems = answer_problems(text, question) + anchor_problems(text, passages, question)
+    problems += rival_problems(text, passages, question) + recombined_problems(text, passages)
     if problems:  # true to the sources, but not an answer: never shown as one in verify mode
         checks.append(ClaimCheck(strip_markers(text), [], False, problems))
     return text, checks
