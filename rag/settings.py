@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -207,6 +207,19 @@ class LLMSettings(BaseModel):
         "the same model in-process, for machines without vLLM.",
     )
     base_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible endpoint.")
+    base_urls: list[str] = Field(
+        default_factory=list,
+        description="Several OpenAI-compatible endpoints serving the same models (in the environment a JSON list). "
+        "When not empty it replaces base_url: each request goes to the endpoint with the fewest requests in "
+        "flight (round-robin among equals), and one that is refused, times out or answers 5xx before the first "
+        "token is skipped for endpoint_retry_s while the request fails over to the next. Empty: base_url alone.",
+    )
+    endpoint_retry_s: float = Field(
+        30.0,
+        ge=0,
+        description="With several base_urls: how long an endpoint that failed is passed over before it is tried "
+        "again (it is still tried when every endpoint has failed).",
+    )
     model: str | None = Field(None, description="Model name sent to the server; None uses model.served_name.")
     api_key_env: str = Field(
         "DOCQA_LLM_API_KEY",
@@ -236,6 +249,36 @@ class LLMSettings(BaseModel):
         description="OpenAI-style frequency penalty; small models at temperature 0 otherwise loop on one phrase.",
     )
 
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        return check_endpoint_url(value, "llm.base_url (DOCQA_LLM_BASE_URL)")
+
+    @field_validator("base_urls")
+    @classmethod
+    def _check_base_urls(cls, value: list[str]) -> list[str]:
+        return [check_endpoint_url(url, f"llm.base_urls[{i}] (DOCQA_LLM_BASE_URLS)") for i, url in enumerate(value)]
+
+    @property
+    def endpoints(self) -> list[str]:
+        """The model server URLs requests go to: base_urls when set, else base_url (no trailing '/', no repeats)."""
+        urls = self.base_urls or [self.base_url]
+        return list(dict.fromkeys(url.rstrip("/") for url in urls))
+
+
+def check_endpoint_url(url: str, field: str) -> str:
+    """``url`` when it is an http(s) URL with a host; else a ValueError naming ``field`` and the expected form."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        parts, port_ok = None, False
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise ValueError(f"{field}: '{url}' is not an http(s) URL; write it as http://HOST:PORT/v1")
+    return url.strip()
+
 
 class ModelServerSettings(BaseModel):
     source: str = Field(
@@ -256,6 +299,17 @@ class ModelServerSettings(BaseModel):
     max_loras: int = Field(4, description="Adapters resident at once.")
     max_lora_rank: int = Field(
         64, description="Largest adapter rank that may be registered (vLLM gets the smallest rank that fits)."
+    )
+    tensor_parallel_size: int = Field(
+        1,
+        ge=1,
+        description="GPU hosts: GPUs each layer is split over (vLLM --tensor-parallel-size); 1 passes no flag.",
+    )
+    pipeline_parallel_size: int = Field(
+        1,
+        ge=1,
+        description="GPU hosts: stages the layers are split into, one per GPU or node (vLLM "
+        "--pipeline-parallel-size); 1 passes no flag.",
     )
     extra_args: list[str] = Field(default_factory=list, description="Extra vLLM arguments.")
 
