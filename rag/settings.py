@@ -59,6 +59,14 @@ class IndexSettings(BaseModel):
         0.0, description="How long a second writer waits for the collection lock before giving up."
     )
     keep_generations: int = Field(2, ge=1, description="Committed index generations kept on disk.")
+    keep_superseded_s: float = Field(
+        0.0,
+        ge=0,
+        description="Index on shared storage (readers on other machines): a superseded generation is deleted only "
+        "this long after the commit that replaced it, so a reader elsewhere can finish the question it is "
+        "answering from it. Set it above the longest request (e.g. 600). 0: keep_generations alone decides "
+        "(one machine: a deleted generation stays readable to a process that has it open).",
+    )
 
 
 class IngestSettings(BaseModel):
