@@ -8,13 +8,15 @@ reads the environment.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -215,9 +217,10 @@ class LLMSettings(BaseModel):
         "the same model in-process, for machines without vLLM.",
     )
     base_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible endpoint.")
-    base_urls: list[str] = Field(
+    base_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Several OpenAI-compatible endpoints serving the same models (in the environment a JSON list). "
+        description="Several OpenAI-compatible endpoints serving the same models (in the environment a JSON list or "
+        "comma-separated). "
         "When not empty it replaces base_url: each request goes to the endpoint with the fewest requests in "
         "flight (round-robin among equals), and one that is refused, times out or answers 5xx before the first "
         "token is skipped for endpoint_retry_s while the request fails over to the next. Empty: base_url alone.",
@@ -256,6 +259,19 @@ class LLMSettings(BaseModel):
         0.5,
         description="OpenAI-style frequency penalty; small models at temperature 0 otherwise loop on one phrase.",
     )
+
+    @field_validator("base_urls", mode="before")
+    @classmethod
+    def _parse_urls(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        value = value.strip()  # from DOCQA_LLM_BASE_URLS: '["http://a:8000/v1", ...]' or 'http://a:8000/v1,...'
+        if not value.startswith("["):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        try:
+            return json.loads(value)
+        except ValueError as exc:
+            raise ValueError(f"llm.base_urls (DOCQA_LLM_BASE_URLS) is not a JSON list of URLs: {exc}") from None
 
     @field_validator("base_url")
     @classmethod

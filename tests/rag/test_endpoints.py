@@ -51,9 +51,14 @@ class TestSettings:
         llm = LLMSettings(base_url="http://one:8000/v1", base_urls=["http://a:8000/v1/", "http://b:8000/v1"])
         assert llm.endpoints == ["http://a:8000/v1", "http://b:8000/v1"]
 
-    def test_environment_takes_a_json_list(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_environment_takes_a_json_list_or_commas(self, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv("DOCQA_LLM_BASE_URLS", '["http://a:8000/v1", "http://b:8001/v1"]')
         assert Settings().llm.endpoints == ["http://a:8000/v1", "http://b:8001/v1"]
+        monkeypatch.setenv("DOCQA_LLM_BASE_URLS", "http://a:8000/v1, http://c:8002/v1")
+        assert Settings().llm.endpoints == ["http://a:8000/v1", "http://c:8002/v1"]
+        monkeypatch.setenv("DOCQA_LLM_BASE_URLS", '["http://a:8000/v1",')
+        with pytest.raises(ValidationError, match=r"llm\.base_urls \(DOCQA_LLM_BASE_URLS\) is not a JSON list"):
+            Settings()
 
     @pytest.mark.parametrize("bad", ["127.0.0.1:8000/v1", "ftp://a/v1", "http:///v1", "http://a:99999/v1"])
     def test_a_malformed_url_is_refused_naming_the_field(self, bad: str) -> None:
