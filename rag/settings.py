@@ -223,7 +223,8 @@ class LLMSettings(BaseModel):
         "comma-separated). "
         "When not empty it replaces base_url: each request goes to the endpoint with the fewest requests in "
         "flight (round-robin among equals), and one that is refused, times out or answers 5xx before the first "
-        "token is skipped for endpoint_retry_s while the request fails over to the next. Empty: base_url alone.",
+        "token is skipped for endpoint_retry_s while the request fails over to the next (each endpoint once a "
+        "request, instead of max_retries on one). Empty: base_url alone.",
     )
     endpoint_retry_s: float = Field(
         30.0,
