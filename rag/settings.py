@@ -8,13 +8,15 @@ reads the environment.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -59,6 +61,14 @@ class IndexSettings(BaseModel):
         0.0, description="How long a second writer waits for the collection lock before giving up."
     )
     keep_generations: int = Field(2, ge=1, description="Committed index generations kept on disk.")
+    keep_superseded_s: float = Field(
+        0.0,
+        ge=0,
+        description="Index on shared storage (readers on other machines): a superseded generation is deleted only "
+        "this long after the commit that replaced it, so a reader elsewhere can finish the question it is "
+        "answering from it. Set it above the longest request (e.g. 600). 0: keep_generations alone decides "
+        "(one machine: a deleted generation stays readable to a process that has it open).",
+    )
 
 
 class IngestSettings(BaseModel):
@@ -207,6 +217,21 @@ class LLMSettings(BaseModel):
         "the same model in-process, for machines without vLLM.",
     )
     base_url: str = Field("http://127.0.0.1:8000/v1", description="OpenAI-compatible endpoint.")
+    base_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Several OpenAI-compatible endpoints serving the same models (in the environment a JSON list or "
+        "comma-separated). "
+        "When not empty it replaces base_url: each request goes to the endpoint with the fewest requests in "
+        "flight (round-robin among equals), and one that is refused, times out or answers 5xx before the first "
+        "token is skipped for endpoint_retry_s while the request fails over to the next (each endpoint once a "
+        "request, instead of max_retries on one). Empty: base_url alone.",
+    )
+    endpoint_retry_s: float = Field(
+        30.0,
+        ge=0,
+        description="With several base_urls: how long an endpoint that failed is passed over before it is tried "
+        "again (it is still tried when every endpoint has failed).",
+    )
     model: str | None = Field(None, description="Model name sent to the server; None uses model.served_name.")
     api_key_env: str = Field(
         "DOCQA_LLM_API_KEY",
@@ -236,6 +261,49 @@ class LLMSettings(BaseModel):
         description="OpenAI-style frequency penalty; small models at temperature 0 otherwise loop on one phrase.",
     )
 
+    @field_validator("base_urls", mode="before")
+    @classmethod
+    def _parse_urls(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        value = value.strip()  # from DOCQA_LLM_BASE_URLS: '["http://a:8000/v1", ...]' or 'http://a:8000/v1,...'
+        if not value.startswith("["):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        try:
+            return json.loads(value)
+        except ValueError as exc:
+            raise ValueError(f"llm.base_urls (DOCQA_LLM_BASE_URLS) is not a JSON list of URLs: {exc}") from None
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        return check_endpoint_url(value, "llm.base_url (DOCQA_LLM_BASE_URL)")
+
+    @field_validator("base_urls")
+    @classmethod
+    def _check_base_urls(cls, value: list[str]) -> list[str]:
+        return [check_endpoint_url(url, f"llm.base_urls[{i}] (DOCQA_LLM_BASE_URLS)") for i, url in enumerate(value)]
+
+    @property
+    def endpoints(self) -> list[str]:
+        """The model server URLs requests go to: base_urls when set, else base_url (no trailing '/', no repeats)."""
+        urls = self.base_urls or [self.base_url]
+        return list(dict.fromkeys(url.rstrip("/") for url in urls))
+
+
+def check_endpoint_url(url: str, field: str) -> str:
+    """``url`` when it is an http(s) URL with a host; else a ValueError naming ``field`` and the expected form."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url.strip())
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        parts, port_ok = None, False
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise ValueError(f"{field}: '{url}' is not an http(s) URL; write it as http://HOST:PORT/v1")
+    return url.strip()
+
 
 class ModelServerSettings(BaseModel):
     source: str = Field(
@@ -256,6 +324,17 @@ class ModelServerSettings(BaseModel):
     max_loras: int = Field(4, description="Adapters resident at once.")
     max_lora_rank: int = Field(
         64, description="Largest adapter rank that may be registered (vLLM gets the smallest rank that fits)."
+    )
+    tensor_parallel_size: int = Field(
+        1,
+        ge=1,
+        description="GPU hosts: GPUs each layer is split over (vLLM --tensor-parallel-size); 1 passes no flag.",
+    )
+    pipeline_parallel_size: int = Field(
+        1,
+        ge=1,
+        description="GPU hosts: stages the layers are split into, one per GPU or node (vLLM "
+        "--pipeline-parallel-size); 1 passes no flag.",
     )
     extra_args: list[str] = Field(default_factory=list, description="Extra vLLM arguments.")
 

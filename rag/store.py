@@ -11,10 +11,14 @@ rebuilds the vector and BM25 indexes from the stored embeddings and texts, fsync
 only then points CURRENT at it. A writer killed at any moment leaves CURRENT on the previous,
 complete generation; the next writer deletes the debris. Readers open whatever CURRENT names and
 reload when it changes, so a running service keeps answering from the old index during an ingest.
+A committed generation never changes, so any number of readers, on this machine or others sharing
+the directory, may read it; superseded generations are deleted after ``index.keep_generations`` newer
+ones and, with ``index.keep_superseded_s``, not before they have been superseded that long.
 """
 
 from __future__ import annotations
 
+import copy
 import errno
 import fcntl
 import json
@@ -81,6 +85,9 @@ def index_text(text: str, heading: str | None) -> str:
     if heading and not text.startswith(heading):
         return f"{heading}\n{text}"
     return text
+
+
+LOAD_ATTEMPTS = 5  # a reader loading a generation that a writer prunes meanwhile moves on to the newer one
 
 
 @dataclass(frozen=True)
@@ -327,18 +334,30 @@ class _Docstore:
             return self.conn.execute("SELECT * FROM documents WHERE path = ?", (path,)).fetchone()
 
 
+@dataclass(frozen=True)
+class _Generation:
+    """One committed generation, loaded: swapped into a reader whole, so a search never mixes two."""
+
+    name: str
+    meta: dict
+    docstore: _Docstore
+    vectors: FaissIndex
+    bm25: BM25Index
+
+
 class CollectionReader:
     """The read side of one collection; ``refresh()`` picks up a newer committed generation.
 
     Callers use the methods below; the docstore, vector index and BM25 index behind them are private, so
-    the storage can change without touching retrieval, the API, the UI or fine-tuning."""
+    the storage can change without touching retrieval, the API, the UI or fine-tuning. Each call reads
+    one loaded generation; ``snapshot()`` pins one for a whole question while other threads refresh."""
 
     def __init__(self, settings: Settings, name: str, *, expected_model: str | None = None) -> None:
         self.paths = CollectionPaths(settings.index_dir, name)
         self.index_settings: IndexSettings = settings.index
         self.expected_model = expected_model
         self._lock = threading.RLock()
-        self.generation: str | None = None
+        self._gen: _Generation | None = None
         if self.paths.current() is None:
             raise CollectionNotFoundError(name, [c.name for c in list_collections(settings)])
         self.refresh()
@@ -346,6 +365,15 @@ class CollectionReader:
     @property
     def name(self) -> str:
         return self.paths.name
+
+    @property
+    def generation(self) -> str | None:
+        return self._gen.name if self._gen is not None else None
+
+    @property
+    def meta(self) -> dict:
+        assert self._gen is not None
+        return self._gen.meta
 
     def refresh(self) -> bool:
         """Load the committed generation if it changed; returns whether it did."""
@@ -355,23 +383,52 @@ class CollectionReader:
         if current == self.generation:
             return False
         with self._lock:
-            if current == self.generation:
-                return False
-            gen_dir = self.paths.root / current
-            meta = json.loads((gen_dir / "meta.json").read_text())
-            if self.expected_model and meta["model"] != self.expected_model:
-                raise IndexMismatchError(
-                    f"collection '{self.name}' was built with embedding model '{meta['model']}', but "
-                    f"'{self.expected_model}' is configured. Set DOCQA_EMBEDDER_MODEL='{meta['model']}' or "
-                    f"rebuild it with `docqa ingest PATH --collection {self.name} --rebuild`."
-                )
-            conn = sqlite3.connect(f"file:{gen_dir / 'docstore.sqlite'}?mode=ro", uri=True, check_same_thread=False)
-            self._docstore = _Docstore(conn)
-            self._vectors = FaissIndex.load(gen_dir / "vectors.faiss", self.index_settings)
-            self._bm25 = BM25Index.load(gen_dir / "bm25")
-            self.meta = meta
-            self.generation = current
-        return True
+            for _ in range(LOAD_ATTEMPTS):
+                if current == self.generation:
+                    return False
+                try:
+                    loaded = self._load(current)
+                except (OSError, sqlite3.Error, RuntimeError):  # RuntimeError: FAISS cannot read the file
+                    newer = self.paths.current()
+                    if newer is None:
+                        raise CollectionNotFoundError(self.name) from None
+                    if newer == current:
+                        raise  # not a race with a writer: the committed generation itself is unreadable
+                    current = newer  # pruned while it was being opened, after newer commits: load the latest
+                    continue
+                self._gen = loaded  # one assignment: a concurrent call sees the old generation or the new one
+                return True
+        raise DocqaError(
+            f"collection '{self.name}' changed {LOAD_ATTEMPTS} times while it was being loaded; try again."
+        )
+
+    def _load(self, name: str) -> _Generation:
+        gen_dir = self.paths.root / name
+        meta = json.loads((gen_dir / "meta.json").read_text())
+        if self.expected_model and meta["model"] != self.expected_model:
+            raise IndexMismatchError(
+                f"collection '{self.name}' was built with embedding model '{meta['model']}', but "
+                f"'{self.expected_model}' is configured. Set DOCQA_EMBEDDER_MODEL='{meta['model']}' or "
+                f"rebuild it with `docqa ingest PATH --collection {self.name} --rebuild`."
+            )
+        # immutable=1: a committed generation never changes, so SQLite takes no locks and looks for no
+        # journal (fewer round trips, and no lock traffic when the index is on NFS).
+        uri = f"file:{gen_dir / 'docstore.sqlite'}?mode=ro&immutable=1"
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        try:
+            docstore = _Docstore(conn)  # reads the schema: the file is open before the indexes load
+            vectors = FaissIndex.load(gen_dir / "vectors.faiss", self.index_settings)
+            bm25 = BM25Index.load(gen_dir / "bm25")
+        except BaseException:
+            conn.close()
+            raise
+        return _Generation(name, meta, docstore, vectors, bm25)
+
+    def snapshot(self) -> CollectionReader:
+        """This reader as loaded now: a copy that a later ``refresh()`` of this one leaves alone, so one
+        question reads one generation throughout (chunk ids are only meaningful within a generation)."""
+        with self._lock:
+            return copy.copy(self)
 
     @property
     def dim(self) -> int:
@@ -382,48 +439,48 @@ class CollectionReader:
         return str(self.meta["model"])
 
     def info(self) -> CollectionInfo:
-        return CollectionInfo(
-            name=self.name,
-            documents=int(self.meta["documents"]),
-            chunks=int(self.meta["chunks"]),
-            model=self.model,
-            dim=self.dim,
-            generation=self.generation or "",
-            committed_at=float(self.meta["committed_at"]),
-        )
+        gen = self._loaded
+        return _info(self.name, gen.name, gen.meta)
 
     # -- documents and chunks --------------------------------------------------------------------
+    @property
+    def _loaded(self) -> _Generation:
+        assert self._gen is not None
+        return self._gen
+
     def documents(self) -> list[DocumentInfo]:
         """Every stored document, by path, with its chunk count."""
-        return self._docstore.documents()
+        return self._loaded.docstore.documents()
 
     def chunks(self, ids: Sequence[int]) -> dict[int, StoredChunk]:
         """The stored chunks with these ids (unknown ids are left out), each with every path it is stored under."""
-        return self._docstore.chunks(ids)
+        return self._loaded.docstore.chunks(ids)
 
     def chunk_ids(self, filters: Filters | None = None) -> np.ndarray:
         """Sorted ids of the chunks of documents that pass ``filters`` (all documents' chunks without)."""
-        return self._docstore.allowed_ids(filters or Filters())
+        return self._loaded.docstore.allowed_ids(filters or Filters())
 
     def embeddings(self, ids: Sequence[int]) -> dict[int, np.ndarray]:
         """The stored vectors of these chunks."""
-        return self._docstore.embeddings(ids, self.dim)
+        gen = self._loaded
+        return gen.docstore.embeddings(ids, int(gen.meta["dim"]))
 
     def counts(self) -> dict[str, int]:
         """Rows in each part of the generation: a consistent one has as many vectors and BM25 rows as chunks."""
-        documents, chunks = self._docstore.counts()
-        return {"documents": documents, "chunks": chunks, "vectors": self._vectors.ntotal, "bm25": len(self._bm25)}
+        gen = self._loaded
+        documents, chunks = gen.docstore.counts()
+        return {"documents": documents, "chunks": chunks, "vectors": gen.vectors.ntotal, "bm25": len(gen.bm25)}
 
     # -- search ----------------------------------------------------------------------------------
     def search_dense(
         self, vector: np.ndarray, k: int, allowed_ids: np.ndarray | None = None
     ) -> list[tuple[int, float]]:
         """(chunk id, cosine) of the ``k`` nearest chunks, among ``allowed_ids`` when given."""
-        return self._vectors.search(vector, k, allowed_ids)
+        return self._loaded.vectors.search(vector, k, allowed_ids)
 
     def search_lexical(self, query: str, k: int, allowed_ids: np.ndarray | None = None) -> list[tuple[int, float]]:
         """(chunk id, BM25 score) of the ``k`` best chunks for ``query``, among ``allowed_ids`` when given."""
-        bm25 = self._bm25
+        bm25 = self._loaded.bm25
         mask = np.isin(bm25.chunk_ids, allowed_ids) if allowed_ids is not None else None
         return bm25.search(query, k, mask)
 
@@ -633,10 +690,23 @@ class CollectionWriter:
         return CommitStats(self._gen_dir.name, int(documents), len(ids), time.monotonic() - started)
 
     def _prune_generations(self) -> None:
+        """Delete generations older than the newest ``keep_generations``, except (``keep_superseded_s``)
+        those replaced so recently that a reader elsewhere may still be reading them."""
         keep = self.settings.index.keep_generations
+        linger = self.settings.index.keep_superseded_s
         gens = self.paths.generations()
-        for gen in gens[:-keep]:
+        now = time.time()
+        for i, gen in enumerate(gens[:-keep]):
+            if linger > 0 and now - self._committed_at(gens[i + 1], now) < linger:
+                continue  # the next commit's prune looks again
             shutil.rmtree(self.paths.root / gen, ignore_errors=True)
+
+    def _committed_at(self, gen: str, default: float) -> float:
+        """When ``gen`` was committed (so when its predecessor was superseded), by its meta.json."""
+        try:
+            return float(json.loads((self.paths.root / gen / "meta.json").read_text())["committed_at"])
+        except (OSError, ValueError, KeyError):
+            return default
 
 
 def list_collections(settings: Settings) -> list[CollectionInfo]:
@@ -648,22 +718,31 @@ def list_collections(settings: Settings) -> list[CollectionInfo]:
             paths = CollectionPaths(settings.index_dir, root.name)
         except DocqaError:
             continue  # not a collection directory
-        current = paths.current()
-        if current is None:
-            continue
-        meta = json.loads((root / current / "meta.json").read_text())
-        out.append(
-            CollectionInfo(
-                name=root.name,
-                documents=int(meta["documents"]),
-                chunks=int(meta["chunks"]),
-                model=meta["model"],
-                dim=int(meta["dim"]),
-                generation=current,
-                committed_at=float(meta["committed_at"]),
-            )
-        )
+        for _ in range(LOAD_ATTEMPTS):
+            current = paths.current()
+            if current is None:
+                break
+            try:
+                meta = json.loads((root / current / "meta.json").read_text())
+            except FileNotFoundError:
+                if paths.current() != current:
+                    continue  # pruned after newer commits (a writer elsewhere): read the latest
+                raise
+            out.append(_info(root.name, current, meta))
+            break
     return out
+
+
+def _info(name: str, generation: str, meta: dict) -> CollectionInfo:
+    return CollectionInfo(
+        name=name,
+        documents=int(meta["documents"]),
+        chunks=int(meta["chunks"]),
+        model=str(meta["model"]),
+        dim=int(meta["dim"]),
+        generation=generation,
+        committed_at=float(meta["committed_at"]),
+    )
 
 
 def drop_collection(settings: Settings, name: str) -> None:

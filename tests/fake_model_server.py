@@ -1,7 +1,8 @@
 """A real HTTP server that speaks the part of vLLM's OpenAI API docqa uses (``GET /v1/models``, streamed
 ``POST /v1/chat/completions``) with a scripted answer, for what a real model server cannot be made to do
-on demand: drop the connection in the middle of an answer. It can also report a tokenizer directory as
-the served model's ``root``, as vLLM reports the path it loaded."""
+on demand: drop the connection in the middle of an answer, or fail with a 5xx. It can also report a tokenizer
+directory as the served model's ``root``, as vLLM reports the path it loaded. A request without ``stream``
+gets the whole answer as one JSON completion."""
 
 from __future__ import annotations
 
@@ -42,6 +43,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length", "0"))
         request = json.loads(self.rfile.read(length))
         self.server.requests.append(request)
+        if self.server.status != 200:
+            raw = json.dumps({"error": {"message": "scripted failure", "code": self.server.status}}).encode()
+            self.send_response(self.server.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+            return
+        if not request.get("stream"):
+            message = {"role": "assistant", "content": "".join(self.server.pieces)}
+            self._json({"id": "c", "object": "chat.completion", "created": 0, "model": self.server.model,
+                        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]})
+            return
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
@@ -63,16 +77,25 @@ class _Server(http.server.ThreadingHTTPServer):
     pieces: list[str]
     drop: bool
     root: str | None
+    status: int
     requests: list[dict]
 
 
 @contextmanager
 def fake_model_server(
-    pieces: Sequence[str], *, drop: bool = False, model: str = "docqa-base", root: str | None = None
+    pieces: Sequence[str],
+    *,
+    drop: bool = False,
+    model: str = "docqa-base",
+    root: str | None = None,
+    status: int = 200,
+    port: int = 0,
 ) -> Iterator[_Server]:
-    """Serve on a free 127.0.0.1 port; the base URL is ``f"http://127.0.0.1:{server.server_port}/v1"``."""
-    server = _Server(("127.0.0.1", 0), _Handler)
+    """Serve on 127.0.0.1 (``port``, else a free one); the base URL is ``base_url(server)``. ``status``
+    other than 200: every chat request is answered with it (and an OpenAI-style error body)."""
+    server = _Server(("127.0.0.1", port), _Handler)
     server.model, server.pieces, server.drop, server.root, server.requests = model, pieces, drop, root, []
+    server.status = status
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -142,11 +142,14 @@ def stop_cmd() -> None:
 @app.command("status")
 @_edge
 def status_cmd(
-    as_json: bool = typer.Option(False, "--json", help="Print {up, url, models, pid, adapters} as JSON."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print {up, url, models, pid, adapters} (and endpoints, with several) as JSON."
+    ),
 ) -> None:
     """Say whether the model server answers, and which models (base + adapters) it serves.
 
-    Exits 0 when it is up, 1 when it is down.
+    With several endpoints (DOCQA_LLM_BASE_URLS) it also says which of them answer, and is up when one
+    serves the base model. Exits 0 when it is up, 1 when it is down.
 
     Examples:
       docqa model status
@@ -157,28 +160,38 @@ def status_cmd(
 
     settings = load_settings()
     url = server_url(settings)
-    up = is_ready(settings)
-    report = {
-        "up": up,
+    local_up = is_ready(settings)
+    report: dict[str, Any] = {
+        "up": local_up,
         "url": url,
-        "models": served_models(url) if up else [],
+        "models": served_models(url) if local_up else [],
         "pid": detached_pid(settings),
         "adapters": {name: str(path) for name, path in registered_adapters(settings).items()},
     }
+    if settings.llm.base_urls:  # the endpoints docqa answers through: up when one serves the base model
+        endpoints = [{"url": u, "models": served_models(u)} for u in settings.llm.endpoints]
+        report["endpoints"] = [{**e, "up": settings.llm_model_name in e["models"]} for e in endpoints]
+        report["up"] = local_up or any(e["up"] for e in report["endpoints"])
     if as_json:
         print(json.dumps(report, indent=2))
     else:
-        state = "[green]up[/green]" if up else "[red]down[/red]"
+        state = "[green]up[/green]" if local_up else "[red]down[/red]"
         out.print(
             f"model server {state} at {url}" + (f" (detached, pid {report['pid']})" if report["pid"] else "")
         )
-        if up:
+        if local_up:
             out.print(f"models: {', '.join(report['models'])}")
         else:
             out.print("start it with `docqa model serve` (or `make serve-model`)")
-        if settings.llm.base_url.rstrip("/") != url:
+        for endpoint in report.get("endpoints", []):
+            state = f"[green]up[/green] ({', '.join(endpoint['models'])})" if endpoint["up"] else "[red]down[/red]"
+            out.print(f"endpoint {endpoint['url']}: {state}")
+        if settings.llm.base_urls:
+            if url not in settings.llm.endpoints:
+                out.print(f"note: docqa answers through DOCQA_LLM_BASE_URLS={', '.join(settings.llm.endpoints)}")
+        elif settings.llm.base_url.rstrip("/") != url:
             out.print(f"note: docqa answers through DOCQA_LLM_BASE_URL={settings.llm.base_url}")
-    if not up:
+    if not report["up"]:
         raise typer.Exit(1)
 
 

@@ -73,6 +73,21 @@ class TestServerCommand:
         compiled = settings.with_overrides(model__extra_args=["-O3"])
         assert "--enforce-eager" not in server_command(compiled, {}, gpu=False)
 
+    def test_parallel_sizes_reach_vllm_only_above_one(self, settings: Settings) -> None:
+        for gpu in (True, False):  # the default command line (the CPU one included) has neither flag
+            argv = server_command(settings, {}, gpu=gpu)
+            assert not {"--tensor-parallel-size", "--pipeline-parallel-size"} & set(argv)
+        split = settings.with_overrides(model__tensor_parallel_size=4, model__pipeline_parallel_size=2)
+        argv = server_command(split, {}, gpu=True)
+        pairs = dict(zip(argv[3::2], argv[4::2], strict=False))
+        assert pairs["--tensor-parallel-size"] == "4" and pairs["--pipeline-parallel-size"] == "2"
+        assert "--enforce-eager" not in argv
+        both = split.with_overrides(model__extra_args=["--tensor-parallel-size=8"])
+        with pytest.raises(ConfigError, match=r"model\.tensor_parallel_size"):
+            server_command(both, {}, gpu=True)
+        with pytest.raises(ValueError, match="tensor_parallel_size"):
+            settings.with_overrides(model__tensor_parallel_size=0)
+
     def test_auto_dtype_is_float32_on_a_cpu_without_bf16_units(self, settings: Settings) -> None:
         assert served_dtype("auto", gpu=False, cpuinfo="flags : fpu avx2 avx512f fma") == "float32"
         assert served_dtype("auto", gpu=False, cpuinfo="flags : avx512f avx512_bf16 amx_tile") == "bfloat16"

@@ -12,6 +12,7 @@ import pytest
 from docqa.services import Services
 from rag.pipeline import AnswerPipeline
 from rag.prompting import DECLINE_TEXT
+from rag.store import CollectionReader
 from rag.types import Question
 
 WARRANTY = Question("How long is the warranty?", "kb")
@@ -204,10 +205,10 @@ class TestCollaborators:
             lookups.append(name)
             return services.reader(name)
 
-        reader = services.reader("kb")
+        services.reader("kb")  # cached: each lookup below refreshes it (and hands out a snapshot)
         refreshes = []
-        real_refresh = reader.refresh
-        monkeypatch.setattr(reader, "refresh", lambda: refreshes.append(1) or real_refresh())
+        real_refresh = CollectionReader.refresh
+        monkeypatch.setattr(CollectionReader, "refresh", lambda self: refreshes.append(1) or real_refresh(self))
         gen = ScriptedGenerator("The warranty lasts 24 months [1].")
         pipeline = AnswerPipeline(
             services.settings,
