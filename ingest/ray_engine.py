@@ -125,13 +125,13 @@ class RayEngine:
                 _LocalCluster.users += 1
                 self._owns_cluster = True
             # else: the process joined a cluster itself (a notebook, a test); use it, leave it running.
+        self._ray = ray  # from here on close() stops what was started
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False
         context.print_on_execution_start = False
         for handler in logging.getLogger("ray.data").handlers:
             if isinstance(handler, logging.StreamHandler):
                 handler.setLevel(logging.WARNING)  # the terminal; Ray's session log file keeps the rest
-        self._ray = ray
         return ray
 
     def embed(self, texts: list[str]) -> np.ndarray:
@@ -148,6 +148,7 @@ class RayEngine:
             batch_format="numpy",
             compute=ray.data.ActorPoolStrategy(size=opts.ray_actors),
             num_cpus=opts.ray_actor_cpus,
+            num_gpus=opts.ray_actor_gpus or None,
         )
         out = np.zeros((len(texts), dim), dtype=np.float32)
         seen = np.zeros(len(texts), dtype=bool)

@@ -104,6 +104,12 @@ class IngestSettings(BaseModel):
     ray_actor_cpus: float = Field(
         1.0, gt=0, description="engine 'ray': CPUs each actor reserves (and its torch threads)."
     )
+    ray_actor_gpus: float = Field(
+        0.0,
+        ge=0,
+        description="engine 'ray': GPUs each actor reserves; 0 embeds on CPUs (Ray hides the GPUs from an actor "
+        "that reserves none, so set it on GPU nodes, with embedder.device 'auto' or 'cuda').",
+    )
     ray_batch_size: int = Field(256, ge=1, description="engine 'ray': chunks in one Ray Data batch given to an actor.")
     ray_flush_chunks: int = Field(
         8192,
