@@ -104,8 +104,10 @@ def main() -> None:
         f"ray: {opts.ray_num_cpus} CPUs, {opts.ray_actors} actors x {opts.ray_actor_cpus} CPU, batches of "
         f"{opts.ray_batch_size}, one Ray Data pass per {opts.ray_flush_chunks} chunks; local: batches of "
         f"{base.embedder.batch_size}",
-        "one machine: Ray adds its cluster start, the actors' model loading and the object store hops, and its "
-        "actors share the same cores; it pays off on several machines, not here",
+        "one machine: Ray adds its cluster start, the actors' model loading and object-store hops, on the same "
+        "cores; its actors run torch single-threaded (Ray sets OMP_NUM_THREADS to an actor's CPUs), which holds up "
+        "better than one process's two threads when other work competes for the cores: read the ratios with the "
+        "load above",
     ]
     write_results("ingest-ray", rows, command="make bench-ingest-ray", notes=notes)
 
