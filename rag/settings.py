@@ -94,6 +94,42 @@ class IngestSettings(BaseModel):
     ocr_page_timeout_s: float = Field(
         30.0, description="OCR time limit per page; the document's remaining pages are not OCR'd after one runs over."
     )
+    engine: Literal["local", "ray"] = Field(
+        "local",
+        description="Where chunks are embedded: 'local' in this process; 'ray' on Ray Data actors, each building "
+        "the embedder once from these settings (`pip install -e '.[ray]'`; every Ray node needs docqa and the "
+        "model). Parsing, chunking, the incremental skip and the single commit stay in this process either way.",
+    )
+    ray_address: str | None = Field(
+        None,
+        description="engine 'ray': the cluster to embed on ('HOST:PORT' of its head as `ray start --head` prints "
+        "it, 'ray://HOST:10001', or 'auto'); None starts a local cluster for the run and stops it after.",
+    )
+    ray_num_cpus: int = Field(
+        2, ge=1, description="engine 'ray': CPUs of the local cluster started when ray_address is None."
+    )
+    ray_actors: int = Field(
+        2, ge=1, description="engine 'ray': embedding actors; each loads the model once per Ray Data pass."
+    )
+    ray_actor_cpus: float = Field(
+        1.0, gt=0, description="engine 'ray': CPUs each actor reserves (and its torch threads)."
+    )
+    ray_actor_gpus: float = Field(
+        0.0,
+        ge=0,
+        description="engine 'ray': GPUs each actor reserves; 0 embeds on CPUs (Ray hides the GPUs from an actor "
+        "that reserves none, so set it on GPU nodes, with embedder.device 'auto' or 'cuda').",
+    )
+    ray_batch_size: int = Field(256, ge=1, description="engine 'ray': chunks in one Ray Data batch given to an actor.")
+    ray_flush_chunks: int = Field(
+        8192,
+        ge=1,
+        description="engine 'ray': chunks gathered across files before one Ray Data pass (the local engine takes "
+        "512); larger amortises the actors' model loading.",
+    )
+    ray_connect_timeout_s: float = Field(
+        10.0, gt=0, description="engine 'ray': how long ray_address may take to accept a connection."
+    )
 
 
 class RetrievalSettings(BaseModel):
