@@ -1,5 +1,5 @@
 """A real HTTP server that speaks the part of vLLM's OpenAI API docqa uses (``GET /v1/models``, streamed
-``POST /v1/chat/completions``) with a scripted answer, for what a real model server cannot be made to do
+and plain ``POST /v1/chat/completions``) with a scripted answer, for what a real model server cannot be made to do
 on demand: drop the connection in the middle of an answer. It can also report a tokenizer directory as
 the served model's ``root``, as vLLM reports the path it loaded."""
 
@@ -42,6 +42,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length", "0"))
         request = json.loads(self.rfile.read(length))
         self.server.requests.append(request)
+        if not request.get("stream") and not self.server.drop:  # a plain completion (the follow-up rewrite)
+            message = {"role": "assistant", "content": "".join(self.server.pieces)}
+            self._json({"id": "c", "object": "chat.completion", "created": 0, "model": self.server.model,
+                        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]})
+            return
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
