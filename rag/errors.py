@@ -51,5 +51,9 @@ class ModelServerError(DocqaError):
     """The model server is down, unreachable or answered with an error."""
 
 
+class StateStoreError(DocqaError):
+    """The shared state store (PostgreSQL) is unreachable or failed."""
+
+
 class GenerationError(DocqaError):
     """The generator failed for a reason other than reachability."""

@@ -1,5 +1,6 @@
-"""Staff feedback on answers: thumbs up/down and a comment, kept in SQLite with the question, the
-answer and its sources, and exported as JSONL for fine-tuning (good answers are ``rating == "up"``).
+"""Staff feedback on answers: thumbs up/down and a comment, kept in SQLite (the default state store;
+``docqa.state`` has the shared PostgreSQL one) with the question, the answer and its sources, and exported
+as JSONL for fine-tuning (good answers are ``rating == "up"``).
 
 One row per rated answer: changing the rating or adding a comment later updates that row, so an
 export never holds two contradicting verdicts on the same answer. Each call opens its own
@@ -60,18 +61,43 @@ class FeedbackRecord:
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def new(
+        cls,
+        *,
+        rating: str,
+        question: str,
+        answer: str,
+        citations: Sequence[Citation | dict[str, Any]] = (),
+        comment: str | None = None,
+        collection: str | None = None,
+        model: str | None = None,
+    ) -> FeedbackRecord:
+        """A fresh verdict, checked and normalised the same way by every store."""
+        return cls(
+            id=uuid.uuid4().hex,
+            created_at=now_iso(),
+            rating=check_rating(rating),
+            comment=(comment or "").strip() or None,
+            question=question,
+            answer=answer,
+            citations=[citation_json(c) for c in citations],
+            collection=collection,
+            model=model,
+        )
 
-def _now() -> str:
+
+def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _check_rating(rating: str) -> Rating:
+def check_rating(rating: str) -> Rating:
     if rating not in RATINGS:
         raise DocqaError(f"feedback rating must be 'up' or 'down', not {rating!r}")
     return rating  # type: ignore[return-value]
 
 
-def _citation_json(c: Citation | dict[str, Any]) -> dict[str, Any]:
+def citation_json(c: Citation | dict[str, Any]) -> dict[str, Any]:
     return c.as_json() if isinstance(c, Citation) else dict(c)
 
 
@@ -115,14 +141,12 @@ class FeedbackStore:
         collection: str | None = None,
         model: str | None = None,
     ) -> FeedbackRecord:
-        record = FeedbackRecord(
-            id=uuid.uuid4().hex,
-            created_at=_now(),
-            rating=_check_rating(rating),
-            comment=(comment or "").strip() or None,
+        record = FeedbackRecord.new(
+            rating=rating,
             question=question,
             answer=answer,
-            citations=[_citation_json(c) for c in citations],
+            citations=citations,
+            comment=comment,
             collection=collection,
             model=model,
         )
@@ -151,12 +175,12 @@ class FeedbackStore:
             if rating is not None:
                 conn.execute(
                     "UPDATE feedback SET rating = ?, updated_at = ? WHERE id = ?",
-                    (_check_rating(rating), _now(), feedback_id),
+                    (check_rating(rating), now_iso(), feedback_id),
                 )
             if comment is not None:
                 conn.execute(
                     "UPDATE feedback SET comment = ?, updated_at = ? WHERE id = ?",
-                    (comment.strip() or None, _now(), feedback_id),
+                    (comment.strip() or None, now_iso(), feedback_id),
                 )
             row = conn.execute("SELECT * FROM feedback WHERE id = ?", (feedback_id,)).fetchone()
         if row is None:
@@ -179,41 +203,50 @@ class FeedbackStore:
         params: tuple[str, ...] = ()
         if rating is not None:
             query += " WHERE rating = ?"
-            params = (_check_rating(rating),)
+            params = (check_rating(rating),)
         with self._connect() as conn:
             rows = conn.execute(query + " ORDER BY created_at, rowid", params).fetchall()
         return [self._record(r) for r in rows]
 
     def export_jsonl(self, target: str | Path | IO[str], *, rating: str | None = None) -> int:
         """Write one JSON object per line; returns how many. A path is replaced atomically."""
-        records = self.list(rating=rating)
-        lines = "".join(json.dumps(r.as_json(), ensure_ascii=False) + "\n" for r in records)
-        if isinstance(target, str | Path):
-            path = Path(target)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            with open(tmp, "w", encoding="utf-8") as fh:
-                fh.write(lines)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        else:
-            target.write(lines)
-        return len(records)
+        return write_jsonl(self.list(rating=rating), target)
 
     @staticmethod
-    def _record(row: sqlite3.Row) -> FeedbackRecord:
-        return FeedbackRecord(
-            id=row["id"],
-            created_at=row["created_at"],
-            rating=row["rating"],
-            comment=row["comment"],
-            question=row["question"],
-            answer=row["answer"],
-            citations=json.loads(row["citations"]),
-            collection=row["collection"],
-            model=row["model"],
-        )
+    def _record(row: Any) -> FeedbackRecord:
+        return record_from_row(row)
+
+
+def record_from_row(row: Any) -> FeedbackRecord:
+    """A stored row (SQLite or PostgreSQL, read by column name) as a record."""
+    return FeedbackRecord(
+        id=row["id"],
+        created_at=row["created_at"],
+        rating=row["rating"],
+        comment=row["comment"],
+        question=row["question"],
+        answer=row["answer"],
+        citations=json.loads(row["citations"]),
+        collection=row["collection"],
+        model=row["model"],
+    )
+
+
+def write_jsonl(records: Sequence[FeedbackRecord], target: str | Path | IO[str]) -> int:
+    """The export format, whichever store the records come from; a path is replaced atomically."""
+    lines = "".join(json.dumps(r.as_json(), ensure_ascii=False) + "\n" for r in records)
+    if isinstance(target, str | Path):
+        path = Path(target)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(lines)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    else:
+        target.write(lines)
+    return len(records)
 
 
 def read_jsonl(path: Path) -> list[FeedbackRecord]:

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -398,6 +398,23 @@ class APISettings(BaseModel):
     conversation_ttl_s: int = Field(3600, description="Idle conversations are forgotten after this.")
 
 
+class StateSettings(BaseModel):
+    backend: Literal["sqlite", "postgres"] = Field(
+        "sqlite",
+        description="Where the API keeps keys, jobs, conversations, rate limits and feedback. 'sqlite' (the "
+        "default): SQLite files under data/state plus the API process's memory, for one API process; "
+        "'postgres': one PostgreSQL database (state.postgres_dsn) shared by every API replica.",
+    )
+    postgres_dsn: SecretStr | None = Field(
+        None,
+        description="PostgreSQL connection string for backend 'postgres', a URL "
+        "(postgresql://USER:PASSWORD@HOST:5432/DB) or libpq key=value text. A secret: never printed. Without a "
+        "password in it, libpq's PGPASSWORD or ~/.pgpass supply one.",
+    )
+    pool_size: int = Field(8, ge=1, description="PostgreSQL connections each process keeps open at most.")
+    connect_timeout_s: float = Field(10.0, gt=0, description="How long to wait for the PostgreSQL server.")
+
+
 class UISettings(BaseModel):
     port: int = Field(8501, description="Streamlit port.")
     api_url: str | None = Field(None, description="Reserved: talk to a remote API instead of in-process services.")
@@ -458,6 +475,7 @@ class Settings(BaseSettings):
     model: ModelServerSettings = Field(default_factory=ModelServerSettings)
     api: APISettings = Field(default_factory=APISettings)
     ui: UISettings = Field(default_factory=UISettings)
+    state: StateSettings = Field(default_factory=StateSettings)
     finetune: FinetuneSettings = Field(default_factory=FinetuneSettings)
 
     @classmethod

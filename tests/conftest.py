@@ -18,6 +18,7 @@ from docqa.services import Services
 from rag.embedder import SentenceTransformerEmbedder
 from rag.settings import EmbedderSettings, Settings
 from tests.helpers import CACHE_DIR, GROUNDED_ADAPTER, REPO, TEST_ADAPTER, VLLMServer, free_port, make_random_lora
+from tests.postgres_server import PostgresServer, postgres_bin, postgres_server
 
 
 @pytest.fixture(scope="session")
@@ -86,3 +87,20 @@ def vllm_server(prepared_model_dir: Path, tmp_path_factory: pytest.TempPathFacto
         yield VLLMServer(server_url(settings), settings, server, adapter)
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server (Debian's package; `make test` installs it) on a free 127.0.0.1 port, for the
+    session; each test takes a database of its own with ``postgres_dsn``."""
+    bin_dir = postgres_bin()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL is not installed (/usr/lib/postgresql/*/bin): `make test` installs Debian's postgresql")
+    with postgres_server(bin_dir) as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_dsn(postgres: PostgresServer) -> str:
+    """The DSN of a new, empty database on the session's server."""
+    return postgres.create_database()

@@ -1,8 +1,8 @@
-"""A real HTTP server that speaks the part of vLLM's OpenAI API docqa uses (``GET /v1/models``, streamed
-``POST /v1/chat/completions``) with a scripted answer, for what a real model server cannot be made to do
-on demand: drop the connection in the middle of an answer, or fail with a 5xx. It can also report a tokenizer
-directory as the served model's ``root``, as vLLM reports the path it loaded. A request without ``stream``
-gets the whole answer as one JSON completion."""
+"""A real HTTP server that speaks the part of vLLM's OpenAI API docqa uses (``GET /v1/models`` and
+``POST /v1/chat/completions``, streamed or plain) with a scripted answer, for what a real model server
+cannot be made to do on demand: drop the connection in the middle of an answer, or fail with a 5xx. It can
+also report a tokenizer directory as the served model's ``root``, as vLLM reports the path it loaded. A
+request without ``stream`` (the follow-up rewrite) gets the whole answer as one JSON completion."""
 
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(raw)
             return
-        if not request.get("stream"):
+        if not request.get("stream") and not self.server.drop:  # a plain completion (the follow-up rewrite)
             message = {"role": "assistant", "content": "".join(self.server.pieces)}
             self._json({"id": "c", "object": "chat.completion", "created": 0, "model": self.server.model,
                         "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]})

@@ -11,8 +11,8 @@ from typing import Any
 import streamlit as st
 
 from docqa.services import Services
+from docqa.state import Feedback
 from rag.errors import DocqaError, ModelServerError
-from rag.feedback import FeedbackStore
 from rag.types import Citation, Question
 from ui.answering import (
     AnswerStream,
@@ -41,7 +41,7 @@ def collection_problem(services: Services, options: ChatOptions) -> str | None:
     return None
 
 
-def render_feedback(msg: dict[str, Any], store: FeedbackStore) -> None:
+def render_feedback(msg: dict[str, Any], store: Feedback) -> None:
     """Thumbs and an optional comment; stored as soon as they are given, updated when changed."""
     rating = RATING_OF_VALUE.get(st.feedback("thumbs", key=f"fb_{msg['id']}"))
     try:
@@ -91,7 +91,7 @@ def _timing(msg: dict[str, Any]) -> str:
     return " · ".join(parts)
 
 
-def render_assistant(msg: dict[str, Any], store: FeedbackStore, *, latest: bool) -> None:
+def render_assistant(msg: dict[str, Any], store: Feedback, *, latest: bool) -> None:
     if msg.get("error"):
         st.error(msg["error"], icon=":material/error:")
     else:
@@ -125,7 +125,7 @@ def _passages_without_model(services: Services, question: Question) -> list[Cita
     return answer.citations
 
 
-def answer_question(question: str, services: Services, options: ChatOptions, store: FeedbackStore) -> None:
+def answer_question(question: str, services: Services, options: ChatOptions, store: Feedback) -> None:
     messages = conversation(st.session_state)
     asked = as_question(question, options, history_for_pipeline(messages))
     messages.append({"id": new_message_id(), "role": "user", "content": question})

@@ -16,9 +16,9 @@ from typing import Any
 import streamlit as st
 
 from docqa.services import Services, build
+from docqa.state import Feedback, StateStore, open_state
 from rag.embedder import SentenceTransformerEmbedder, build_embedder
 from rag.errors import DocqaError
-from rag.feedback import FeedbackStore
 from rag.settings import EmbedderSettings, Settings, load_settings
 
 MODELS_TTL_S = 15  # how long the list of served models is reused before the model server is asked again
@@ -58,8 +58,14 @@ def get_services(settings: Settings) -> Services:
     return _services_for(settings.model_dump_json(), settings)
 
 
-def get_feedback_store(settings: Settings) -> FeedbackStore:
-    return FeedbackStore.for_settings(settings)
+@st.cache_resource(show_spinner=False)
+def _state_for(key: str, _settings: Settings) -> StateStore:
+    return open_state(_settings)  # one per settings: a database backend keeps a connection pool
+
+
+def get_feedback_store(settings: Settings) -> Feedback:
+    """The feedback table of the configured state store (state.backend)."""
+    return _state_for(settings.model_dump_json(), settings).feedback
 
 
 @st.cache_data(ttl=MODELS_TTL_S, show_spinner=False)

@@ -120,8 +120,7 @@ def prepare(
         turns = list(conversation.history)
     check_history(state, turns)
     if conversation is None and keep_conversation:
-        conversation = state.conversations.start(key.id, name)
-        conversation.history.extend(turns)
+        conversation = state.conversations.start(key.id, name, turns)
     asked = Question(question, name, history=turns, top_k=top_k, model=resolve_model(state, model))
     return AnswerRequest(key, asked, conversation, allow_passages_only, started)
 

@@ -9,15 +9,13 @@ from fastapi import FastAPI
 from starlette.types import Scope
 
 from docqa.api import routes_answer, routes_documents, routes_health, routes_openai, routes_widget
-from docqa.api.conversations import ConversationStore
 from docqa.api.errors import install_error_handlers
 from docqa.api.jobs import JobManager
-from docqa.api.keys import KeyStore
 from docqa.api.metrics import ApiMetrics
 from docqa.api.middleware import BodyLimit, CORSFromKeys, MetricsAndHeaders
-from docqa.api.ratelimit import RateLimiter
 from docqa.api.state import ApiState
 from docqa.services import Services, build
+from docqa.state import open_state
 from rag import __version__
 from rag.settings import APISettings, Settings
 
@@ -84,22 +82,27 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     services = services or build(settings)
     metrics = ApiMetrics()
     site_rate = settings.api.widget_key_rate_per_minute
+    store = open_state(settings)  # state.backend: this process's files and memory, or a shared database
     state = ApiState(
         settings=settings,
         services=services,
-        keys=KeyStore.for_settings(settings),
-        limiter=RateLimiter(settings.api.rate_limit_per_minute, settings.api.rate_burst),
+        keys=store.keys,
+        limiter=store.rate_limiter("caller", settings.api.rate_limit_per_minute, settings.api.rate_burst),
         # A site's visitors together may burst ten seconds' worth of the key's ceiling.
-        widget_limiter=RateLimiter(site_rate, site_rate // 6),
-        conversations=ConversationStore(settings.api.conversation_ttl_s),
-        jobs=JobManager(settings, services, on_finish=lambda job: metrics.jobs.labels(job.state).inc()),
+        widget_limiter=store.rate_limiter("site", site_rate, site_rate // 6),
+        conversations=store.conversations(settings.api.conversation_ttl_s),
+        jobs=JobManager(
+            settings, services, on_finish=lambda job: metrics.jobs.labels(job.state).inc(), records=store.jobs
+        ),
         metrics=metrics,
+        store=store,
     )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         state.jobs.shutdown()  # let a running ingest commit rather than leave debris
+        store.close()
 
     app = FastAPI(
         title="docqa",

@@ -11,7 +11,7 @@ import secrets
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 DEFAULT_MAX_CONVERSATIONS = 10_000  # memory bound: about 20 turns of a few KB each
@@ -31,6 +31,8 @@ class Conversation:
 
 
 class ConversationStore:
+    """In this process's memory (the default state store): fast, and gone when the process stops."""
+
     def __init__(
         self,
         ttl_s: float,
@@ -53,9 +55,10 @@ class ConversationStore:
                 break
             self._items.popitem(last=False)
 
-    def start(self, key_id: str, collection: str) -> Conversation:
+    def start(self, key_id: str, collection: str, history: Sequence[dict[str, str]] = ()) -> Conversation:
+        """A new conversation, optionally with the turns a client sent along with its first question."""
         now = self.clock()
-        conv = Conversation(secrets.token_urlsafe(16), key_id, collection, [], now)
+        conv = Conversation(secrets.token_urlsafe(16), key_id, collection, [dict(t) for t in history], now)
         with self._lock:
             self._items[conv.id] = conv
             self._expire(now)

@@ -20,6 +20,7 @@ from rag.errors import (
     IngestError,
     MissingDependencyError,
     ModelServerError,
+    StateStoreError,
 )
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ MODEL_RETRY_AFTER_S = 30  # what a 503 tells clients to wait before retrying
 _STATUS: list[tuple[type[DocqaError], int, str]] = [
     (CollectionNotFoundError, 404, "collection_not_found"),
     (ModelServerError, 503, "model_unavailable"),
+    (StateStoreError, 503, "state_unavailable"),
     (CollectionLockedError, 409, "collection_locked"),
     (IndexMismatchError, 503, "index_mismatch"),
     (IngestError, 422, "ingest_error"),
@@ -64,6 +66,7 @@ PUBLIC_MESSAGES = {
     "model_unavailable": "the answering service is temporarily unavailable; please try again in a moment",
     "index_mismatch": "the documents are temporarily unavailable; please try again later",
     "generation_error": "the answer could not be generated; please try again",
+    "state_unavailable": "the service is temporarily unavailable; please try again in a moment",
 }
 PUBLIC_FALLBACK = "the service could not handle this request; please try again later"
 

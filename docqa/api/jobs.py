@@ -4,6 +4,9 @@ progress ``GET /v1/jobs/{id}`` reports.
 One worker thread runs the jobs in order (ingest is CPU-bound; two at once on a small host only slow
 each other), and a per-collection lock keeps removals from racing an ingest in this process. A writer
 in another process (a CLI ingest) holds the collection's file lock; the job then waits for it.
+
+A job runs in the process that received the upload; its record (state, progress, each file's outcome) is
+written to the state store as it changes, so with the PostgreSQL store any replica answers for it.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from docqa.services import Services
 from ingest.uploads import SavedUpload
@@ -84,27 +87,81 @@ class Job:
             "finished_at": self.finished_at,
         }
 
+    def record(self) -> dict[str, Any]:
+        """Every field, for a state store to keep (``from_record`` reads it back)."""
+        return asdict(self)
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> Job:
+        fields = dict(data)
+        fields["files"] = [JobFile(**f) for f in fields.get("files", [])]
+        return cls(**fields)
+
+
+class MemoryJobRecords:
+    """Job records in this process's memory (the default state store): the newest ``MAX_JOBS_KEPT``
+    finished jobs are remembered, and the live objects are the records, so ``save`` has nothing to do."""
+
+    def __init__(self) -> None:
+        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, job: Job) -> None:
+        with self._lock:
+            self._jobs[job.id] = job
+            while len(self._jobs) > MAX_JOBS_KEPT:
+                oldest = next(iter(self._jobs.values()))
+                if oldest.finished_at is None:
+                    break
+                self._jobs.popitem(last=False)
+
+    def save(self, job: Job) -> None:
+        pass
+
+    def get(self, job_id: str) -> Job | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+
+class JobRecords(Protocol):
+    """Where job records live: this process's memory, or the shared state store."""
+
+    def add(self, job: Job) -> None: ...
+
+    def save(self, job: Job) -> None: ...
+
+    def get(self, job_id: str) -> Job | None: ...
+
 
 class _JobProgress:
     """The Ingestor's progress hooks, written into the job."""
 
-    def __init__(self, job: Job) -> None:
+    def __init__(self, job: Job, save: Callable[[Job], None]) -> None:
         self.job = job
+        self.save = save
 
     def start(self, total_files: int) -> None:
         self.job.files_done = 0
+        self.save(self.job)
 
     def advance(self, files: int, chunks: int) -> None:
         self.job.files_done = min(len(self.job.files), self.job.files_done + files)
         self.job.chunks += chunks
+        self.save(self.job)
 
 
 class JobManager:
-    def __init__(self, settings: Settings, services: Services, on_finish: Callable[[Job], None] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        services: Services,
+        on_finish: Callable[[Job], None] | None = None,
+        records: JobRecords | None = None,
+    ) -> None:
         self.settings = settings
         self.services = services
         self.on_finish = on_finish
-        self._jobs: OrderedDict[str, Job] = OrderedDict()
+        self.records: JobRecords = records if records is not None else MemoryJobRecords()
         self._lock = threading.Lock()
         self._collection_locks: dict[str, threading.Lock] = {}
         self._executor: ThreadPoolExecutor | None = None
@@ -126,19 +183,13 @@ class JobManager:
             collection=collection,
             files=[JobFile(u.name, str(u.path.resolve())) for u in uploads],
         )
-        with self._lock:
-            self._jobs[job.id] = job
-            while len(self._jobs) > MAX_JOBS_KEPT:
-                oldest = next(iter(self._jobs.values()))
-                if oldest.finished_at is None:
-                    break
-                self._jobs.popitem(last=False)
+        self.records.add(job)
         self.executor.submit(self._run, job)
         return job
 
     def get(self, job_id: str) -> Job | None:
-        with self._lock:
-            return self._jobs.get(job_id)
+        """The job's record, wherever it runs (another replica's, with a shared state store)."""
+        return self.records.get(job_id)
 
     def wait(self, job_id: str, timeout_s: float) -> Job | None:
         """Block until the job finished (tests and scripts); returns it, or None if unknown."""
@@ -155,6 +206,7 @@ class JobManager:
             entry = by_path.get(path)
             if entry is not None:
                 entry.status = "parsed" if outcome == "pending" else outcome
+                self._save(job)
 
         try:
             with self.collection_lock(job.collection):
@@ -185,6 +237,7 @@ class JobManager:
                 if entry.status in ("queued", "parsed") and job.state == "failed":
                     entry.status = "failed"
                     entry.error = entry.error or job.error
+            self._save(job)
             if self.on_finish:
                 self.on_finish(job)
 
@@ -193,15 +246,25 @@ class JobManager:
         paths = [Path(f.path) for f in job.files]
         while True:
             job.state = "running"
+            self._save(job)
             try:
                 return self.services.ingestor.ingest(
-                    paths, job.collection, prune=False, progress=_JobProgress(job), on_file=on_file
+                    paths, job.collection, prune=False, progress=_JobProgress(job, self._save), on_file=on_file
                 )
             except CollectionLockedError:
                 if time.monotonic() >= deadline:
                     raise
                 job.state = "waiting"
+                self._save(job)
                 time.sleep(LOCK_POLL_S)
+
+    def _save(self, job: Job) -> None:
+        """Write the job's record. A store that fails must not fail the ingest it reports on: the log says
+        so, and the next save (at the latest, the final one) catches the record up."""
+        try:
+            self.records.save(job)
+        except Exception:
+            log.exception("the record of ingest job %s could not be stored", job.id)
 
     # -- removal ------------------------------------------------------------------------------------
     def remove_document(self, collection: str, path: str, timeout_s: float) -> None:

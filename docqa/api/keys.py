@@ -3,7 +3,7 @@
 A key reads ``dq_<id>_<secret>``: the public id finds the row, the secret is 32 random bytes, and only
 the SHA-256 of the whole key is stored, compared in constant time. The plain key is shown once, at
 creation. Every check reads the database, so a revocation from the CLI takes effect at once in a
-running server.
+running server (and, on the PostgreSQL state store, in every replica).
 """
 
 from __future__ import annotations
@@ -108,7 +108,8 @@ class ApiKey:
         }
 
 
-def _row_to_key(row: sqlite3.Row) -> ApiKey:
+def key_from_row(row: Any) -> ApiKey:
+    """A stored row (SQLite or PostgreSQL, read by column name) as a record."""
     return ApiKey(
         id=row["id"],
         scope=row["scope"],
@@ -121,14 +122,120 @@ def _row_to_key(row: sqlite3.Row) -> ApiKey:
     )
 
 
-class KeyStore:
-    """The key table. Cheap to construct; the file is created on first write."""
+class KeyLogic:
+    """What every key store does the same way (validation, the key's shape, constant-time checks, throttled
+    last-use writes, the cached origin list); a backend supplies the five storage calls below."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self) -> None:
         self._origins: tuple[float, frozenset[str]] | None = None
         self._lock = threading.Lock()
         self._touched: dict[str, float] = {}
+
+    # -- storage, per backend -------------------------------------------------------------------------
+    def _insert(self, record: ApiKey, key_hash: str) -> None:
+        raise NotImplementedError
+
+    def _fetch(self, key_id: str) -> tuple[ApiKey, str] | None:
+        """The record and the stored hash."""
+        raise NotImplementedError
+
+    def _fetch_all(self) -> list[ApiKey]:
+        """Every record, oldest first."""
+        raise NotImplementedError
+
+    def _mark_revoked(self, key_id: str, at: float) -> ApiKey | None:
+        """Set revoked_at unless already set; the record after, or None if there is no such key."""
+        raise NotImplementedError
+
+    def _mark_used(self, key_id: str, at: float) -> None:
+        raise NotImplementedError
+
+    # -- the store --------------------------------------------------------------------------------------
+    def create(
+        self,
+        scope: str,
+        *,
+        collections: Sequence[str] = (),
+        origins: Sequence[str] = (),
+        name: str | None = None,
+    ) -> tuple[str, ApiKey]:
+        """Store a new key; returns the plain key (shown once) and its record."""
+        if scope not in SCOPES:
+            raise ConfigError(f"unknown scope '{scope}': use one of {', '.join(SCOPES)}")
+        cols = tuple(dict.fromkeys(validate_collection_name(c) for c in collections))
+        oris = tuple(dict.fromkeys(normalize_origin(o) for o in origins))
+        if scope == "widget" and not cols:
+            raise ConfigError("a widget key needs at least one --collection it may ask")
+        if scope == "widget" and not oris:
+            raise ConfigError(
+                "a widget key needs at least one --origin: the web site(s) that embed the widget, "
+                "like --origin https://www.example.com"
+            )
+        key_id = secrets.token_hex(6)
+        key = f"dq_{key_id}_{secrets.token_urlsafe(32)}"
+        record = ApiKey(key_id, scope, cols, oris, name, time.time())  # type: ignore[arg-type]
+        self._insert(record, hash_key(key))
+        self._origins = None
+        return key, record
+
+    def verify(self, key: str) -> ApiKey | None:
+        """The active key record for a presented key, or None (unknown, malformed or revoked)."""
+        match = _KEY.match(key)
+        if not match:
+            return None
+        found = self._fetch(match.group(1))
+        if found is None or not hmac.compare_digest(found[1], hash_key(key)):
+            return None
+        record = found[0]
+        if not record.active:
+            return None
+        self._touch(record.id)
+        return record
+
+    def _touch(self, key_id: str) -> None:
+        """Record last use, at most once a minute per key (a write per request would serialise them)."""
+        now = time.time()
+        with self._lock:
+            if now - self._touched.get(key_id, 0.0) < 60:
+                return
+            self._touched[key_id] = now
+        self._mark_used(key_id, now)
+
+    def list(self, include_revoked: bool = False) -> list[ApiKey]:
+        keys = self._fetch_all()
+        return keys if include_revoked else [k for k in keys if k.active]
+
+    def revoke(self, key_or_id: str) -> ApiKey:
+        """Revoke by id (as `docqa keys list` shows it) or by the full key."""
+        match = _KEY.match(key_or_id.strip())
+        key_id = match.group(1) if match else key_or_id.strip()
+        record = self._mark_revoked(key_id, time.time())
+        if record is None:
+            raise DocqaError(f"no API key with id '{key_id}'; `docqa keys list` shows the ids")
+        self._origins = None
+        return record
+
+    def known_origins(self) -> frozenset[str]:
+        """Origins listed by any active key: the only ones that get CORS headers."""
+        cached = self._origins
+        now = time.monotonic()
+        if cached is not None and now - cached[0] < ORIGINS_CACHE_S:
+            return cached[1]
+        origins: set[str] = set()
+        for key in self.list():
+            origins.update(key.origins)
+        frozen = frozenset(origins)
+        self._origins = (now, frozen)
+        return frozen
+
+
+class KeyStore(KeyLogic):
+    """The key table in ``<state_dir>/keys.sqlite`` (the default backend). Cheap to construct; the file is
+    created on first write."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
 
     @classmethod
     def for_settings(cls, settings: Settings) -> KeyStore:
@@ -153,92 +260,38 @@ class KeyStore:
         finally:
             conn.close()
 
-    def create(
-        self,
-        scope: str,
-        *,
-        collections: Sequence[str] = (),
-        origins: Sequence[str] = (),
-        name: str | None = None,
-    ) -> tuple[str, ApiKey]:
-        """Store a new key; returns the plain key (shown once) and its record."""
-        if scope not in SCOPES:
-            raise ConfigError(f"unknown scope '{scope}': use one of {', '.join(SCOPES)}")
-        cols = tuple(dict.fromkeys(validate_collection_name(c) for c in collections))
-        oris = tuple(dict.fromkeys(normalize_origin(o) for o in origins))
-        if scope == "widget" and not cols:
-            raise ConfigError("a widget key needs at least one --collection it may ask")
-        if scope == "widget" and not oris:
-            raise ConfigError(
-                "a widget key needs at least one --origin: the web site(s) that embed the widget, "
-                "like --origin https://www.example.com"
-            )
-        key_id = secrets.token_hex(6)
-        key = f"dq_{key_id}_{secrets.token_urlsafe(32)}"
-        record = ApiKey(key_id, scope, cols, oris, name, time.time())  # type: ignore[arg-type]
+    def _insert(self, record: ApiKey, key_hash: str) -> None:
         with self._connect(write=True) as conn:
             conn.execute(
                 "INSERT INTO api_keys (id, key_hash, scope, collections, origins, name, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (key_id, hash_key(key), scope, json.dumps(cols), json.dumps(oris), name, record.created_at),
+                (
+                    record.id,
+                    key_hash,
+                    record.scope,
+                    json.dumps(record.collections),
+                    json.dumps(record.origins),
+                    record.name,
+                    record.created_at,
+                ),
             )
-        self._origins = None
-        return key, record
 
-    def verify(self, key: str) -> ApiKey | None:
-        """The active key record for a presented key, or None (unknown, malformed or revoked)."""
-        match = _KEY.match(key)
-        if not match:
-            return None
+    def _fetch(self, key_id: str) -> tuple[ApiKey, str] | None:
         with self._connect() as conn:
-            row = conn.execute("SELECT * FROM api_keys WHERE id = ?", (match.group(1),)).fetchone()
-        if row is None or not hmac.compare_digest(row["key_hash"], hash_key(key)):
-            return None
-        record = _row_to_key(row)
-        if not record.active:
-            return None
-        self._touch(record.id)
-        return record
+            row = conn.execute("SELECT * FROM api_keys WHERE id = ?", (key_id,)).fetchone()
+        return None if row is None else (key_from_row(row), row["key_hash"])
 
-    def _touch(self, key_id: str) -> None:
-        """Record last use, at most once a minute per key (a write per request would serialise them)."""
-        now = time.time()
-        with self._lock:
-            if now - self._touched.get(key_id, 0.0) < 60:
-                return
-            self._touched[key_id] = now
-        with self._connect(write=True) as conn:
-            conn.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (now, key_id))
-
-    def list(self, include_revoked: bool = False) -> list[ApiKey]:
+    def _fetch_all(self) -> list[ApiKey]:
         with self._connect() as conn:
             rows = conn.execute("SELECT * FROM api_keys ORDER BY created_at").fetchall()
-        keys = [_row_to_key(r) for r in rows]
-        return keys if include_revoked else [k for k in keys if k.active]
+        return [key_from_row(r) for r in rows]
 
-    def revoke(self, key_or_id: str) -> ApiKey:
-        """Revoke by id (as `docqa keys list` shows it) or by the full key."""
-        match = _KEY.match(key_or_id.strip())
-        key_id = match.group(1) if match else key_or_id.strip()
+    def _mark_revoked(self, key_id: str, at: float) -> ApiKey | None:
         with self._connect(write=True) as conn:
+            conn.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", (at, key_id))
             row = conn.execute("SELECT * FROM api_keys WHERE id = ?", (key_id,)).fetchone()
-            if row is None:
-                raise DocqaError(f"no API key with id '{key_id}'; `docqa keys list` shows the ids")
-            if row["revoked_at"] is None:
-                conn.execute("UPDATE api_keys SET revoked_at = ? WHERE id = ?", (time.time(), key_id))
-            row = conn.execute("SELECT * FROM api_keys WHERE id = ?", (key_id,)).fetchone()
-        self._origins = None
-        return _row_to_key(row)
+        return None if row is None else key_from_row(row)
 
-    def known_origins(self) -> frozenset[str]:
-        """Origins listed by any active key: the only ones that get CORS headers."""
-        cached = self._origins
-        now = time.monotonic()
-        if cached is not None and now - cached[0] < ORIGINS_CACHE_S:
-            return cached[1]
-        origins: set[str] = set()
-        for key in self.list():
-            origins.update(key.origins)
-        frozen = frozenset(origins)
-        self._origins = (now, frozen)
-        return frozen
+    def _mark_used(self, key_id: str, at: float) -> None:
+        with self._connect(write=True) as conn:
+            conn.execute("UPDATE api_keys SET last_used_at = ? WHERE id = ?", (at, key_id))

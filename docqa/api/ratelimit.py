@@ -11,7 +11,8 @@ MAX_BUCKETS = 50_000  # past this many callers, buckets that have refilled are f
 
 
 class RateLimiter:
-    """In-process buckets (one API process serves a deployment; a shared store would be needed for more)."""
+    """In-process buckets (the default state store: one API process serves the deployment; the PostgreSQL
+    store's limiter holds the buckets in the database so that they hold across replicas)."""
 
     def __init__(self, per_minute: int, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = per_minute / 60.0  # tokens per second

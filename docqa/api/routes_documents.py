@@ -140,5 +140,10 @@ def get_job(job_id: str, request: Request, key: StaffKey) -> dict[str, Any]:
     state = get_state(request)
     job = state.jobs.get(job_id)
     if job is None or not key.can_use(job.collection):
-        raise ApiError(404, f"no job '{job_id}' (jobs are kept in memory until the server restarts)", type="not_found")
+        raise ApiError(
+            404,
+            f"no job '{job_id}' (finished jobs are forgotten after a while, and with the default state store "
+            "when the server restarts)",
+            type="not_found",
+        )
     return job.as_json()

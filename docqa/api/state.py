@@ -1,4 +1,5 @@
-"""What one app instance holds: the services and the API's own state (keys, limits, conversations, jobs)."""
+"""What one app instance holds: the services and the API's own state (keys, limits, conversations, jobs),
+whose parts come from the state store (``docqa.state``) that ``state.backend`` names."""
 
 from __future__ import annotations
 
@@ -6,12 +7,10 @@ from dataclasses import dataclass
 
 from fastapi import Request
 
-from docqa.api.conversations import ConversationStore
 from docqa.api.jobs import JobManager
-from docqa.api.keys import KeyStore
 from docqa.api.metrics import ApiMetrics
-from docqa.api.ratelimit import RateLimiter
 from docqa.services import Services
+from docqa.state import Conversations, Keys, RateLimiter, StateStore
 from rag.settings import Settings
 
 
@@ -19,12 +18,13 @@ from rag.settings import Settings
 class ApiState:
     settings: Settings
     services: Services
-    keys: KeyStore
+    keys: Keys
     limiter: RateLimiter  # per staff key, per widget visitor
     widget_limiter: RateLimiter  # per widget key, all its visitors together
-    conversations: ConversationStore
+    conversations: Conversations
     jobs: JobManager
     metrics: ApiMetrics
+    store: StateStore  # what the parts above came from; closed at shutdown
 
 
 def get_state(request: Request) -> ApiState:

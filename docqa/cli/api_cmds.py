@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -12,10 +14,25 @@ from rich.table import Table
 
 from rag.settings import load_settings
 
+if TYPE_CHECKING:
+    from docqa.state import Keys
+
 out = Console()
 err = Console(stderr=True)
 
 app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys (staff and widget).")
+
+
+@contextmanager
+def _keys() -> Iterator[Keys]:
+    """The key table of the configured state store, closed after the command."""
+    from docqa.state import open_state
+
+    store = open_state(load_settings())
+    try:
+        yield store.keys
+    finally:
+        store.close()
 
 
 def serve(
@@ -30,15 +47,19 @@ def serve(
       docqa serve
       DOCQA_API_PORT=9000 docqa serve --host 0.0.0.0
     """
-    from docqa.api.keys import KeyStore
     from docqa.api.server import run_api
+    from docqa.state import open_state
 
     settings = load_settings()
     bind_host, bind_port = host or settings.api.host, port or settings.api.port
     base = settings.api.public_url or f"http://{bind_host}:{bind_port}"
     err.print(f"docqa API on [bold]{base}[/bold]  (docs {base}/docs · widget {base}/widget.js)", highlight=False)
-    if not KeyStore.for_settings(settings).list():
-        err.print("[yellow]no API keys yet:[/yellow] create one with `docqa keys create --scope staff`")
+    store = open_state(settings)  # a shared database that cannot be reached stops here, with the reason
+    try:
+        if not store.keys.list():
+            err.print("[yellow]no API keys yet:[/yellow] create one with `docqa keys create --scope staff`")
+    finally:
+        store.close()
     run_api(settings, host=bind_host, port=bind_port)
 
 
@@ -63,11 +84,8 @@ def create(
       docqa keys create --scope widget --collection support --origin https://www.example.com
       docqa keys create --scope widget -c support -c faq --origin https://a.example --origin https://b.example --json
     """
-    from docqa.api.keys import KeyStore
-
-    key, record = KeyStore.for_settings(load_settings()).create(
-        scope, collections=collection or (), origins=origin or (), name=name
-    )
+    with _keys() as keys:
+        key, record = keys.create(scope, collections=collection or (), origins=origin or (), name=name)
     if as_json:
         print(json.dumps({"key": key, **record.as_json()}))
         return
@@ -94,9 +112,8 @@ def list_keys(
       docqa keys list
       docqa keys list --all --json
     """
-    from docqa.api.keys import KeyStore
-
-    keys = KeyStore.for_settings(load_settings()).list(include_revoked=all_keys)
+    with _keys() as store:
+        keys = store.list(include_revoked=all_keys)
     if as_json:
         print(json.dumps([k.as_json() for k in keys], indent=2))
         return
@@ -122,9 +139,8 @@ def revoke(key_id: str = typer.Argument(..., help="The key's id (from `docqa key
     Example:
       docqa keys revoke 3f9a1c2b7d4e
     """
-    from docqa.api.keys import KeyStore
-
-    record = KeyStore.for_settings(load_settings()).revoke(key_id)
+    with _keys() as keys:
+        record = keys.revoke(key_id)
     err.print(f"revoked {record.id} ({record.scope})", highlight=False)
 
 

@@ -5,14 +5,27 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 
-from rag.feedback import RATINGS, FeedbackStore
+from docqa.state import Feedback, open_state
+from rag.feedback import RATINGS
 from rag.settings import load_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
+
+
+@contextmanager
+def _feedback() -> Iterator[Feedback]:
+    """The feedback table of the configured state store (state.backend), closed after the command."""
+    store = open_state(load_settings())
+    try:
+        yield store.feedback
+    finally:
+        store.close()
 
 
 def _rating(value: str | None) -> str | None:
@@ -37,12 +50,12 @@ def export(
       docqa feedback export --out good.jsonl --rating up
       docqa feedback export --out - | jq .rating
     """
-    store = FeedbackStore.for_settings(load_settings())
-    if out == "-":
-        store.export_jsonl(sys.stdout, rating=rating)
-    else:
-        count = store.export_jsonl(Path(out), rating=rating)
-        print(f"wrote {count} feedback record(s) to {out}", file=sys.stderr)
+    with _feedback() as store:
+        if out == "-":
+            store.export_jsonl(sys.stdout, rating=rating)
+        else:
+            count = store.export_jsonl(Path(out), rating=rating)
+            print(f"wrote {count} feedback record(s) to {out}", file=sys.stderr)
 
 
 @app.command("stats")
@@ -52,7 +65,8 @@ def stats(as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> 
     Example:
       docqa feedback stats
     """
-    records = FeedbackStore.for_settings(load_settings()).list()
+    with _feedback() as store:
+        records = store.list()
     by_rating = Counter(r.rating for r in records)
     by_collection = Counter(r.collection or "-" for r in records)
     summary = {"total": len(records), "up": by_rating["up"], "down": by_rating["down"], "by_collection": by_collection}

@@ -37,6 +37,9 @@ def settings_env(settings: Settings) -> dict[str, str]:
         else:
             env[f"DOCQA_{key.upper()}"] = str(value)
     env["DOCQA_DATA_DIR"] = str(settings.data_dir.resolve())
+    if settings.state.postgres_dsn is not None:  # a secret is dumped masked; the child needs the value
+        state = {**data["state"], "postgres_dsn": settings.state.postgres_dsn.get_secret_value()}
+        env["DOCQA_STATE"] = json.dumps(state)
     return env
 
 

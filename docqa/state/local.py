@@ -1,0 +1,28 @@
+"""The default state store, as docqa has always kept its state on one machine: keys and feedback in SQLite
+files under ``state_dir``, conversations, rate-limit buckets and job records in this process's memory.
+Fast and dependency-free; right for one API process, wrong for several (each would have its own)."""
+
+from __future__ import annotations
+
+from docqa.api.conversations import ConversationStore
+from docqa.api.jobs import MemoryJobRecords
+from docqa.api.keys import KeyStore
+from docqa.api.ratelimit import RateLimiter
+from rag.feedback import FeedbackStore
+from rag.settings import Settings
+
+
+class LocalState:
+    def __init__(self, settings: Settings) -> None:
+        self.keys = KeyStore.for_settings(settings)
+        self.feedback = FeedbackStore.for_settings(settings)
+        self.jobs = MemoryJobRecords()
+
+    def conversations(self, ttl_s: float) -> ConversationStore:
+        return ConversationStore(ttl_s)
+
+    def rate_limiter(self, name: str, per_minute: int, burst: int) -> RateLimiter:
+        return RateLimiter(per_minute, burst)  # one object per limiter: buckets are kept apart already
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,96 @@
+"""The state store's seam: what the API, the CLI and the UI keep between requests, in five small parts.
+
+One ``StateStore`` per process, chosen by ``state.backend``. The default (``docqa.state.local``) is what a
+single machine has always used; ``docqa.state.postgres`` shares every part between API replicas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from docqa.api.conversations import Conversation
+    from docqa.api.jobs import JobRecords
+    from docqa.api.keys import ApiKey
+    from rag.feedback import FeedbackRecord
+    from rag.types import Citation
+
+
+class Keys(Protocol):
+    """API keys, stored hashed. ``verify`` reads the store every time: a revocation is seen at once."""
+
+    def create(
+        self, scope: str, *, collections: Sequence[str] = (), origins: Sequence[str] = (), name: str | None = None
+    ) -> tuple[str, ApiKey]: ...
+
+    def verify(self, key: str) -> ApiKey | None: ...
+
+    def list(self, include_revoked: bool = False) -> list[ApiKey]: ...
+
+    def revoke(self, key_or_id: str) -> ApiKey: ...
+
+    def known_origins(self) -> frozenset[str]: ...
+
+
+class Conversations(Protocol):
+    """Conversation id -> history, bound to the key and collection that started it; idle ones expire."""
+
+    def start(self, key_id: str, collection: str, history: Sequence[dict[str, str]] = ()) -> Conversation: ...
+
+    def get(self, conversation_id: str, key_id: str, collection: str) -> Conversation | None: ...
+
+    def append(self, conv: Conversation, question: str, answer: str) -> None: ...
+
+
+class RateLimiter(Protocol):
+    """Token buckets: ``take`` spends one and returns 0, or the seconds until one is available."""
+
+    @property
+    def enabled(self) -> bool: ...
+
+    def take(self, key: str) -> float: ...
+
+
+class Feedback(Protocol):
+    """Staff verdicts on answers (``rag.feedback``), exported as JSONL for fine-tuning."""
+
+    def add(
+        self,
+        *,
+        rating: str,
+        question: str,
+        answer: str,
+        citations: Sequence[Citation | dict[str, Any]] = (),
+        comment: str | None = None,
+        collection: str | None = None,
+        model: str | None = None,
+    ) -> FeedbackRecord: ...
+
+    def update(self, feedback_id: str, *, rating: str | None = None, comment: str | None = None) -> FeedbackRecord: ...
+
+    def delete(self, feedback_id: str) -> bool: ...
+
+    def get(self, feedback_id: str) -> FeedbackRecord | None: ...
+
+    def list(self, *, rating: str | None = None) -> list[FeedbackRecord]: ...
+
+    def export_jsonl(self, target: str | Path | IO[str], *, rating: str | None = None) -> int: ...
+
+
+class StateStore(Protocol):
+    """The five parts. Building one is cheap; a backend connects on first use. ``close`` releases
+    connections (the API calls it at shutdown)."""
+
+    keys: Keys
+    feedback: Feedback
+    jobs: JobRecords
+
+    def conversations(self, ttl_s: float) -> Conversations: ...
+
+    def rate_limiter(self, name: str, per_minute: int, burst: int) -> RateLimiter:
+        """A limiter of its own: ``name`` keeps two limiters' buckets apart when they share keys."""
+        ...
+
+    def close(self) -> None: ...
