@@ -126,9 +126,21 @@ class TestTermsAndNegation:
         source = [Passage(1, [chunk(15, text, "eu.md")], 1.0)]
         question = "What can block legislation?"
         _, checks = recite("a majority in the Council [1].", source, question)
-        assert any("not written in the cited source" in p for c in checks for p in c.problems)
+        assert any("not written in the sources" in p for c in checks for p in c.problems)
         _, checks = recite("a minority in the Council [1].", source, question)
         assert all(c.supported for c in checks)
+
+    def test_a_figure_is_judged_where_it_stands_closest_to_the_question(self) -> None:
+        text = (
+            "Major roads include the A1, stretching north to Edinburgh and south to London; the A19 heads south. "
+            "The A1's former route was renumbered, city roads changing from a 6-prefix to a 1-prefix."
+        )
+        source = [Passage(1, [chunk(17, text, "roads.md")], 1.0)]
+        question = "What major road stretches from Edinburgh to London?"
+        _, checks = recite("A1 [1].", source, question)
+        assert all(c.supported for c in checks)
+        _, checks = recite("A19 [1].", source, question)
+        assert any("pairs the question with a1" in p for c in checks for p in c.problems)
 
     def test_a_bare_yes_against_a_negated_source_fails(self) -> None:
         p = passages()
