@@ -20,7 +20,7 @@ _ABBREVIATIONS = frozenset(
 )
 # "J." (an initial) or "e.g.", "U.S." (letters and stops); a lower-case "p." alone ends ("divisible by p.").
 _INITIAL_OR_DOTTED = re.compile(r"(?:^|[\s(\"'“])(?:(?:[A-Za-z]\.)+[A-Za-z]|[A-Z])\.$")
-_CONTINUES = re.compile(r"[a-z+\-=*/<>×−÷^]")
+_CONTINUES = re.compile(r"[a-z+=*/×−÷^]")  # not "<" (markup), "-" (a dash or a list item)
 
 
 def _ends_sentence(text: str, stop: int, after: int) -> bool:

@@ -23,6 +23,7 @@ from rag.sentences import sentence_spans, split_sentences
         ('He said "Stop." Then he left. Is it? Yes!', ['He said "Stop."', "Then he left.", "Is it?", "Yes!"]),
         ("Row one\n\nRow two\nRow three", ["Row one", "Row two", "Row three"]),
         ("Version 2.5 ships today. It costs 3.99.", ["Version 2.5 ships today.", "It costs 3.99."]),
+        ("It takes 15 minutes. <b>bold</b> - next", ["It takes 15 minutes.", "<b>bold</b> - next"]),
     ],
 )
 def test_split_sentences(text: str, expected: list[str]) -> None:
