@@ -54,6 +54,14 @@ class Generator(Protocol):
         """The reply as text deltas; closing the iterator stops generation."""
         ...
 
+    def alternatives(
+        self, messages: list[dict], *, model: str | None = None, max_tokens: int | None = None, k: int = 3
+    ) -> list[str]:
+        """Up to ``k`` other replies, most likely first: each starts with one of the model's next most likely
+        first tokens after the greedy one and continues greedily. A small model's second choice of where to
+        start is often the span it missed; the caller checks each one."""
+        ...
+
     def models(self) -> list[str]:
         """Names this generator answers to: the base model, then the adapters."""
         ...
@@ -255,6 +263,46 @@ class OpenAIGenerator:
             return
         raise self._unavailable(failures, params["model"]) from failures[-1].exc
 
+    def alternatives(
+        self, messages: list[dict], *, model: str | None = None, max_tokens: int | None = None, k: int = 3
+    ) -> list[str]:
+        params = self._params(model, max_tokens, 0.0, None)
+        first = self._call(
+            lambda client: client.chat.completions.create(
+                messages=messages,  # type: ignore[arg-type]
+                **{**params, "max_tokens": 1},
+                logprobs=True,
+                top_logprobs=min(3 * k + 1, 20),  # room for variants that are skipped; vLLM's cap is 20
+            ),
+            params["model"],
+        )
+        content = first.choices[0].logprobs.content if first.choices[0].logprobs else None
+        if not content:
+            return []
+        ranked = sorted(content[0].top_logprobs, key=lambda t: -t.logprob)
+        starts = _other_starts(content[0].token, [t.token for t in ranked], k)
+        if not starts:
+            return []
+        # The server prefixes each reply with its first token and continues it (vLLM's
+        # continue_final_message); the k requests go together, so the server batches them.
+        continue_body = {"continue_final_message": True, "add_generation_prompt": False}
+
+        def reply(start: str) -> str:
+            response = self._call(
+                lambda client: client.chat.completions.create(
+                    messages=[*messages, {"role": "assistant", "content": start}],  # type: ignore[list-item]
+                    **{**params, "max_tokens": max(params["max_tokens"] - 1, 1)},
+                    extra_body=continue_body,
+                ),
+                params["model"],
+            )
+            return start + (response.choices[0].message.content or "")
+
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(starts), thread_name_prefix="docqa-alt") as pool:
+            return list(pool.map(reply, starts))
+
     def models(self) -> list[str]:
         return self._call(lambda client: [m.id for m in client.models.list()], None)
 
@@ -335,6 +383,20 @@ class OpenAIGenerator:
         if isinstance(exc, openai.APIStatusError):
             return ModelServerError(f"the model server at {url} answered {exc.status_code}: {_api_message(exc)}")
         return GenerationError(f"generation failed: {exc}")
+
+
+def _other_starts(greedy: str, ranked: list[str], k: int) -> list[str]:
+    """The first tokens to branch from: the model's ranked candidates other than the greedy one, without
+    blanks, broken UTF-8 pieces and case or space variants of one already taken."""
+    seen = {greedy.strip().lower()}
+    starts: list[str] = []
+    for token in ranked:
+        key = token.strip().lower()
+        if not key or "\ufffd" in token or key in seen:
+            continue
+        seen.add(key)
+        starts.append(token)
+    return starts[:k]
 
 
 @dataclass(frozen=True)
@@ -478,6 +540,40 @@ class TransformersGenerator:
             worker.join()
         if failure:
             raise GenerationError(f"in-process generation failed: {failure[0]}") from failure[0]
+
+    def alternatives(
+        self, messages: list[dict], *, model: str | None = None, max_tokens: int | None = None, k: int = 3
+    ) -> list[str]:
+        self.warm_up()
+        import torch
+
+        adapter = self._adapter_for(model)
+        tokenizer = self._tokenizer
+        limit = self.settings.llm.max_tokens if max_tokens is None else max_tokens
+        with self._lock:
+            llm = self._select_adapter(adapter)
+            inputs = tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
+            ).to(self.device)
+            with torch.inference_mode():
+                logits = llm(**inputs).logits[0, -1]
+                ranked = torch.topk(logits, 3 * k + 1).indices.tolist()
+                pieces = [tokenizer.decode([t]) for t in ranked]
+                starts = _other_starts(pieces[0], pieces[1:], k)
+                replies = []
+                for start in starts:
+                    ids = torch.cat(
+                        [inputs["input_ids"], torch.tensor([[ranked[pieces.index(start)]]], device=self.device)], 1
+                    )
+                    out = llm.generate(
+                        input_ids=ids,
+                        attention_mask=torch.ones_like(ids),
+                        do_sample=False,
+                        max_new_tokens=max(limit - 1, 1),
+                        pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
+                    )
+                    replies.append(tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True))
+        return replies
 
     def _adapter_for(self, model: str | None) -> tuple[str, Path] | None:
         if model is None or model == self.model_name:

@@ -12,6 +12,7 @@ The pipeline is given its collaborators (built once, by the application's compos
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -22,6 +23,7 @@ from rag.answerability import probability, signals
 from rag.errors import DocqaError
 from rag.evidence import EvidenceSelector
 from rag.generation import Generator
+from rag.lexical import tokenize
 from rag.prompting import (
     DECLINE_TEXT,
     Passage,
@@ -39,11 +41,21 @@ from rag.retrieval import Retriever
 from rag.settings import Settings
 from rag.store import CollectionReader
 from rag.types import Answer, ClaimCheck, Evidence, Question
-from rag.verify import answer_problems, cut_loops, off_topic_problems, recite, strip_invented_headers
+from rag.verify import answer_problems, cut_loops, off_topic_problems, part_of, recite, strip_invented_headers
+
+log = logging.getLogger(__name__)
 
 # A draft streams its events and returns the text.
 Drafting = Coroutine[dict[str, Any], None, str]
 SERVED_MODELS_TTL_S = 60.0  # how long the model server's list of names is trusted
+
+
+def answering_first(best: list[Evidence], question: str) -> list[Evidence]:
+    """The evidence with the first sentence that can answer ``question`` moved to the front (it is what
+    a quote shows): a "how many" or "what year" question is not answered by a sentence without a
+    number when another of the best sentences has one. Unchanged when none can."""
+    fitting = next((e for e in best if not answer_problems(e.text, question)), None)
+    return [fitting, *(e for e in best if e is not fitting)] if fitting else best
 
 
 class AnswerPipeline:
@@ -144,7 +156,7 @@ class AnswerPipeline:
         shown = [p.citation() for p in passages]
         yield {"event": "sources", "passages": shown}
         kept = {p.n for p in passages}
-        best = [e for e in ranked.evidence if e.n in kept][: s.evidence.max_spans]
+        best = answering_first([e for e in ranked.evidence if e.n in kept][: s.evidence.max_spans], standalone)
 
         t1 = time.perf_counter()
         if mode != "generate" and not best:
@@ -175,6 +187,22 @@ class AnswerPipeline:
             if not self._check(second, raw, passages, standalone, ranked.signals, kept, about) and second.grounded:
                 second.retried = True
                 answer = second
+        if mode == "verify" and s.answer.alternatives and not answer.grounded and (sure or not model_declined):
+            # The quote of the best evidence is what would be shown; one of the model's other replies (its
+            # next likely starts) that is a checked piece of that quote is a shorter answer, and no less right.
+            # An alternative sharing words with a refused draft is mostly that claim re-spelled ("commutative
+            # algebra" after "combinative algebra"): the same wrong reading, now passing the checks.
+            refused = set() if model_declined else set(tokenize(answer.answer or "")) - set(tokenize(standalone))
+            for alternative in self._alternatives(question.text, passages, history, model):
+                raw = cut_loops(strip_invented_headers(alternative.strip())[0], s.answer.max_repeats)[0]
+                if not part_of(raw, best[0].text) or refused & set(tokenize(raw)):
+                    continue
+                second = Answer(None, [], retrieval_ms, 0.0, False, 0, model, standalone, shown, answerable=answerable)
+                declined = self._check(second, raw, passages, standalone, ranked.signals, kept, about)
+                if not declined and second.grounded and {c.n for c in second.citations} == {best[0].n}:
+                    second.retried = True
+                    answer, model_declined = second, False
+                    break
         answer.generation_ms = (time.perf_counter() - t1) * 1000
         if model_declined and not answer.grounded:
             if mode == "verify" and sure and not answer_problems(best[0].text, standalone):
@@ -204,6 +232,19 @@ class AnswerPipeline:
             # verify: nothing unchecked leaves; "progress" lets a consumer count pieces and cancel.
             yield {"event": "token", "text": piece} if s.answer.mode == "generate" else {"event": "progress"}
         return cut_loops(strip_invented_headers("".join(pieces).strip())[0], s.answer.max_repeats)[0]
+
+    def _alternatives(
+        self, question: str, passages: Sequence[Passage], history: Sequence[dict], model: str
+    ) -> list[str]:
+        """The model's other replies; none when the server cannot give them (an OpenAI-compatible server
+        without vLLM's continue_final_message, say): they improve an answer, never fail one."""
+        messages = build_messages(question, passages, history)
+        limit, k = self.settings.llm.max_tokens, self.settings.answer.alternatives
+        try:
+            return self.generator.alternatives(messages, model=model, max_tokens=limit, k=k)
+        except DocqaError as exc:
+            log.warning("no alternative replies (%s); the evidence is quoted instead", exc)
+            return []
 
     def _check(
         self,

@@ -323,6 +323,15 @@ def off_topic_problems(text: str, passages: Sequence[Passage], about_question: S
     return [f"'{body[:60]}' is not in the sentences about the question"]
 
 
+def part_of(text: str, quote: str) -> bool:
+    """``text`` (markers and end punctuation aside) stands in ``quote`` as written, in whole words (a
+    possessive belongs to its word: "Bainbridge's" is the store's name): a reply may replace the evidence
+    quote only as a piece of it, never with a claim from elsewhere."""
+    body = " ".join(strip_markers(text).strip(" .;:,").lower().split())
+    whole = rf"(?<!\w){re.escape(body)}(?!\w|['’]s\b)"
+    return bool(body) and re.search(whole, " ".join(quote.lower().split())) is not None
+
+
 def recite(text: str, passages: Sequence[Passage], question: str = "") -> tuple[str, list[ClaimCheck]]:
     """Verify each sentence; one that its cited passage does not back but another shown passage does
     is re-pointed to that passage (small models often cite the neighbour of the right source).

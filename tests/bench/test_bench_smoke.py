@@ -42,3 +42,31 @@ def test_write_results_writes_json_and_markdown(tmp_path, monkeypatch) -> None:
     assert data["rows"] == [{"a": 1, "b": 0.5}] and data["machine"]["cores"] and data["tables"]["g"] == [{"c": 2}]
     md = (tmp_path / "t.md").read_text()
     assert "| 1 | 0.500 |" in md and "| 2 |" in md and "make x" in md
+
+
+def test_replayed_prompts_get_the_recorded_draft_and_alternatives() -> None:
+    from bench.replay_answers import Recorder, Replayer
+    from rag.prompting import DECLINE_TEXT, build_messages
+
+    class Live:
+        model_name = "docqa-base"
+
+        def stream(self, messages: list[dict], **_: object):
+            yield from ["Elizabeth ", "[1]"]
+
+        def alternatives(self, messages: list[dict], *, k: int = 3, **_: object) -> list[str]:
+            return ["Henry II [1]", "1589 [1]", "Newcastle [1]"][:k]
+
+    asked = build_messages("Who granted the charter?", [])
+    other = build_messages("Who built the keep?", [])
+    recorder = Recorder(Live(), 3)  # type: ignore[arg-type]
+    assert "".join(recorder.stream(asked, max_tokens=8)) == "Elizabeth [1]"
+    assert recorder.alternatives(asked, k=1) == ["Henry II [1]"]
+    recorded = json.loads(json.dumps({"drafts": recorder.drafts, "alts": recorder.alts}))
+    replayer = Replayer(recorded, "docqa-base", ["docqa-base"])
+    assert "".join(replayer.stream(asked)) == "Elizabeth [1]" and replayer.alternatives(asked, k=2) == [
+        "Henry II [1]",
+        "1589 [1]",
+    ]
+    assert "".join(replayer.stream(other)) == DECLINE_TEXT and replayer.missing == 1
+    assert replayer.alternatives(other) == []

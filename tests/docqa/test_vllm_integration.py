@@ -51,6 +51,14 @@ class TestServedModel:
         tuned = generator.chat(QUESTION, model=vllm_server.adapter_name, max_tokens=16)
         assert tuned != generator.chat(QUESTION, max_tokens=16)  # random LoRA weights change the answer
 
+    def test_alternatives_start_where_the_greedy_reply_does_not(self, generator: OpenAIGenerator) -> None:
+        """Each alternative begins with another of the model's likely first tokens and is continued by the
+        server (continue_final_message): whole replies, none a copy of the greedy one."""
+        greedy = generator.chat(QUESTION, max_tokens=16)
+        others = generator.alternatives(QUESTION, max_tokens=16, k=3)
+        assert len(set(others)) == 3 and all(o.strip() for o in others) and greedy not in others
+        assert any(len(o.split()) > 1 for o in others)  # continued by the server, not the first token alone
+
     def test_unknown_model_is_a_model_server_error(self, generator: OpenAIGenerator) -> None:
         with pytest.raises(ModelServerError, match="ghost"):
             generator.chat(QUESTION, model="ghost", max_tokens=4)

@@ -12,7 +12,7 @@ import pytest
 
 from rag.adapters import register_adapter
 from rag.errors import ModelServerError
-from rag.generation import OpenAIGenerator, TransformersGenerator, _StopTrimmer, build_generator
+from rag.generation import OpenAIGenerator, TransformersGenerator, _other_starts, _StopTrimmer, build_generator
 from rag.settings import Settings
 from tests.helpers import free_port, make_random_lora
 
@@ -64,6 +64,13 @@ def test_stop_trimmer() -> None:
     assert _StopTrimmer([]).feed("x") == ("x", False)
 
 
+def test_other_starts_skip_the_greedy_token_and_its_variants() -> None:
+    ranked = ["John", " john", "Bain", "", "\ufffd", "New", "bain", "The"]
+    assert _other_starts("John", ranked, 3) == ["Bain", "New", "The"]
+    assert _other_starts("John", ranked, 1) == ["Bain"]
+    assert _other_starts("The", ["The"], 3) == []
+
+
 @pytest.mark.slow
 class TestTransformersGenerator:
     @pytest.fixture(scope="class")
@@ -102,6 +109,13 @@ class TestTransformersGenerator:
         assert generator.models() == ["docqa-base", "test-lora"]
         with pytest.raises(ModelServerError, match="not served"):
             generator.chat(messages, model="ghost", max_tokens=4)
+
+    def test_alternatives_branch_from_other_first_tokens(self, generator: TransformersGenerator) -> None:
+        messages = [{"role": "user", "content": "What is the capital of France? Answer in one word."}]
+        greedy = generator.chat(messages, max_tokens=8)
+        others = generator.alternatives(messages, max_tokens=8, k=2)
+        assert len(set(others)) == 2 and all(o.strip() for o in others) and greedy not in others
+        assert any(len(o.split()) > 1 for o in others)  # continued, not the first token alone
 
     def test_stop_strings_and_early_close(self, generator: TransformersGenerator) -> None:
         messages = [{"role": "user", "content": "Count from 1 to 20, separated by commas."}]

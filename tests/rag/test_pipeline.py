@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from docqa.services import Services
-from rag.pipeline import AnswerPipeline
+from rag.errors import GenerationError
+from rag.pipeline import AnswerPipeline, answering_first
 from rag.prompting import DECLINE_TEXT
 from rag.store import CollectionReader
-from rag.types import Question
+from rag.types import Evidence, Question
 
 WARRANTY = Question("How long is the warranty?", "kb")
 
@@ -21,9 +22,11 @@ WARRANTY = Question("How long is the warranty?", "kb")
 class ScriptedGenerator:
     """Returns a fixed reply and records what it was sent (unit tests only)."""
 
-    def __init__(self, reply: str, *later: str) -> None:
+    def __init__(self, reply: str, *later: str, alternatives: list[str] | None = None) -> None:
         self.replies = [reply, *later]  # one per call; the last repeats
         self.calls: list[list[dict]] = []
+        self.others = alternatives or []
+        self.alternative_calls: list[int] = []  # k of each alternatives() call
 
     @property
     def reply(self) -> str:
@@ -36,6 +39,10 @@ class ScriptedGenerator:
     def stream(self, messages: list[dict], **_: object) -> Iterator[str]:
         self.calls.append(messages)
         yield from re.findall(r"\S+\s*", self.reply)  # word by word, as a server streams
+
+    def alternatives(self, messages: list[dict], *, k: int = 3, **_: object) -> list[str]:
+        self.alternative_calls.append(k)
+        return self.others[:k]
 
     def models(self) -> list[str]:
         return ["docqa-base"]
@@ -53,10 +60,16 @@ class TestPipeline:
         services.ingestor.ingest([kb], "kb")
 
     def _pipeline(
-        self, services: Services, tmp_path: Path, reply: str, *later: str, **settings: object
+        self,
+        services: Services,
+        tmp_path: Path,
+        reply: str,
+        *later: str,
+        alternatives: list[str] | None = None,
+        **settings: object,
     ) -> tuple[AnswerPipeline, ScriptedGenerator]:
         self._ingest(services, tmp_path)
-        gen = ScriptedGenerator(reply, *later)
+        gen = ScriptedGenerator(reply, *later, alternatives=alternatives)
         configured = services.settings.with_overrides(**settings) if settings else services.settings
         return Services(configured, embedder=services.embedder, generator=gen).pipeline, gen
 
@@ -126,6 +139,60 @@ class TestPipeline:
         pipeline, gen = self._pipeline(services, tmp_path / "bad", first, **on)
         bad = pipeline.ask(WARRANTY)
         assert len(gen.calls) == 2 and bad.mode == "quote" and "36" not in bad.answer
+
+    @pytest.mark.parametrize("first", [DECLINE_TEXT, "3 years [1]."])
+    def test_the_first_alternative_that_passes_is_shown(self, first: str, services: Services, tmp_path: Path) -> None:
+        """The model declined (with retrieval sure) or wrote an unsupported claim: with ``answer.alternatives``
+        its other replies are checked in order and the first that passes and is a piece of the evidence quote
+        is shown ("12 months [1]" is true to its source and answers another question); none, the quote."""
+        kb = tmp_path / "kb"
+        kb.mkdir(parents=True)
+        (kb / "warranty.md").write_text(
+            "# Warranty\n\nThe Tidy robot warranty lasts 24 months from purchase. "
+            "The spare battery is covered for 12 months.\n"
+        )
+        services.ingestor.ingest([kb], "kb")
+        others = ["12 months [1].", DECLINE_TEXT, "24 months [1].", "36 months [1]."]
+
+        def ask(alternatives: list[str], reply: str = first, **settings: object) -> tuple[ScriptedGenerator, object]:
+            gen = ScriptedGenerator(reply, alternatives=alternatives)
+            configured = services.settings.with_overrides(
+                answer__quote_over_decline=0.0, answer__answerable_threshold=0.0, **settings
+            )
+            return gen, Services(configured, embedder=services.embedder, generator=gen).pipeline.ask(WARRANTY)
+
+        gen, answer = ask(others, answer__alternatives=4)
+        assert gen.alternative_calls == [4] and answer.retried and answer.mode == "generate" and answer.grounded
+        assert answer.answer == "24 months [1]." and Path(answer.citations[0].source).name == "warranty.md"
+        # Off: never asked (the default asks for one). None passing: the quote, as before.
+        gen, off = ask(others, answer__alternatives=0)
+        assert gen.alternative_calls == [] and off.mode == "quote" and not off.retried
+        gen, _ = ask(others)
+        assert gen.alternative_calls == [1]
+        gen, bad = ask([others[0], others[1], others[3]], answer__alternatives=4)
+        assert gen.alternative_calls == [4] and bad.mode == "quote" and "24 months" in bad.answer
+        assert not bad.retried and not bad.answer.startswith("12")
+        if first != DECLINE_TEXT:
+            # A refused claim re-spelled is the same reading: an alternative sharing its words is not shown.
+            gen, again = ask(others, "The warranty lasts 48 months [1].", answer__alternatives=4)
+            assert gen.alternative_calls == [4] and again.mode == "quote" and not again.retried
+
+    def test_a_server_without_alternatives_still_gets_the_quote(self, services: Services, tmp_path: Path) -> None:
+        class NoAlternatives(ScriptedGenerator):
+            def alternatives(self, messages: list[dict], *, k: int = 3, **_: object) -> list[str]:
+                raise GenerationError("the model server rejected the request: continue_final_message")
+
+        self._ingest(services, tmp_path)
+        settings = services.settings.with_overrides(answer__alternatives=2)
+        gen = NoAlternatives("The warranty lasts 36 months [1].")
+        answer = Services(settings, embedder=services.embedder, generator=gen).pipeline.ask(WARRANTY)
+        assert answer.mode == "quote" and "24 months" in answer.answer and not answer.retried
+
+    def test_a_supported_first_reply_asks_for_no_alternative(self, services: Services, tmp_path: Path) -> None:
+        pipeline, gen = self._pipeline(
+            services, tmp_path, "24 months [1].", alternatives=["30 days [2]."], answer__alternatives=3
+        )
+        assert pipeline.ask(WARRANTY).mode == "generate" and gen.alternative_calls == []
 
     def test_a_span_from_a_sentence_about_something_else_is_not_shown(
         self, services: Services, tmp_path: Path
@@ -243,3 +310,15 @@ class TestCollaborators:
             seen[window] = str(gen.calls[0])  # the follow-up rewrite's messages
         assert "Tell me about the robot" in seen[4] and "Tell me about the robot" not in seen[2]
         assert "And the dock?" in seen[2]
+
+
+def test_the_quote_is_the_best_sentence_that_can_answer() -> None:
+    """A "how many" question is quoted a sentence with a number when one of the best sentences has it."""
+
+    def ev(n: int, text: str) -> Evidence:
+        return Evidence(n, f"doc{n}.md", None, n, 0, len(text), text, 1.0 / n)
+
+    best = [ev(1, "Newcastle is served by Haymarket Bus Station."), ev(2, "The city has two major bus stations.")]
+    assert [e.n for e in answering_first(best, "How many major bus stations are in Newcastle?")] == [2, 1]
+    assert [e.n for e in answering_first(best, "Which bus station serves Newcastle?")] == [1, 2]
+    assert [e.n for e in answering_first(best[:1], "How many bus stations are there?")] == [1]  # none can: as is

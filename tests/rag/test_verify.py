@@ -14,6 +14,7 @@ from rag.verify import (
     named_terms,
     numbers,
     off_topic_problems,
+    part_of,
     recite,
     strip_invented_headers,
 )
@@ -205,3 +206,13 @@ class TestAnswersTheQuestion:
         price = "What does the Sweep S3 itself cost?"
         assert answer_problems("The Sweep S3 comes with a warranty from the date of purchase.", price)
         assert not answer_problems("The Sweep S3 costs 399 EUR.", price)
+
+
+def test_a_reply_is_part_of_the_quote_only_as_written_in_whole_words() -> None:
+    quote = "Newcastle store Bainbridge's, opened in 1838, is often cited as the world's first department store."
+    assert part_of("Bainbridge's [1].", quote) and part_of("opened in  1838", quote)
+    assert not part_of("Bainbridge [1]", quote)  # the store is Bainbridge's
+    assert part_of("the world's first [1]", quote)
+    assert not part_of("Bainbridge's store [1]", quote)  # words in another order or from elsewhere
+    assert not part_of("183 [1]", quote) and not part_of("John Lewis [1]", quote)
+    assert not part_of("[1].", quote)  # nothing but a marker
