@@ -158,19 +158,22 @@ class AnswerPipeline:
         kept = {p.n for p in passages}
         best = answering_first([e for e in ranked.evidence if e.n in kept][: s.evidence.max_spans], standalone)
 
+        def blank() -> Answer:  # an answer to fill: nothing said yet, the retrieval facts set
+            return Answer(None, [], retrieval_ms, 0.0, False, 0, model, standalone, shown, answerable=answerable)
+
         t1 = time.perf_counter()
         if mode != "generate" and not best:
             # Nothing in the passages can be quoted or checked against (no sentence long enough).
             yield from self._decline(model, standalone, retrieval_ms, answerable)
             return
         if mode == "quote":
-            answer = Answer(None, [], retrieval_ms, 0.0, False, 0, model, standalone, shown, answerable=answerable)
+            answer = blank()
             self._quote_instead(answer, best, passages)
             yield {"event": "token", "text": answer.answer}
             yield {"event": "final", "answer": answer}
             return
         raw = yield from self._draft(question.text, passages, history, model)
-        answer = Answer(None, [], retrieval_ms, 0.0, False, 0, model, standalone, shown, answerable=answerable)
+        answer = blank()
         about = [e.text for e in ranked.evidence if e.n in kept][: s.answer.span_sentences]
         model_declined = self._check(answer, raw, passages, standalone, ranked.signals, kept, about)
         sure = answerable >= s.answer.quote_over_decline
@@ -183,7 +186,7 @@ class AnswerPipeline:
                 question.text, [Passage(1, focus.chunks, focus.score)], history, model
             )
             raw = re.sub(r"\[1\]", f"[{focus.n}]", map_citations(raw, [Passage(1, focus.chunks, 0.0)])[0])
-            second = Answer(None, [], retrieval_ms, 0.0, False, 0, model, standalone, shown, answerable=answerable)
+            second = blank()
             if not self._check(second, raw, passages, standalone, ranked.signals, kept, about) and second.grounded:
                 second.retried = True
                 answer = second
@@ -194,10 +197,10 @@ class AnswerPipeline:
             # algebra" after "combinative algebra"): the same wrong reading, now passing the checks.
             refused = set() if model_declined else set(tokenize(answer.answer or "")) - set(tokenize(standalone))
             for alternative in self._alternatives(question.text, passages, history, model):
-                raw = cut_loops(strip_invented_headers(alternative.strip())[0], s.answer.max_repeats)[0]
+                raw = self._clean(alternative)
                 if not part_of(raw, best[0].text) or refused & set(tokenize(raw)):
                     continue
-                second = Answer(None, [], retrieval_ms, 0.0, False, 0, model, standalone, shown, answerable=answerable)
+                second = blank()
                 declined = self._check(second, raw, passages, standalone, ranked.signals, kept, about)
                 if not declined and second.grounded and {c.n for c in second.citations} == {best[0].n}:
                     second.retried = True
@@ -231,7 +234,11 @@ class AnswerPipeline:
             pieces.append(piece)
             # verify: nothing unchecked leaves; "progress" lets a consumer count pieces and cancel.
             yield {"event": "token", "text": piece} if s.answer.mode == "generate" else {"event": "progress"}
-        return cut_loops(strip_invented_headers("".join(pieces).strip())[0], s.answer.max_repeats)[0]
+        return self._clean("".join(pieces))
+
+    def _clean(self, raw: str) -> str:
+        """A reply as it is checked: invented source headers stripped and repetition loops cut."""
+        return cut_loops(strip_invented_headers(raw.strip())[0], self.settings.answer.max_repeats)[0]
 
     def _alternatives(
         self, question: str, passages: Sequence[Passage], history: Sequence[dict], model: str
