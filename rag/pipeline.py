@@ -17,6 +17,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from collections.abc import Generator as Coroutine
+from dataclasses import replace
 from typing import Any
 
 from rag.answerability import probability, signals
@@ -41,7 +42,16 @@ from rag.retrieval import Retriever
 from rag.settings import Settings
 from rag.store import CollectionReader
 from rag.types import Answer, ClaimCheck, Evidence, Question
-from rag.verify import answer_problems, cut_loops, off_topic_problems, part_of, recite, strip_invented_headers
+from rag.verify import (
+    answer_problems,
+    cut_loops,
+    list_item,
+    off_topic_problems,
+    part_of,
+    recite,
+    rival_sentence,
+    strip_invented_headers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +66,27 @@ def answering_first(best: list[Evidence], question: str) -> list[Evidence]:
     number when another of the best sentences has one. Unchanged when none can."""
     fitting = next((e for e in best if not answer_problems(e.text, question)), None)
     return [fitting, *(e for e in best if e is not fitting)] if fitting else best
+
+
+def rival_first(
+    best: list[Evidence], candidates: Sequence[Evidence], draft: str, passages: Sequence[Passage], question: str
+) -> list[Evidence]:
+    """The evidence with the draft's own sentence in front when the draft took the wrong figure of it
+    ("2003" from "... topped ARWU since 2003, and the World Reputation Rankings since 2011"): the verifier
+    found the question's figure there, so that sentence, not the ranker's best, is the quote. ``candidates``:
+    the sentences about the question (a draft copied from elsewhere says nothing of where the answer stands)."""
+    sentence = rival_sentence(draft, passages, question) if draft else None
+    source = next((e for e in candidates if e.text == sentence), None) if sentence else None
+    return [source, *(e for e in best if e is not source)][: len(best)] if source else best
+
+
+def sentence_passage(evidence: Evidence, passages: Sequence[Passage]) -> Passage:
+    """The evidence sentence as the only source of a prompt (numbered 1, with its passage's file, page and
+    section): a small model asked about one sentence copies the answer out of it far more often than out
+    of three passages, and what it copies can only be checked against that sentence."""
+    passage = next(p for p in passages if p.n == evidence.n)
+    chunk = next((c for c in passage.chunks if c.id == evidence.chunk_id), passage.chunks[0])
+    return Passage(1, [replace(chunk, text=evidence.text)], passage.score)
 
 
 class AnswerPipeline:
@@ -174,38 +205,40 @@ class AnswerPipeline:
             return
         raw = yield from self._draft(question.text, passages, history, model)
         answer = blank()
-        about = [e.text for e in ranked.evidence if e.n in kept][: s.answer.span_sentences]
+        about_ev = [e for e in ranked.evidence if e.n in kept][: s.answer.span_sentences]
+        about = [e.text for e in about_ev]
         model_declined = self._check(answer, raw, passages, standalone, ranked.signals, kept, about)
+        if not model_declined and not answer.grounded:
+            best = rival_first(best, about_ev, answer.answer or "", passages, standalone)
         sure = answerable >= s.answer.quote_over_decline
-        if mode == "verify" and s.answer.focused_retry and not answer.grounded and (sure or not model_declined):
-            # The small model declined although the retrieval signals are sure, or wrote a claim its
-            # source does not back: ask once more with the best evidence's passage alone, which it
-            # answers from far more often; a checked answer from it beats a quote.
-            focus = next(p for p in passages if p.n == best[0].n)
-            raw = yield from self._draft(
-                question.text, [Passage(1, focus.chunks, focus.score)], history, model
-            )
-            raw = re.sub(r"\[1\]", f"[{focus.n}]", map_citations(raw, [Passage(1, focus.chunks, 0.0)])[0])
-            second = blank()
-            if not self._check(second, raw, passages, standalone, ranked.signals, kept, about) and second.grounded:
-                second.retried = True
-                answer = second
-        if mode == "verify" and s.answer.alternatives and not answer.grounded and (sure or not model_declined):
-            # The quote of the best evidence is what would be shown; one of the model's other replies (its
-            # next likely starts) that is a checked piece of that quote is a shorter answer, and no less right.
-            # An alternative sharing words with a refused draft is mostly that claim re-spelled ("commutative
-            # algebra" after "combinative algebra"): the same wrong reading, now passing the checks.
+        if mode == "verify" and not answer.grounded and (sure or not model_declined):
+            # The quote of the best evidence is what would be shown. A shorter answer may replace it only as a
+            # checked piece of that sentence: one of the model's other replies (its next likely starts), or its
+            # reply with the sentence as its only source. A reply sharing words with a refused draft is mostly
+            # that claim re-spelled ("commutative algebra" after "combinative algebra"): the same wrong
+            # reading, now passing the checks.
             refused = set() if model_declined else set(tokenize(answer.answer or "")) - set(tokenize(standalone))
-            for alternative in self._alternatives(question.text, passages, history, model):
-                raw = self._clean(alternative)
-                if not part_of(raw, best[0].text) or refused & set(tokenize(raw)):
-                    continue
+
+            def piece_of_quote(raw: str) -> Answer | None:
+                if not part_of(raw, best[0].text) or list_item(raw, best[0].text) or refused & set(tokenize(raw)):
+                    return None
                 second = blank()
                 declined = self._check(second, raw, passages, standalone, ranked.signals, kept, about)
-                if not declined and second.grounded and {c.n for c in second.citations} == {best[0].n}:
-                    second.retried = True
-                    answer, model_declined = second, False
-                    break
+                if declined or not second.grounded or {c.n for c in second.citations} != {best[0].n}:
+                    return None
+                second.retried = True
+                return second
+
+            shorter = None
+            if s.answer.alternatives:
+                replies = self._alternatives(question.text, passages, history, model)
+                shorter = next(filter(None, (piece_of_quote(self._clean(r)) for r in replies)), None)
+            if shorter is None and s.answer.sentence_draft:
+                sentence = sentence_passage(best[0], passages)
+                raw = yield from self._draft(question.text, [sentence], history, model)
+                shorter = piece_of_quote(re.sub(r"\[1\]", f"[{best[0].n}]", map_citations(raw, [sentence])[0]))
+            if shorter is not None:
+                answer, model_declined = shorter, False
         answer.generation_ms = (time.perf_counter() - t1) * 1000
         if model_declined and not answer.grounded:
             if mode == "verify" and sure and not answer_problems(best[0].text, standalone):
@@ -222,9 +255,7 @@ class AnswerPipeline:
             yield {"event": "token", "text": answer.answer}
         yield {"event": "final", "answer": answer}
 
-    def _draft(
-        self, question: str, passages: Sequence[Passage], history: Sequence[dict], model: str
-    ) -> Drafting:
+    def _draft(self, question: str, passages: Sequence[Passage], history: Sequence[dict], model: str) -> Drafting:
         """Generate from ``passages``; the raw text, invented source headers stripped and loops cut."""
         s = self.settings
         pieces: list[str] = []

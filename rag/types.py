@@ -173,7 +173,7 @@ class Answer:
     checks: list[ClaimCheck] = field(default_factory=list)  # the verifier's verdict on each generated sentence
     answerable: float | None = None  # the answerability model's probability
     generated: str | None = None  # the model's own text, when a quote replaced it
-    retried: bool = False  # the answer shown is not the first draft: one of the alternatives, or the focused draft
+    retried: bool = False  # not the first draft: an alternative, or the draft from the quoted sentence
     load_ms: float = 0.0  # loading models on this process's first question, apart from retrieval_ms
 
     def as_json(self) -> dict[str, Any]:

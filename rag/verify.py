@@ -194,7 +194,9 @@ def answer_problems(text: str, question: str) -> list[str]:
     if not question or not body or _YES_NO.match(body):
         return []
     problems = []
-    if not set(tokenize(body)) - set(tokenize(question)) and not numbers(body) - numbers(question):
+    # The question's figures however read: "a=3,6 or 9" is the list 3, 6, 9 as much as the decimal 3.6.
+    asked = numbers(question) | {n.lstrip("0") or "0" for n in re.findall(r"\d+", question)}
+    if not set(tokenize(body)) - set(tokenize(question)) and not numbers(body) - asked:
         problems.append("it only restates the question")
     words = set(re.findall(r"[a-z]+", body.lower()))
     wants_number = _WANTS_NUMBER.match(question) or _ASKS_PRICE.search(question)
@@ -252,23 +254,16 @@ def _holds(part: str, needle: str) -> bool:
     return re.search(rf"(?<!\w){re.escape(needle)}(?!\w)", part.lower()) is not None
 
 
-def rival_problems(text: str, passages: Sequence[Passage], question: str) -> list[str]:
-    """A short answer holding a figure (a number, a code) must not be the figure of the wrong part of
-    its sentence.
-
-    "How many bits are often in the primes used for RSA?" answered "1024-bit primes" from "512-bit primes
-    are frequently used for RSA and 1024-bit primes for Diffie-Hellman" passes every word check: both
-    figures are in the source. Where the answer stands closest to the question (the sentence whose part
-    holding it shares most of the question's words), another part holding a different figure and more
-    of the question's words means the answer took the wrong one."""
+def _rival(text: str, passages: Sequence[Passage], question: str) -> tuple[str, str] | None:
+    """(the rival figure, the sentence) where a short answer took the wrong figure of its sentence."""
     body = _short_span(text)
     figures = _figures(body)
     if not body or not figures:
-        return []
+        return None
     asked = set(tokenize(question)) - set(tokenize(body))
     needle = body.lower()
     cited = [p for p in passages if f"[{p.n}]" in text] or list(passages)
-    best: tuple[int, int, set[str]] | None = None  # (own overlap, best rival overlap, rival figures)
+    best: tuple[int, int, set[str], str] | None = None  # (own overlap, best rival overlap, rival figures, sentence)
     for p in cited:
         for sentence in split_sentences(p.text):
             parts = [c for c in _PART.split(sentence) if c and c.strip()]
@@ -283,10 +278,30 @@ def rival_problems(text: str, passages: Sequence[Passage], question: str) -> lis
                 if rival and not _holds(c, needle) and overlap > rival_overlap:
                     rival_overlap, rivals = overlap, rival
             if best is None or own_overlap > best[0]:
-                best = (own_overlap, rival_overlap, rivals)
+                best = (own_overlap, rival_overlap, rivals, sentence)
     if best is not None and best[1] > best[0]:
-        return [f"the source pairs the question with {sorted(best[2])[0]}, not '{body[:60]}'"]
-    return []
+        return sorted(best[2])[0], best[3]
+    return None
+
+
+def rival_problems(text: str, passages: Sequence[Passage], question: str) -> list[str]:
+    """A short answer holding a figure (a number, a code) must not be the figure of the wrong part of
+    its sentence.
+
+    "How many bits are often in the primes used for RSA?" answered "1024-bit primes" from "512-bit primes
+    are frequently used for RSA and 1024-bit primes for Diffie-Hellman" passes every word check: both
+    figures are in the source. Where the answer stands closest to the question (the sentence whose part
+    holding it shares most of the question's words), another part holding a different figure and more
+    of the question's words means the answer took the wrong one."""
+    found = _rival(text, passages, question)
+    return [f"the source pairs the question with {found[0]}, not '{_short_span(text)[:60]}'"] if found else []
+
+
+def rival_sentence(text: str, passages: Sequence[Passage], question: str) -> str | None:
+    """The sentence whose other figure answers the question, when ``text`` took the wrong one (see
+    ``rival_problems``): the verifier's own reading of where the answer stands, so it is the quote."""
+    found = _rival(text, passages, question)
+    return found[1] if found else None
 
 
 def recombined_problems(text: str, passages: Sequence[Passage]) -> list[str]:
@@ -330,6 +345,21 @@ def part_of(text: str, quote: str) -> bool:
     body = " ".join(strip_markers(text).strip(" .;:,").lower().split())
     whole = rf"(?<!\w){re.escape(body)}(?!\w|['’]s\b)"
     return bool(body) and re.search(whole, " ".join(quote.lower().split())) is not None
+
+
+_JOIN = r"(?:,?\s+and|\s+or)\s+"  # "X and Y", "X, Y, and Z", "X or Y"; not ", or" ("74 per cent, or 260 votes")
+
+
+def list_item(text: str, quote: str) -> bool:
+    """Whether ``text`` stands in ``quote`` only as an item of a list joined by "and" or "or" ("Germany" of
+    "spread east through Germany and Scandinavia"): shown instead of the quote, it drops the other items."""
+    body = " ".join(strip_markers(text).strip(" .;:,").lower().split())
+    hay = " ".join(quote.lower().split())
+    spans = [m.span() for m in re.finditer(rf"(?<!\w){re.escape(body)}(?!\w)", hay)] if body else []
+    joined = [
+        re.match(rf"{_JOIN}\w", hay[b:]) or re.search(rf"\w{_JOIN}$", hay[:a]) for a, b in spans
+    ]
+    return bool(spans) and all(joined)
 
 
 def recite(text: str, passages: Sequence[Passage], question: str = "") -> tuple[str, list[ClaimCheck]]:

@@ -117,28 +117,46 @@ class TestPipeline:
         pipeline, _ = self._pipeline(services, tmp_path / "b", DECLINE_TEXT, answer__quote_over_decline=1.0)
         assert pipeline.ask(WARRANTY).declined
 
-    @pytest.mark.parametrize("first", [DECLINE_TEXT, "The warranty lasts 36 months [1]."])
-    def test_a_focused_second_draft_is_shown_when_it_passes(
+    @pytest.mark.parametrize("first", [DECLINE_TEXT, "The warranty covers the dock [1]."])
+    def test_a_draft_from_the_quoted_sentence_alone_is_shown_when_it_is_a_checked_piece_of_it(
         self, first: str, services: Services, tmp_path: Path
     ) -> None:
-        """The model declined (with retrieval sure) or wrote an unsupported claim: with
-        ``answer.focused_retry`` a second draft from the best evidence's passage alone is shown when it
-        passes verification."""
-        second = "The warranty lasts 24 months [1]."
-        on = {"answer__quote_over_decline": 0.0, "answer__focused_retry": True}
+        """The model declined (with retrieval sure) or wrote an unsupported claim: asked again with the sentence
+        that would be quoted as its only source, its reply is shown when it passes verification and is a piece
+        of that sentence; otherwise the quote, as before."""
+        second = "24 months [1]."
+        on = {"answer__quote_over_decline": 0.0, "answer__alternatives": 0}
         pipeline, gen = self._pipeline(services, tmp_path, first, second, **on)
         answer = pipeline.ask(WARRANTY)
         assert len(gen.calls) == 2 and answer.retried and answer.mode == "generate" and answer.grounded
         assert answer.answer == second and Path(answer.citations[0].source).name == "warranty.md"
-        focused = gen.calls[1][-1]["content"]
-        assert "24 months" in focused and "30 days" not in focused  # the best passage alone
-        # Off (the default), or the second draft failing too: the quote, as before.
-        pipeline, gen = self._pipeline(services, tmp_path / "off", first, second, answer__quote_over_decline=0.0)
+        sources = gen.calls[1][-1]["content"].split("Sources:\n", 1)[1].split("\n\nQuestion:")[0]
+        assert sources.splitlines()[0].startswith("[1] (warranty.md")  # the sentence's file, numbered 1
+        assert sources.splitlines()[1:] == ["The Tidy robot warranty lasts 24 months from purchase."]
+        # Off, or a reply that is not a piece of the sentence (true, but more than it says): the quote.
+        pipeline, gen = self._pipeline(services, tmp_path / "off", first, second, answer__sentence_draft=False, **on)
         off = pipeline.ask(WARRANTY)
         assert len(gen.calls) == 1 and off.mode == "quote" and not off.retried
-        pipeline, gen = self._pipeline(services, tmp_path / "bad", first, **on)
+        pipeline, gen = self._pipeline(
+            services, tmp_path / "bad", first, "24 months from purchase, with a receipt [1].", **on
+        )
         bad = pipeline.ask(WARRANTY)
-        assert len(gen.calls) == 2 and bad.mode == "quote" and "36" not in bad.answer
+        assert len(gen.calls) == 2 and bad.mode == "quote" and not bad.retried
+        assert bad.answer.startswith('From warranty.md: "The Tidy robot warranty lasts 24 months')
+
+    def test_a_shorter_answer_that_drops_items_of_a_list_is_not_shown(self, services: Services, tmp_path: Path) -> None:
+        kb = tmp_path / "kb"
+        kb.mkdir(parents=True)
+        (kb / "cover.md").write_text("# Cover\n\nThe dock and the charger are covered for 12 months.\n")
+        services.ingestor.ingest([kb], "kb")
+        question = Question("Which parts are covered for 12 months?", "kb")
+        on = services.settings.with_overrides(answer__quote_over_decline=0.0, answer__alternatives=0)
+        shown = {}
+        for reply in ("The dock [1].", "The dock and the charger [1]."):
+            gen = ScriptedGenerator("The battery [1].", reply)
+            shown[reply] = Services(on, embedder=services.embedder, generator=gen).pipeline.ask(question)
+        assert shown["The dock [1]."].mode == "quote" and "the charger" in shown["The dock [1]."].answer
+        assert shown["The dock and the charger [1]."].mode == "generate"
 
     @pytest.mark.parametrize("first", [DECLINE_TEXT, "3 years [1]."])
     def test_the_first_alternative_that_passes_is_shown(self, first: str, services: Services, tmp_path: Path) -> None:
@@ -194,9 +212,7 @@ class TestPipeline:
         )
         assert pipeline.ask(WARRANTY).mode == "generate" and gen.alternative_calls == []
 
-    def test_a_span_from_a_sentence_about_something_else_is_not_shown(
-        self, services: Services, tmp_path: Path
-    ) -> None:
+    def test_a_span_from_a_sentence_about_something_else_is_not_shown(self, services: Services, tmp_path: Path) -> None:
         kb = tmp_path / "kb"
         kb.mkdir(parents=True)
         (kb / "stores.md").write_text(
@@ -212,6 +228,32 @@ class TestPipeline:
             assert (answer.mode == "generate") is shown, (reply, answer.answer, answer.checks)
             if not shown:
                 assert "Bainbridge" in answer.answer and "not in the sentences about the question" in str(answer.checks)
+
+    def test_a_draft_with_the_wrong_figure_quotes_the_sentence_that_holds_the_right_one(
+        self, services: Services, tmp_path: Path
+    ) -> None:
+        """The ranker's best sentence speaks of the question's words and holds no answer; the sentence the draft
+        took its wrong figure from holds the right one, so that sentence is the quote."""
+        kb = tmp_path / "kb"
+        kb.mkdir(parents=True)
+        (kb / "primes.md").write_text(
+            "# Primes\n\nWhich prime size is used most often for RSA depends on the standard and on the size "
+            "of the keys used. Several algorithms rely on large primes: 512-bit primes are often used for RSA "
+            "and 1024-bit primes for Diffie-Hellman.\n"
+        )
+        services.ingestor.ingest([kb], "kb")
+        question = Question("Which prime size is often used for RSA?", "kb")
+        answers = {}
+        for reply in ("1024-bit primes [1].", "4096-bit primes [1]."):
+            pipeline = Services(
+                services.settings, embedder=services.embedder, generator=ScriptedGenerator(reply)
+            ).pipeline
+            answers[reply] = pipeline.ask(question)
+        wrong_figure, unsupported = answers["1024-bit primes [1]."], answers["4096-bit primes [1]."]
+        assert wrong_figure.mode == "quote" and "512-bit primes are often used for RSA" in wrong_figure.answer
+        assert wrong_figure.evidence[0].text.startswith("Several algorithms rely on large primes")
+        # Any other refused draft gets the ranker's best sentence: the premise of the test.
+        assert unsupported.mode == "quote" and "depends on the standard" in unsupported.answer, unsupported.checks
 
     def test_loading_the_embedder_is_timed_apart_from_retrieval(self, services: Services, tmp_path: Path) -> None:
         from rag.embedder import SentenceTransformerEmbedder

@@ -11,11 +11,13 @@ from rag.verify import (
     answer_problems,
     check_sentence,
     cut_loops,
+    list_item,
     named_terms,
     numbers,
     off_topic_problems,
     part_of,
     recite,
+    rival_sentence,
     strip_invented_headers,
 )
 
@@ -111,6 +113,8 @@ class TestTermsAndNegation:
         assert any("pairs the question with 512" in p for c in checks for p in c.problems)
         _, checks = recite("512-bit [1].", source, question)
         assert all(c.supported for c in checks)
+        assert rival_sentence("1024-bit primes [1].", source, question) == text  # where the right figure stands
+        assert rival_sentence("512-bit [1].", source, question) is None
         report = (
             "The resulting Report, published in 1945, was one of the most influential manifestos in the 20th century."
         )
@@ -207,6 +211,12 @@ class TestAnswersTheQuestion:
         assert answer_problems("The Sweep S3 comes with a warranty from the date of purchase.", price)
         assert not answer_problems("The Sweep S3 costs 399 EUR.", price)
 
+    def test_the_question_s_own_figures_restated_are_no_answer_however_the_question_writes_them(self) -> None:
+        question = "If q=9 and a=3,6 or 9, how many primes would be in the progression?"  # a list, not 3.6
+        assert "it only restates the question" in answer_problems("a = 3, 6, or 9 [1]", question)
+        assert not answer_problems("at most one prime number [1]", question)
+        assert not answer_problems("12 [1]", question)  # a figure the question lacks
+
 
 def test_a_reply_is_part_of_the_quote_only_as_written_in_whole_words() -> None:
     quote = "Newcastle store Bainbridge's, opened in 1838, is often cited as the world's first department store."
@@ -216,3 +226,17 @@ def test_a_reply_is_part_of_the_quote_only_as_written_in_whole_words() -> None:
     assert not part_of("Bainbridge's store [1]", quote)  # words in another order or from elsewhere
     assert not part_of("183 [1]", quote) and not part_of("John Lewis [1]", quote)
     assert not part_of("[1].", quote)  # nothing but a marker
+
+
+def test_a_reply_that_is_one_item_of_a_list_in_the_quote_is_flagged() -> None:
+    """Shown instead of the quote, one item of "Germany and Scandinavia" drops the other."""
+    quote = (
+        "The disease struck France, Spain, Portugal and England by June 1348, then spread east through Germany "
+        "and Scandinavia; currently this is 74 per cent, or 260 of the 352 votes."
+    )
+    assert list_item("Germany [1]", quote) and list_item("Scandinavia", quote) and list_item("England", quote)
+    assert list_item("Portugal", quote)  # "Portugal and England"
+    assert not list_item("Germany and Scandinavia [1]", quote)  # the whole list
+    assert not list_item("Spain", quote)  # between commas only: a comma list is not told from a clause
+    assert not list_item("260", quote)  # ", or" restates: "74 per cent, or 260 votes"
+    assert not list_item("Italy", quote)  # not in the quote at all: part_of judges that
