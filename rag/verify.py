@@ -67,8 +67,18 @@ def strip_invented_headers(text: str) -> tuple[str, int]:
     return re.sub(r"[ \t]{2,}", " ", cleaned).strip(), n1 + n2
 
 
+def _flat(text: str) -> str:
+    """Lower case, white space collapsed: how a phrase is looked up in a source."""
+    return " ".join(text.lower().split())
+
+
 def _norm(sentence: str) -> str:
-    return " ".join(_MARKER.sub("", sentence).lower().split())
+    return _flat(_MARKER.sub("", sentence))
+
+
+def _reply_phrase(text: str) -> str:
+    """A short reply as a phrase to find in its quote: markers and end punctuation aside, flattened."""
+    return _flat(strip_markers(text).strip(" .;:,"))
 
 
 def cut_loops(text: str, max_repeats: int = 2) -> tuple[str, bool]:
@@ -313,8 +323,8 @@ def recombined_problems(text: str, passages: Sequence[Passage]) -> list[str]:
     body = _short_span(text)
     if len(body.split()) < _MIN_RECOMBINED_WORDS or not body[:1].islower():
         return []
-    needle = " ".join(body.lower().split())
-    if any(needle in " ".join(p.text.lower().split()) for p in passages):
+    needle = _flat(body)
+    if any(needle in _flat(p.text) for p in passages):
         return []  # written in a shown passage (another than the cited one: the citation is re-pointed)
     return [f"'{body[:60]}' is not written in the sources"]
 
@@ -342,9 +352,9 @@ def part_of(text: str, quote: str) -> bool:
     """``text`` (markers and end punctuation aside) stands in ``quote`` as written, in whole words (a
     possessive belongs to its word: "Bainbridge's" is the store's name): a reply may replace the evidence
     quote only as a piece of it, never with a claim from elsewhere."""
-    body = " ".join(strip_markers(text).strip(" .;:,").lower().split())
+    body = _reply_phrase(text)
     whole = rf"(?<!\w){re.escape(body)}(?!\w|['’]s\b)"
-    return bool(body) and re.search(whole, " ".join(quote.lower().split())) is not None
+    return bool(body) and re.search(whole, _flat(quote)) is not None
 
 
 _JOIN = r"(?:,?\s+and|\s+or)\s+"  # "X and Y", "X, Y, and Z", "X or Y"; not ", or" ("74 per cent, or 260 votes")
@@ -353,12 +363,9 @@ _JOIN = r"(?:,?\s+and|\s+or)\s+"  # "X and Y", "X, Y, and Z", "X or Y"; not ", o
 def list_item(text: str, quote: str) -> bool:
     """Whether ``text`` stands in ``quote`` only as an item of a list joined by "and" or "or" ("Germany" of
     "spread east through Germany and Scandinavia"): shown instead of the quote, it drops the other items."""
-    body = " ".join(strip_markers(text).strip(" .;:,").lower().split())
-    hay = " ".join(quote.lower().split())
+    body, hay = _reply_phrase(text), _flat(quote)
     spans = [m.span() for m in re.finditer(rf"(?<!\w){re.escape(body)}(?!\w)", hay)] if body else []
-    joined = [
-        re.match(rf"{_JOIN}\w", hay[b:]) or re.search(rf"\w{_JOIN}$", hay[:a]) for a, b in spans
-    ]
+    joined = [re.match(rf"{_JOIN}\w", hay[b:]) or re.search(rf"\w{_JOIN}$", hay[:a]) for a, b in spans]
     return bool(spans) and all(joined)
 
 
