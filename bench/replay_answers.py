@@ -28,8 +28,8 @@ from rag.prompting import DECLINE_TEXT
 from rag.settings import Settings, load_settings
 
 SQUAD = EVAL_DIR / "squad-dev" / "squad.json"
-REPORTED = ("answer_has_gold", "f1", "exact_match", "citation_has_answer", "quoted", "retried",
-            "declined_in_index", "declined_held_out", "unsupported_claims")  # fmt: skip
+REPORTED = ("answer_has_gold", "f1", "exact_match", "citation_has_answer", "quoted", "wrong_short", "quote_holds",
+            "retried", "declined_in_index", "declined_held_out", "unsupported_claims")  # fmt: skip
 
 
 def _key(messages: list[dict]) -> str:
@@ -104,7 +104,7 @@ class Replayer:
         return None
 
 
-def evaluate(settings: Settings, generator: Any, limit: int, held_out: int) -> dict:
+def evaluate(settings: Settings, generator: Any, limit: int, held_out: int, split: str | None = None) -> dict:
     from docqa.services import build
     from rag.evaluation.answer_eval import evaluate_answers
     from rag.evaluation.datasets import article_split, load_squad, squad_titles
@@ -117,7 +117,7 @@ def evaluate(settings: Settings, generator: Any, limit: int, held_out: int) -> d
         with fresh_collection(services, evalset.docs_dir, "answers") as built:
             return evaluate_answers(
                 services, evalset, built, limit=limit, held_out_limit=held_out, seed=0, articles=set(test),
-                progress=lambda m: print(m, file=sys.stderr),
+                progress=lambda m: print(m, file=sys.stderr), split=split,
             )
 
 
@@ -141,6 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--limit", type=int, default=100)
     parser.add_argument("--held-out", type=int, default=50)
     parser.add_argument("--alternatives", type=int, default=5, help="record: alternatives kept per prompt")
+    parser.add_argument("--split", choices=["dev", "locked"], help="only the dev or the locked questions")
     parser.add_argument("--set", action="append", default=[], help="a setting, e.g. answer__alternatives=1")
     args = parser.parse_args(argv)
     settings = load_settings(llm__temperature=0.0, llm__seed=0, **_overrides(args.set))
@@ -148,14 +149,14 @@ def main(argv: list[str] | None = None) -> None:
         if args.out is None:
             parser.error("record needs --out")
         recorder = Recorder(build_generator(settings), args.alternatives)
-        result = evaluate(settings, recorder, args.limit, args.held_out)
+        result = evaluate(settings, recorder, args.limit, args.held_out, args.split)
         args.out.write_text(json.dumps({"drafts": recorder.drafts, "alts": recorder.alts}))
     else:
         if args.drafts is None:
             parser.error("replay needs the recorded drafts")
         served = [settings.model.served_name, *([settings.answer.adapter] if settings.answer.adapter else [])]
         replayer = Replayer(json.loads(args.drafts.read_text()), settings.model.served_name, served)
-        result = evaluate(settings, replayer, args.limit, args.held_out)
+        result = evaluate(settings, replayer, args.limit, args.held_out, args.split)
         if replayer.missing:
             print(f"{replayer.missing} prompts were not recorded (declined instead)", file=sys.stderr)
         if args.out is not None:

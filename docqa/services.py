@@ -12,7 +12,8 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from ingest.uploads import UploadStore
-from rag.embedder import Embedder, build_embedder
+from rag.answer_check import AnswerChecker, CrossEncoderCheck
+from rag.embedder import Embedder, build_embedder, resolve_embedder_path
 from rag.errors import CollectionNotFoundError
 from rag.evidence import EvidenceSelector
 from rag.generation import Generator, build_generator
@@ -82,6 +83,15 @@ class Services:
         return EvidenceSelector(self.settings.evidence, self.embedder)
 
     @cached_property
+    def checker(self) -> AnswerChecker | None:
+        """The learned answer check (rag/answer_check.py); None when ``check.enabled`` is off. Its weights load
+        on the first question that needs them."""
+        s = self.settings
+        if not s.check.enabled:
+            return None
+        return CrossEncoderCheck(s.check.model, resolve_embedder_path(s.embedder.model), s.check.batch_size)
+
+    @cached_property
     def pipeline(self) -> AnswerPipeline:
         return AnswerPipeline(
             self.settings,
@@ -90,6 +100,7 @@ class Services:
             readers=self.reader,
             count_tokens=self.count_tokens,
             evidence=self.evidence,
+            checker=self.checker,
         )
 
     def reader(self, collection: str) -> CollectionReader:

@@ -95,6 +95,19 @@ class BertEncoder:
         """L2-normalised float32 vectors, one row per text."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        pooled = self.pool(texts)
+        pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        return np.ascontiguousarray(pooled, dtype=np.float32)
+
+    def pool(self, texts: list[str] | list[tuple[str, str]]) -> np.ndarray:
+        """Mean-pooled last hidden states, not normalised, one row per text or (text, text) pair (a pair is
+        encoded as BERT reads one: ``[CLS] a [SEP] b [SEP]`` with its segment ids, as a cross-encoder does)."""
+        x, mask, _ = self.states(texts)
+        return (x * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
+
+    def states(self, texts: list[str] | list[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray, list]:
+        """The last hidden state of every token (batch, length, dim), the attention mask, and the tokenizer's
+        encodings (their ``offsets`` and ``sequence_ids`` map tokens back to characters)."""
         encodings = self.tokenizer.encode_batch(texts)  # type: ignore[attr-defined]
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.float32)
@@ -143,6 +156,4 @@ class BertEncoder:
                 w[p + "output.LayerNorm.bias"],
                 self.eps,
             )
-        pooled = (x * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
-        pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-        return np.ascontiguousarray(pooled, dtype=np.float32)
+        return x, mask, encodings

@@ -15,14 +15,15 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from collections.abc import Generator as Coroutine
 from dataclasses import replace
 from typing import Any
 
+from rag.answer_check import AnswerChecker
 from rag.answerability import probability, signals
 from rag.errors import DocqaError
-from rag.evidence import EvidenceSelector
+from rag.evidence import EvidenceSelector, units_of
 from rag.generation import Generator
 from rag.lexical import tokenize
 from rag.prompting import (
@@ -58,6 +59,13 @@ log = logging.getLogger(__name__)
 # A draft streams its events and returns the text.
 Drafting = Coroutine[dict[str, Any], None, str]
 SERVED_MODELS_TTL_S = 60.0  # how long the model server's list of names is trusted
+
+
+def preferred_model(settings: Settings, served: Collection[str]) -> str:
+    """The model every edge answers with by default: the grounded adapter (``answer.adapter``) when the server
+    serves it, else the base model. One rule, so the staff UI, the API and the widget give the same answers."""
+    adapter = settings.answer.adapter
+    return adapter if adapter and adapter in served else settings.llm_model_name
 
 
 def answering_first(best: list[Evidence], question: str) -> list[Evidence]:
@@ -106,8 +114,10 @@ class AnswerPipeline:
         readers: Callable[[str], CollectionReader],
         count_tokens: Callable[[str], int],
         evidence: EvidenceSelector,
+        checker: AnswerChecker | None = None,
     ) -> None:
         self.settings = settings
+        self.checker = checker if settings.check.enabled else None
         self.retriever = retriever
         self.generator = generator
         self.readers = readers
@@ -135,10 +145,8 @@ class AnswerPipeline:
     def default_model(self) -> str:
         """The grounded adapter when the server publishes it, else the base model; the server's list is
         asked once a minute, so registering the adapter and restarting the server is picked up."""
-        s = self.settings
-        adapter = s.answer.adapter
-        if not adapter:
-            return s.llm_model_name
+        if not self.settings.answer.adapter:
+            return self.settings.llm_model_name
         now = time.monotonic()
         if self._served is None or now - self._served[0] > SERVED_MODELS_TTL_S:
             try:
@@ -146,7 +154,7 @@ class AnswerPipeline:
             except DocqaError:
                 served = set()  # an unreachable server is reported by the request itself
             self._served = (now, served)
-        return adapter if adapter in self._served[1] else s.llm_model_name
+        return preferred_model(self.settings, self._served[1])
 
     def stream(self, question: Question) -> Iterator[dict[str, Any]]:
         """The answer's events (see the module docstring). Loading the embedder, on a process's first
@@ -184,13 +192,20 @@ class AnswerPipeline:
         budget = s.llm.context_window - s.llm.max_tokens - s.llm.prompt_overhead_tokens
         budget -= sum(self.count_tokens(t["content"]) for t in history) + self.count_tokens(question.text)
         passages = fit_passages(passages, self.count_tokens, max(budget, s.llm.min_passage_tokens))
+        kept = {p.n for p in passages}
+        best, best_checked = self._best_evidence([e for e in ranked.evidence if e.n in kept], standalone)
+        if best_checked is not None and best_checked < s.check.decline_below:
+            # On topic (retrieval found the passages) yet no sentence of them answers this question.
+            yield from self._decline(model, standalone, retrieval_ms, answerable, best_checked)
+            return
         shown = [p.citation() for p in passages]
         yield {"event": "sources", "passages": shown}
-        kept = {p.n for p in passages}
-        best = answering_first([e for e in ranked.evidence if e.n in kept][: s.evidence.max_spans], standalone)
 
         def blank() -> Answer:  # an answer to fill: nothing said yet, the retrieval facts set
-            return Answer(None, [], retrieval_ms, 0.0, False, 0, model, standalone, shown, answerable=answerable)
+            return Answer(
+                None, [], retrieval_ms, 0.0, False, 0, model, standalone, shown, answerable=answerable,
+                evidence_checked=best_checked,
+            )
 
         t1 = time.perf_counter()
         if mode != "generate" and not best:
@@ -199,7 +214,7 @@ class AnswerPipeline:
             return
         if mode == "quote":
             answer = blank()
-            self._quote_instead(answer, best, passages)
+            self._quote_instead(answer, best, passages, best_checked)
             yield {"event": "token", "text": answer.answer}
             yield {"event": "final", "answer": answer}
             return
@@ -245,15 +260,42 @@ class AnswerPipeline:
                 # The retrieval signals are sure the answer is there and the small model still declined
                 # (it does so for 40% of answerable questions): the best evidence, quoted, is the answer,
                 # if it can be one (a price question is not answered by a sentence without a number).
-                self._quote_instead(answer, best, passages)
+                self._quote_instead(answer, best, passages, best_checked)
             else:
                 answer.answer, answer.declined = DECLINE_TEXT, True
         elif mode == "verify" and not answer.grounded:
             # Never show an unsupported claim: the best evidence, quoted, stands in for the answer.
-            self._quote_instead(answer, best, passages)
+            self._quote_instead(answer, best, passages, best_checked)
         if mode != "generate":
             yield {"event": "token", "text": answer.answer}
         yield {"event": "final", "answer": answer}
+
+    def _best_evidence(self, candidates: list[Evidence], question: str) -> tuple[list[Evidence], float | None]:
+        """The sentences a quote may show, best first, and the learned check's probability that the best one
+        answers the question (None without the check). With the check, the ranker's best ``check.candidates``
+        are re-ordered by it: the sentence that introduces a table or the neighbouring one scores low."""
+        s = self.settings
+        if self.checker is None or not candidates:
+            return answering_first(candidates[: s.evidence.max_spans], question), None
+        read = candidates[: s.check.candidates]
+        probs = self.checker.sentences(question, [e.text for e in read])
+        order = sorted(range(len(read)), key=lambda i: -float(probs[i]))
+        return [read[i] for i in order][: s.evidence.max_spans], float(probs[order[0]])
+
+    def _answer_probability(self, question: str, text: str, passages: Sequence[Passage], cited: set[int]) -> float:
+        """The learned check's probability that ``text`` answers ``question``. A short answer is judged as a
+        span of the cited sentence that holds it (the best, where several do); one not found as written (a
+        "Yes", a rephrase) by the cited sentence that best answers; a longer answer as a sentence."""
+        assert self.checker is not None
+        plain = strip_markers(text).strip().rstrip(".")
+        if len(plain.split()) > self.settings.check.max_span_words:
+            return float(self.checker.sentences(question, [plain])[0])
+        units = [u.text for u in units_of([p for p in passages if p.n in cited])]
+        needle = " ".join(plain.lower().split())
+        holding = [u for u in units if needle and needle in " ".join(u.lower().split())]
+        if holding:
+            return float(self.checker.spans(question, [(plain, u) for u in holding]).max())
+        return float(self.checker.sentences(question, units).max()) if units else 0.0
 
     def _draft(self, question: str, passages: Sequence[Passage], history: Sequence[dict], model: str) -> Drafting:
         """Generate from ``passages``; the raw text, invented source headers stripped and loops cut."""
@@ -310,23 +352,36 @@ class AnswerPipeline:
             standalone, passages, strip_markers(text), signals=signals, only=cited
         ).evidence[: self.settings.evidence.max_spans]
         problems = off_topic_problems(text, passages, about_question)
+        if self.checker is not None and answer.grounded and not problems:
+            s = self.settings.check
+            answer.checked = self._answer_probability(standalone, text, passages, cited)
+            short = len(strip_markers(text).split()) <= s.max_span_words
+            if answer.checked < (s.accept_span if short else s.accept_sentence):
+                problems = [f"the learned check doubts it answers the question (p={answer.checked:.2f})"]
         if problems:
             answer.checks.append(ClaimCheck(strip_markers(text), [], False, problems))
             answer.grounded = False
         return False
 
     @staticmethod
-    def _quote_instead(answer: Answer, best: list[Evidence], passages: Sequence[Passage]) -> None:
+    def _quote_instead(
+        answer: Answer, best: list[Evidence], passages: Sequence[Passage], checked: float | None = None
+    ) -> None:
         """Show the best evidence, quoted with its file and page; the model's text is kept as ``generated``."""
         answer.generated = answer.answer
         answer.answer, answer.citations = quote(best[0], passages)
-        answer.evidence, answer.mode = best, "quote"
+        answer.evidence, answer.mode, answer.checked = best, "quote", checked
 
     @staticmethod
-    def _decline(model: str, standalone: str, retrieval_ms: float, answerable: float) -> Iterator[dict[str, Any]]:
+    def _decline(
+        model: str, standalone: str, retrieval_ms: float, answerable: float, checked: float | None = None
+    ) -> Iterator[dict[str, Any]]:
         yield {"event": "sources", "passages": []}
         yield {"event": "token", "text": DECLINE_TEXT}
-        answer = Answer(DECLINE_TEXT, [], retrieval_ms, 0.0, True, 0, model, standalone, [], answerable=answerable)
+        answer = Answer(
+            DECLINE_TEXT, [], retrieval_ms, 0.0, True, 0, model, standalone, [], answerable=answerable,
+            checked=checked, evidence_checked=checked,
+        )
         yield {"event": "final", "answer": answer}
 
     def ask(self, question: Question) -> Answer:

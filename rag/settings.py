@@ -177,6 +177,42 @@ class EvidenceSettings(BaseModel):
     max_spans: int = Field(3, ge=1, description="Evidence spans returned with an answer.")
 
 
+class CheckSettings(BaseModel):
+    """The learned answer check (rag/answer_check.py): whether a sentence or a span answers *this* question.
+    Thresholds are probabilities chosen on squad-dev tune articles kept out of its training and the dev split
+    of the real-manual questions (docs/quality.md)."""
+
+    enabled: bool = Field(True, description="Use the learned check to pick the quote, accept answers and decline.")
+    model: str = Field(
+        "bundled",
+        description="Directory of the check's weights (made by `make answer-check`); 'bundled': the copy shipped "
+        "in rag/models/answer-check, trained from the bundled embedder.",
+    )
+    candidates: int = Field(
+        8, ge=1, description="How many of the best evidence sentences the check reads (the quote is the best of them)."
+    )
+    decline_below: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Decline when no sentence of those read answers the question with at least this "
+        "probability: the documents are about the topic but do not hold the answer.",
+    )
+    accept_span: float = Field(
+        0.3,
+        ge=0,
+        le=1,
+        description="A short answer (up to max_span_words) is shown only when the check gives its span, in the "
+        "sentence it came from, at least this probability; else the next candidate (the model's second "
+        "choice, its reply from the quote, the quote).",
+    )
+    accept_sentence: float = Field(
+        0.2, ge=0, le=1, description="A longer answer is shown only when the check gives it at least this."
+    )
+    max_span_words: int = Field(12, ge=1, description="Answers of up to this many words are judged as spans.")
+    batch_size: int = Field(32, ge=1, description="Pairs per forward pass.")
+
+
 class AnswerSettings(BaseModel):
     """What is shown to users: the model's answer only when every claim in it is backed by its sources."""
 
@@ -483,6 +519,7 @@ class Settings(BaseSettings):
     retrieval: RetrievalSettings = Field(default_factory=RetrievalSettings)
     evidence: EvidenceSettings = Field(default_factory=EvidenceSettings)
     answer: AnswerSettings = Field(default_factory=AnswerSettings)
+    check: CheckSettings = Field(default_factory=CheckSettings)
     llm: LLMSettings = Field(default_factory=LLMSettings)
     model: ModelServerSettings = Field(default_factory=ModelServerSettings)
     api: APISettings = Field(default_factory=APISettings)

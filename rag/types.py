@@ -175,6 +175,8 @@ class Answer:
     generated: str | None = None  # the model's own text, when a quote replaced it
     retried: bool = False  # not the first draft: an alternative, or the draft from the quoted sentence
     load_ms: float = 0.0  # loading models on this process's first question, apart from retrieval_ms
+    checked: float | None = None  # the learned check's probability that what is shown answers the question
+    evidence_checked: float | None = None  # its probability that the best evidence sentence holds the answer
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -190,6 +192,8 @@ class Answer:
             "dropped_markers": self.dropped_markers,
             "model": self.model,
             "answerable": None if self.answerable is None else round(self.answerable, 4),
+            "checked": None if self.checked is None else round(self.checked, 4),
+            "evidence_checked": None if self.evidence_checked is None else round(self.evidence_checked, 4),
         }
 
 

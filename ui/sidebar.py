@@ -9,6 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from docqa.services import Services
+from rag.pipeline import preferred_model
 from ui.state import ChatOptions, forget_served_models, reset_conversation, served_models
 
 
@@ -50,7 +51,9 @@ def render_sidebar(services: Services) -> ChatOptions:
             model = base
         else:
             options = models or [base]
-            default = options.index(base) if base in options else 0
+            # The API's and the widget's default too: the shipped adapter when the server has it.
+            preferred = preferred_model(settings, options)
+            default = options.index(preferred) if preferred in options else 0
             model = st.selectbox(
                 "Model",
                 options,

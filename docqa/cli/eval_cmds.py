@@ -97,6 +97,14 @@ def answers(
     ] = None,
     model: Annotated[str | None, typer.Option("--model", help="Served model name (base or a LoRA adapter).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the question sample and the held-out articles.")] = 0,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            "--split",
+            help="Only the 'dev' questions (read freely while building) or the 'locked' ones (run to report a "
+            "finished change; never read to write a rule); by a hash of each question's id. Default: all.",
+        ),
+    ] = None,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Keep result.json, result.md and result.png here.")
     ] = None,
@@ -139,6 +147,7 @@ def answers(
                 seed=seed,
                 progress=lambda m: err.print(m, highlight=False),
                 articles=set(test),
+                split=split,
             )
     _emit(result, out_dir, as_json, ANSWER_METRICS, "model")
 

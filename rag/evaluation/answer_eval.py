@@ -5,6 +5,7 @@ contains a gold answer, citation support, claims shown without support, and decl
 
 from __future__ import annotations
 
+import hashlib
 import random
 import statistics
 import time
@@ -23,6 +24,8 @@ ANSWER_METRICS = (
     "citation_has_answer",
     "unsupported_claims",
     "quoted",
+    "wrong_short",
+    "quote_holds",
     "no_citation",
     "declined_in_index",
     "declined_held_out",
@@ -30,14 +33,28 @@ ANSWER_METRICS = (
 )
 
 
+def question_split(qid: str) -> str:
+    """'dev' or 'locked', by a hash of the question's id: dev questions may be read to build and tune; locked
+    ones are run only to report a finished change, never read to write a rule."""
+    return "dev" if hashlib.sha256(qid.encode()).digest()[0] % 2 == 0 else "locked"
+
+
 def pick_questions(
-    evalset: EvalSet, limit: int | None, held_out_limit: int | None, seed: int, articles: Set[str] | None = None
+    evalset: EvalSet,
+    limit: int | None,
+    held_out_limit: int | None,
+    seed: int,
+    articles: Set[str] | None = None,
+    split: str | None = None,
 ) -> list[Query]:
     """A seeded sample: ``limit`` in-index questions (about ``articles`` only, when given) and
-    ``held_out_limit`` about held-out articles."""
+    ``held_out_limit`` about held-out articles; of the ``split`` ('dev' or 'locked') only, when given."""
     rng = random.Random(seed)
     inside = [q for q in evalset.in_index if articles is None or q.article in articles]
     outside = list(evalset.held_out)
+    if split:
+        inside = [q for q in inside if question_split(q.qid) == split]
+        outside = [q for q in outside if question_split(q.qid) == split]
     rng.shuffle(inside)
     rng.shuffle(outside)
     inside = inside[:limit] if limit else inside
@@ -56,8 +73,12 @@ def unsupported_claims(answer: Answer) -> int:
 
 def score_answer(query: Query, answer: Answer) -> dict[str, float | bool]:
     text = strip_markers(answer.answer or "")
+    has_gold = contains_answer(text, query.answers) if not answer.declined else False
+    own = not answer.declined and answer.mode != "quote"
     return {
-        "answer_has_gold": contains_answer(text, query.answers) if not answer.declined else False,
+        "answer_has_gold": has_gold,
+        "wrong_short": own and not has_gold,  # the model's own answer shown, and it misses: "wrong but cited"
+        "quote_holds": answer.mode == "quote" and has_gold,
         "unsupported_claims": unsupported_claims(answer),
         "quoted": answer.mode == "quote",
         "retried": answer.retried,
@@ -80,9 +101,10 @@ def evaluate_answers(
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
     articles: Set[str] | None = None,
+    split: str | None = None,
 ) -> dict:
     services.generator.check()  # fail fast, with the server's own message, before any work
-    questions = pick_questions(evalset, limit, held_out_limit, seed, articles)
+    questions = pick_questions(evalset, limit, held_out_limit, seed, articles, split)
     records = []
     started = time.perf_counter()
     for i, q in enumerate(questions, 1):
@@ -100,6 +122,8 @@ def evaluate_answers(
                 "generated": answer.generated,
                 "mode": answer.mode,
                 "answerable": answer.answerable,
+                "checked": answer.checked,
+                "evidence_checked": answer.evidence_checked,
                 "problems": [p for c in answer.checks for p in c.problems],
                 "evidence": answer.evidence[0].text if answer.evidence else None,
                 "gold_shown": any(contains_answer(c.text, q.answers) for c in shown),
@@ -126,6 +150,8 @@ def evaluate_answers(
         "citation_has_answer": share(inside, "citation_has_answer"),
         "unsupported_claims": sum(int(r["unsupported_claims"]) for r in records),
         "quoted": share(inside, "quoted"),
+        "wrong_short": share(inside, "wrong_short"),
+        "quote_holds": share(inside, "quote_holds"),
         "retried": share(inside, "retried"),
         "gold_shown": share(inside, "gold_shown"),
         "no_citation": share(inside, "no_citation"),
@@ -147,6 +173,7 @@ def evaluate_answers(
         "answerable_threshold": services.settings.answer.answerable_threshold,
         "temperature": services.settings.llm.temperature,
         "seed": seed,
+        "split": split or "all",
         "rows": [row],
         "answers": records,
     }
