@@ -166,15 +166,24 @@ def evaluate_question_set(
     }
 
 
-_COLUMNS = ("questions", "answerable", *ANSWERABLE_VERDICTS, "unanswerable", "declined_unanswerable",
-            "answered_unanswerable", "answered_quote_unanswerable", "right_or_quote_holds", "wrong_shown",
-            "answerable_declined", "unanswerable_declined", "cited_file", "cited_page")
+# summary.md's columns: (heading, figure of rag.evaluation.keyed.summarise).
+_COLUMNS = (
+    ("questions", "questions"), ("answerable", "answerable"), *((v, v) for v in ANSWERABLE_VERDICTS),
+    ("right+quote_holds", "right_or_quote_holds"), ("wrong share", "wrong_shown"),
+    ("declined share", "answerable_declined"), ("unanswerable", "unanswerable"),
+    ("unans. declined", "declined_unanswerable"), ("unans. answered", "answered_unanswerable"),
+    ("unans. quoted", "answered_quote_unanswerable"), ("unans. declined share", "unanswerable_declined"),
+    ("cited file", "cited_file"), ("cited page", "cited_page"),
+)
 
 
 def render_summary(result: dict[str, Any], title: str) -> str:
     """``summary.md``: the targets, then the verdict counts in total, per kind and per doc set."""
     targets = [{**t, "met": {True: "yes", False: "no", None: "n/a"}[t["met"]]} for t in result["targets"]]
-    group_rows = lambda groups: [{"group": name, **{c: s.get(c) for c in _COLUMNS}} for name, s in groups.items()]  # noqa: E731
+
+    def table(groups: dict[str, dict[str, Any]]) -> str:
+        return markdown_table([{"group": name, **{h: s.get(f) for h, f in _COLUMNS}} for name, s in groups.items()])
+
     parts = [
         f"**{title}** - {result['model']} ({result['mode']}), {result['documents']} documents, "
         f"{result['chunks']} chunks (ingest {result['ingest_s']} s), {result['total']['questions']} questions "
@@ -182,12 +191,12 @@ def render_summary(result: dict[str, Any], title: str) -> str:
         f"p95 {result['s_p95']}",
         "Verdicts: right = the model's own answer holds every key; quote_holds / quote_misses = a quoted passage "
         "was shown and does / does not hold every key; wrong = the model's own answer misses a key. Shares are "
-        "of answerable questions, except unanswerable_declined. cited_file / cited_page: share of shown "
-        "answers citing the expected file / page.",
+        "of answerable questions, except the unanswerable declined share. cited file / page: share of the "
+        "answers shown that cite the expected file / page.",
         "Targets (issue 24):\n\n" + markdown_table(targets),
-        "Totals:\n\n" + markdown_table(group_rows({"all": result["total"]})),
-        "Per kind:\n\n" + markdown_table(group_rows(result["by_kind"])),
-        "Per doc set:\n\n" + markdown_table(group_rows(result["by_doc_set"])),
+        "Totals:\n\n" + table({"all": result["total"]}),
+        "Per kind:\n\n" + table(result["by_kind"]),
+        "Per doc set:\n\n" + table(result["by_doc_set"]),
     ]
     return "\n\n".join(parts) + "\n"
 
