@@ -17,8 +17,9 @@ ADAPTER_STEPS ?= 240
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test lint serve-model register-adapter adapter answer-check gemma stop bench bench-ingest bench-answer bench-retrieval bench-embed \
-        bench-generation bench-api bench-docs bench-cli eval browser clean postgres bench-replicas bench-ingest-ray
+.PHONY: setup run test lint serve-model register-adapter adapter answer-check gemma stop bench bench-ingest bench-answer \
+        bench-retrieval bench-embed bench-generation bench-api bench-docs bench-cli eval browser manuals-corpus eval-manuals \
+        clean postgres bench-replicas bench-ingest-ray
 
 setup: $(VENV)/.ok $(VLLM_VENV)/.ok
 
@@ -107,7 +108,22 @@ bench-ingest: setup
 bench-ingest-ray: setup
 	$(PY) -m bench.ingest_ray
 
-bench-retrieval: setup
+bench-retri# Real manuals nobody tuned for (gnuplot PDF, SQLite and BorgBackup HTML; bench/manuals.py pins each file's
+# sha256) and the question set written from them, scored by `docqa eval answers --questions`.
+MANUALS_PACKAGES := gnuplot-doc sqlite3-doc borgbackup-doc
+MANUALS_CORPUS ?= data/manuals-corpus
+MANUALS_SPLIT ?= dev
+manuals-corpus: setup
+	@dpkg -s $(MANUALS_PACKAGES) >/dev/null 2>&1 || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(MANUALS_PACKAGES) >/dev/null)
+	rm -rf $(MANUALS_CORPUS)
+	$(PY) -m bench.manuals $(MANUALS_CORPUS)
+
+eval-manuals: manuals-corpus
+	$(DOCQA) eval answers --questions bench/manuals/questions.json --docs $(MANUALS_CORPUS) \
+		--split $(MANUALS_SPLIT) --out bench/results/eval-manuals-$(MANUALS_SPLIT)
+
+eval: setup
 	$(PY) -m bench.retrieval
 
 bench-embed: setup
@@ -136,6 +152,21 @@ bench-docs: setup
 	@dpkg -s $(DEBIAN_DOCS) >/dev/null 2>&1 || (apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(DEBIAN_DOCS) >/dev/null)
 	$(PY) -m bench.docs
+
+# Real manuals nobody tuned for (gnuplot PDF, SQLite and BorgBackup HTML; bench/manuals.py pins each file's
+# sha256) and the question set written from them, scored by `docqa eval answers --questions`.
+MANUALS_PACKAGES := gnuplot-doc sqlite3-doc borgbackup-doc
+MANUALS_CORPUS ?= data/manuals-corpus
+MANUALS_SPLIT ?= dev
+manuals-corpus: setup
+	@dpkg -s $(MANUALS_PACKAGES) >/dev/null 2>&1 || (apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(MANUALS_PACKAGES) >/dev/null)
+	rm -rf $(MANUALS_CORPUS)
+	$(PY) -m bench.manuals $(MANUALS_CORPUS)
+
+eval-manuals: manuals-corpus
+	$(DOCQA) eval answers --questions bench/manuals/questions.json --docs $(MANUALS_CORPUS) \
+		--split $(MANUALS_SPLIT) --out bench/results/eval-manuals-$(MANUALS_SPLIT)
 
 eval: setup
 	$(DOCQA) eval retrieval --squad ../shared/eval/squad-dev/squad.json --out bench/results/eval-squad

@@ -14,7 +14,7 @@ from docqa.services import build
 from rag.errors import ConfigError
 from rag.settings import Settings, load_settings
 
-app = typer.Typer(no_args_is_help=True, help="Evaluate retrieval and answers (BEIR, SQuAD).")
+app = typer.Typer(no_args_is_help=True, help="Evaluate retrieval and answers (BEIR, SQuAD, your own question sets).")
 out = Console()
 err = Console(stderr=True)
 
@@ -86,7 +86,17 @@ def retrieval(
 
 @app.command("answers")
 def answers(
-    squad: Annotated[Path, typer.Option("--squad", help="SQuAD v1.1 JSON file.")],
+    squad: Annotated[Path | None, typer.Option("--squad", help="SQuAD v1.1 JSON file.")] = None,
+    questions: Annotated[
+        Path | None,
+        typer.Option("--questions", help="Your own question file (JSON, format above); needs --docs."),
+    ] = None,
+    docs: Annotated[
+        Path | None, typer.Option("--docs", help="The folder of documents the --questions were written from.")
+    ] = None,
+    split: Annotated[
+        str, typer.Option("--split", help="With --questions: dev, locked or all (by each question's 'split').")
+    ] = "all",
     limit: Annotated[int, typer.Option("--limit", help="Questions about indexed articles to ask.")] = 200,
     held_out: Annotated[
         int | None, typer.Option("--held-out", help="Questions about held-out articles (default limit/4).")
@@ -113,15 +123,36 @@ def answers(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the JSON result instead of the table.")] = False,
 ) -> None:
-    """Ask SQuAD questions through the real answering path (needs the model server) and score them:
-    exact match and token F1, answers whose citations hold a gold answer, answers without a citation,
-    and how often questions about held-out articles are declined. Temperature 0, fixed seeds.
+    """Ask questions through the real answering path (needs the model server) and score them.
+    Temperature 0, fixed seeds.
+
+    With --squad: exact match and token F1, answers whose citations hold a gold answer, answers without a
+    citation, and how often questions about held-out articles are declined.
+
+    With --questions FILE --docs DIR (your own documents): DIR is ingested into a throwaway collection and
+    each question is scored by key strings. FILE is JSON, a list of questions or {"questions": [...]},
+    each {"id", "question", "must_contain": ["64", "1000 | 1,000"], "file", "page", "answerable", "kind",
+    "doc_set", "split"}: a right answer holds every must_contain string ("a | b": either; case-insensitive,
+    on word boundaries); file is relative to DIR, page the 1-based PDF page (null for HTML), both used to
+    check citations; "answerable": false (no keys) for a question the documents do not answer. Verdicts:
+    right, quote_holds, wrong, quote_misses, declined; for unanswerable ones declined, answered,
+    answered_quote. --out DIR writes results.json (a row per question) and summary.md (per kind and doc
+    set, beside the targets).
 
     Examples:
       docqa model serve --detach
       docqa eval answers --squad ../shared/eval/squad-dev/squad.json --limit 200 --out bench/results/eval-answers
       docqa eval answers --squad ../shared/eval/squad-dev/squad.json --limit 50 --model my-adapter
+      docqa eval answers --questions bench/manuals/questions.json --docs data/manuals-corpus --split dev \\
+          --out bench/results/eval-manuals-dev
     """
+    if (squad is None) == (questions is None):
+        raise ConfigError("give exactly one of --squad FILE or --questions FILE (with --docs DIR)")
+    if questions is not None:
+        if docs is None or not docs.is_dir():
+            raise ConfigError("--questions needs --docs DIR: the folder of documents the questions were written from")
+        _keyed_answers(questions, docs, split, model, out_dir, as_json)
+        return
     from rag.evaluation.answer_eval import ANSWER_METRICS, evaluate_answers
     from rag.evaluation.datasets import article_split, load_squad, squad_titles
     from rag.evaluation.runner import fresh_collection, work_directory
@@ -150,6 +181,33 @@ def answers(
                 split=split,
             )
     _emit(result, out_dir, as_json, ANSWER_METRICS, "model")
+
+
+def _keyed_answers(
+    questions: Path, docs: Path, split: str, model: str | None, out_dir: Path | None, as_json: bool
+) -> None:
+    """`eval answers --questions`: ingest ``docs`` afresh, ask the ``split`` questions, score by keys."""
+    from rag.evaluation.question_set import evaluate_question_set, load_question_set, render_summary, write_results
+    from rag.evaluation.runner import fresh_collection
+
+    _, picked = load_question_set(questions, split)
+    services = build(_settings())
+    services.generator.check()  # before minutes of ingest: is the model server up?
+    title = f"{questions.name} · split {split}"
+    err.print(f"ingesting {docs} for {len(picked)} questions ({title}) ...", highlight=False)
+    with fresh_collection(services, docs, "questions") as built:
+        err.print(f"{built.documents} documents, {built.chunks} chunks in {built.ingest_s:.0f} s", highlight=False)
+        result = evaluate_question_set(
+            services, picked, built, docs, model=model, progress=lambda m: err.print(m, highlight=False)
+        )
+    result.update(questions_file=str(questions), split=split)
+    if out_dir is not None:
+        paths = write_results(result, out_dir, title)
+        err.print(f"wrote {', '.join(str(p) for p in paths.values())}", highlight=False)
+    if as_json:
+        print(json.dumps(result, indent=2, ensure_ascii=False))
+    else:
+        out.print(render_summary(result, title), highlight=False, markup=False)
 
 
 @app.command("grounding")
@@ -214,4 +272,4 @@ def grounding(
 
 def register_commands(root: typer.Typer) -> None:
     """`docqa eval ...`."""
-    root.add_typer(app, name="eval", help="Measure retrieval and answers on BEIR / SQuAD.")
+    root.add_typer(app, name="eval", help="Measure retrieval and answers on BEIR / SQuAD / your own question sets.")

@@ -135,3 +135,89 @@ def test_eval_answers_through_vllm(tmp_path: Path, vllm_server, run_eval) -> Non
     assert all(a["cited"] for a in answered if not a["held_out"])
     assert row["unsupported_claims"] == 0 and 0.0 <= row["answer_has_gold"] <= 1.0
     assert (out / "result.png").exists() and "declined_held_out" in (out / "result.md").read_text()
+
+
+def write_keyed(root: Path) -> tuple[Path, Path]:
+    """Documents as files and a keyed question file about them (one question they do not answer)."""
+    docs = root / "docs"
+    docs.mkdir(parents=True)
+    for name in ("p1", "p2", "p5"):
+        (docs / f"{name}.txt").write_text(PASSAGES[name] + "\n")
+    questions = [
+        {
+            "id": "k1",
+            "question": QUESTIONS["q2"][0],
+            "must_contain": ["yeast"],
+            "file": "p2.txt",
+            "page": None,
+            "kind": "prose",
+            "doc_set": "demo",
+            "split": "dev",
+        },
+        {
+            "id": "k2",
+            "question": QUESTIONS["q4"][0],
+            "must_contain": ["waggle dance | dance"],
+            "file": "p5.txt",
+            "page": None,
+            "kind": "prose",
+            "doc_set": "demo",
+            "split": "dev",
+        },
+        {
+            "id": "k3",
+            "question": "What is the boiling point of mercury?",
+            "must_contain": [],
+            "answerable": False,
+            "kind": "unanswerable",
+            "doc_set": "demo",
+            "split": "dev",
+        },
+        {
+            "id": "k4",
+            "question": QUESTIONS["q1"][0],
+            "must_contain": ["keeper"],
+            "file": "p1.txt",
+            "page": None,
+            "kind": "prose",
+            "doc_set": "demo",
+            "split": "locked",
+        },
+    ]
+    path = root / "questions.json"
+    path.write_text(json.dumps({"format": "test", "questions": questions}))
+    return path, docs
+
+
+def test_eval_answers_questions_needs_docs_and_one_source(tmp_path: Path, run_eval) -> None:
+    path, docs = write_keyed(tmp_path)
+    result = run_eval("eval", "answers", "--questions", str(path), data_dir=tmp_path / "data")
+    assert isinstance(result.exception, ConfigError) and "--docs" in str(result.exception)
+    both = ("eval", "answers", "--questions", str(path), "--docs", str(docs), "--squad", str(path))
+    result = run_eval(*both, data_dir=tmp_path / "data")
+    assert isinstance(result.exception, ConfigError) and "exactly one" in str(result.exception)
+
+
+@pytest.mark.integration
+def test_eval_answers_own_questions_through_vllm(tmp_path: Path, vllm_server, run_eval) -> None:
+    path, docs = write_keyed(tmp_path)
+    out = tmp_path / "out"
+    env = {"DOCQA_LLM_BASE_URL": vllm_server.base_url}
+    args = ["eval", "answers", "--questions", str(path), "--docs", str(docs), "--split", "dev"]
+    result = run_eval(*args, "--out", str(out), "--json", data_dir=vllm_server.settings.data_dir, env=env)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [r["id"] for r in report["rows"]] == ["k1", "k2", "k3"]  # the dev split only
+    assert report["documents"] == 3 and report["total"]["answerable"] == 2
+    for row in report["rows"]:
+        allowed = (
+            {"right", "quote_holds", "wrong", "quote_misses", "declined"}
+            if row["answerable"]
+            else {"declined", "answered", "answered_quote"}
+        )
+        assert row["verdict"] in allowed and row["seconds"] > 0
+        if row["answerable"] and not row["declined"]:
+            assert row["file_cited"] is True  # each question's only passage is retrieved and cited
+    assert {t["figure"] for t in report["targets"]} >= {"right_or_quote_holds", "unanswerable_declined"}
+    assert json.loads((out / "results.json").read_text())["rows"] == report["rows"]
+    assert "Per doc set" in (out / "summary.md").read_text()
