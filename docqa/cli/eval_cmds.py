@@ -95,7 +95,12 @@ def answers(
         Path | None, typer.Option("--docs", help="The folder of documents the --questions were written from.")
     ] = None,
     split: Annotated[
-        str, typer.Option("--split", help="With --questions: dev, locked or all (by each question's 'split').")
+        str,
+        typer.Option(
+            "--split",
+            help="dev (read freely while building), locked (run to report a finished change; never read to "
+            "write a rule) or all. --questions: by each question's 'split'; --squad: by a hash of its id.",
+        ),
     ] = "all",
     limit: Annotated[int, typer.Option("--limit", help="Questions about indexed articles to ask.")] = 200,
     held_out: Annotated[
@@ -107,14 +112,6 @@ def answers(
     ] = None,
     model: Annotated[str | None, typer.Option("--model", help="Served model name (base or a LoRA adapter).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the question sample and the held-out articles.")] = 0,
-    split: Annotated[
-        str | None,
-        typer.Option(
-            "--split",
-            help="Only the 'dev' questions (read freely while building) or the 'locked' ones (run to report a "
-            "finished change; never read to write a rule); by a hash of each question's id. Default: all.",
-        ),
-    ] = None,
     out_dir: Annotated[
         Path | None, typer.Option("--out", help="Keep result.json, result.md and result.png here.")
     ] = None,
@@ -178,7 +175,7 @@ def answers(
                 seed=seed,
                 progress=lambda m: err.print(m, highlight=False),
                 articles=set(test),
-                split=split,
+                split=None if split == "all" else split,
             )
     _emit(result, out_dir, as_json, ANSWER_METRICS, "model")
 

@@ -147,6 +147,8 @@ def evaluate_question_set(
                 "file_cited": match.file,
                 "page_cited": match.page,
                 "answerable_p": None if answer.answerable is None else round(answer.answerable, 4),
+                "checked": answer.checked,
+                "evidence_checked": answer.evidence_checked,
                 "seconds": round(seconds, 3),
             }
         )
