@@ -53,7 +53,7 @@ class TestShippedWeights:
         p = check.spans(q, [("1998", sentence), ("2004", sentence), ("Berlin", sentence), ("absent", sentence)])
         assert p[0] > p[1] and p[0] > p[2] and p[3] == 0.0
         span, holds = check.read(q, sentence)
-        assert "1998" in span and len(span) < len(sentence) / 2 and holds > 0.5
+        assert span.startswith("1998") and holds > 0.5
 
     def test_scores_are_probabilities_and_empty_input_is_empty(self, check: CrossEncoderCheck) -> None:
         p = check.sentences("Who?", ["Alice wrote it."] * 40)  # more than one batch
