@@ -204,8 +204,7 @@ def _open_error(path: Path, exc: pdfium.PdfiumError) -> Unparseable:
         tail = fh.read()
     if b"%%EOF" not in tail:
         return Unparseable(
-            "truncated PDF (its %%EOF end marker is missing): the file is incomplete — "
-            "copy or download it again"
+            "truncated PDF (its %%EOF end marker is missing): the file is incomplete — copy or download it again"
         )
     return Unparseable(f"corrupt PDF ({exc}): re-export it, or try repairing it with `qpdf in.pdf out.pdf`")
 
@@ -225,9 +224,7 @@ def _join_continued(pages: list[list[_Line]]) -> list[Table]:
     return tables
 
 
-def _page_lines(
-    document: pdfium.PdfDocument, index: int, warnings: list[str], settings: IngestSettings
-) -> list[_Line]:
+def _page_lines(document: pdfium.PdfDocument, index: int, warnings: list[str], settings: IngestSettings) -> list[_Line]:
     """The visible text lines of one page, with font size, boldness and baseline; each table found
     on it replaces its lines, as one entry where its first line was."""
     try:
@@ -424,7 +421,7 @@ def _emit(pages: list[list[_Line]], builder: ElementBuilder) -> None:
 
 
 def _is_caption(line: _Line, prev: _Line | None, nxt: _Line | None) -> bool:
-    """"Table 9.9: List of nice values ..." right above or below a table."""
+    """ "Table 9.9: List of nice values ..." right above or below a table."""
     beside = (prev is not None and prev.table is not None) or (nxt is not None and nxt.table is not None)
     return beside and len(line.text.split()) <= _MAX_CAPTION_WORDS and _CAPTION.match(line.text) is not None
 

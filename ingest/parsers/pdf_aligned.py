@@ -95,9 +95,8 @@ def _cells(textpage: pdfium.PdfTextPage, line: Line) -> list[_Cell]:
         if ch.isspace():
             spaced = True
             continue
-        if not pdfium_c.FPDFText_GetCharBox(
-            textpage.raw, line.start + i, ctypes.byref(left), ctypes.byref(right), ctypes.byref(bottom), ctypes.byref(top)
-        ):
+        box = (ctypes.byref(left), ctypes.byref(right), ctypes.byref(bottom), ctypes.byref(top))
+        if not pdfium_c.FPDFText_GetCharBox(textpage.raw, line.start + i, *box):
             continue
         if not words or left.value - words[-1].right > _CELL_GAP * line.size:
             words.append(_Cell(left.value, right.value, ch))
@@ -151,7 +150,7 @@ def _grow(lines: Sequence[Line], cells: list[list[_Cell] | None], first: int) ->
         if placed is None:
             break
         is_row = len(row) >= 2 and placed[0] == 0
-        if not is_row and (gap > _WRAP_GAP * size or placed[0] == 0 and len(taken) == 1):
+        if not is_row and (gap > _WRAP_GAP * size or (placed[0] == 0 and len(taken) == 1)):
             break  # a lone cell far below, or a lone first cell before any data row: not this table's
         taken.append((line.baseline, is_row, [(c, cell.text) for c, cell in zip(placed, row, strict=True)]))
         members.append(j)
@@ -175,7 +174,7 @@ def _assemble(taken: list[tuple[float, bool, list[tuple[int, str]]]], width: int
     whose first line is nearest, above or below (a short cell is often centred beside a long one)."""
     anchors = [baseline for baseline, is_row, _ in taken if is_row]
     parts: list[list[list[tuple[float, str]]]] = [[[] for _ in range(width)] for _ in anchors]
-    for baseline, is_row, placed in taken:
+    for baseline, _, placed in taken:
         row = min(range(len(anchors)), key=lambda r: (abs(anchors[r] - baseline), -anchors[r]))
         for column, text in placed:
             parts[row][column].append((baseline, text))

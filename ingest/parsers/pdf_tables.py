@@ -1,5 +1,5 @@
-"""Ruled tables in PDF pages (borderless ones: ``pdf_aligned``): PDFium reads the drawn rules, pdfplumber's table finder turns them into
-cells, PDFium reads each cell's text.
+"""Ruled tables in PDF pages: PDFium reads the drawn rules, pdfplumber's table finder turns them into
+cells, PDFium reads each cell's text (borderless tables: ``pdf_aligned``).
 
 pdfplumber recovers rows and columns from rules (wrapped cells included), but it gets the rules by
 parsing the page with pdfminer, about 0.4 s a page on the Debian manuals, and its own text
