@@ -57,9 +57,7 @@ class _Section:
         return sum(u.tokens for u in self.units)
 
 
-def chunk_document(
-    doc: ParsedDocument, count_tokens: TokenCounter, settings: IngestSettings
-) -> list[ChunkDraft]:
+def chunk_document(doc: ParsedDocument, count_tokens: TokenCounter, settings: IngestSettings) -> list[ChunkDraft]:
     """Chunks for ``doc`` in reading order; deterministic for the same input and counter."""
     chunks = _Chunker(count_tokens, settings).run(doc.elements)
     if not doc.page_labels:

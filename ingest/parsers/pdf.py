@@ -235,11 +235,21 @@ def _page_lines(document: pdfium.PdfDocument, index: int, warnings: list[str], s
         return []
     try:
         lines = _text_lines(textpage, index)
-        if settings.pdf_tables and lines:
-            lines = _place_tables(lines, find_tables(page, textpage), index + 1)
-        if settings.pdf_borderless_tables and lines:
-            lines = _place_aligned(lines, textpage, index + 1)
-        return lines
+        if not lines:
+            return lines
+        ruled = find_tables(page, textpage) if settings.pdf_tables else []
+        aligned = find_aligned_tables(lines, textpage) if settings.pdf_borderless_tables else []
+        kept = []
+        for table, members in aligned:
+            # A grid drawn around some columns only (or a row of boxes) is read whole by alignment;
+            # a complete grid is read by its rules, which also know its wrapped cells.
+            overlapping = [r for r in ruled if r.overlaps(table)]
+            if overlapping and all(r.width >= table.width for r in overlapping):
+                continue
+            ruled = [r for r in ruled if r not in overlapping]
+            kept.append((table, members))
+        lines = _place_aligned(lines, kept, index + 1)
+        return _place_tables(lines, ruled, index + 1)
     finally:
         textpage.close()
         page.close()
@@ -256,11 +266,8 @@ def _place_tables(lines: list[_Line], tables: list[Table], page: int) -> list[_L
     return lines
 
 
-def _place_aligned(lines: list[_Line], textpage: pdfium.PdfTextPage, page: int) -> list[_Line]:
-    taken = {i for i, line in enumerate(lines) if line.table is not None}
-    found = find_aligned_tables(lines, textpage, taken)
-    if not found:
-        return lines
+def _place_aligned(lines: list[_Line], found: list[tuple[Table, list[int]]], page: int) -> list[_Line]:
+    """Each table replaces the lines it was read from, as one entry where its first line was."""
     replaced: dict[int, _Line] = {}
     dropped: set[int] = set()
     for table, members in found:

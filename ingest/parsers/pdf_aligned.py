@@ -62,15 +62,10 @@ class _Cell:
     text: str
 
 
-def find_aligned_tables(
-    lines: Sequence[Line], textpage: pdfium.PdfTextPage, skip: set[int]
-) -> list[tuple[Table, list[int]]]:
-    """Borderless tables among ``lines`` (indices in ``skip`` are taken: ruled tables), each with the
-    indices of the lines it replaces, in order."""
-    cells = [
-        None if i in skip or line.start < 0 or line.length > _MAX_LINE_CHARS else _cells(textpage, line)
-        for i, line in enumerate(lines)
-    ]
+def find_aligned_tables(lines: Sequence[Line], textpage: pdfium.PdfTextPage) -> list[tuple[Table, list[int]]]:
+    """Tables among ``lines`` found by the alignment of their cells, each with the indices of the lines
+    it was read from, in order."""
+    cells = [None if line.start < 0 or line.length > _MAX_LINE_CHARS else _cells(textpage, line) for line in lines]
     found = []
     i = 0
     while i < len(lines):
@@ -120,13 +115,16 @@ def _column_of(cell: _Cell, columns: list[_Cell], size: float) -> int | None:
 
 
 def _placed(row: list[_Cell], columns: list[_Cell], size: float) -> list[int] | None:
-    """The column of each cell, strictly left to right; None when a cell fits no column."""
+    """The column of each cell, strictly left to right; None when a cell fits no column, or when a
+    line's only cell runs into the next column (a line of prose that starts at a column's edge)."""
     placed = []
     for cell in row:
         j = _column_of(cell, columns, size)
         if j is None or (placed and j <= placed[-1]):
             return None
         placed.append(j)
+    if len(row) == 1 and placed[0] + 1 < len(columns) and row[0].right > columns[placed[0] + 1].left:
+        return None
     return placed
 
 
@@ -137,24 +135,27 @@ def _grow(lines: Sequence[Line], cells: list[list[_Cell] | None], first: int) ->
     # (baseline, row line?, [(column, text)]) for every line taken, in page order
     taken: list[tuple[float, bool, list[tuple[int, str]]]] = []
     members: list[int] = []
-    previous = lines[first]
+    lowest = lines[first].baseline
     for j in range(first, len(lines)):
         line, row = lines[j], cells[j]
-        if row is None or line.baseline is None or previous.baseline is None:
+        if row is None or line.baseline is None or lowest is None:
             break
-        size = max(line.size, previous.size)
-        gap = previous.baseline - line.baseline if j > first else size
-        if gap <= 0 or gap > _ROW_GAP * size:
-            break
+        size = line.size
         placed = _placed(row, columns, size)
         if placed is None:
             break
-        is_row = len(row) >= 2 and placed[0] == 0
-        if not is_row and (gap > _WRAP_GAP * size or (placed[0] == 0 and len(taken) == 1)):
-            break  # a lone cell far below, or a lone first cell before any data row: not this table's
+        down = lowest - line.baseline if j > first else size  # below the lowest line taken so far
+        # A row starts in the first column; a lone first cell close below is that cell wrapped.
+        is_row = placed[0] == 0 and (len(row) >= 2 or down > _WRAP_GAP * size)
+        if is_row and not 0 < down <= _ROW_GAP * size:
+            break
+        # A wrapped cell's line sits close to its row, above it too when the row's short cells are
+        # centred beside it (then its row's first line comes after it).
+        if not is_row and abs(down) > _WRAP_GAP * size:
+            break
         taken.append((line.baseline, is_row, [(c, cell.text) for c, cell in zip(placed, row, strict=True)]))
         members.append(j)
-        previous = line
+        lowest = min(lowest, line.baseline)
     if sum(lines[i].mono for i in members) > len(members) / 2:
         return None  # a code listing with aligned comments
     rows = _assemble(taken, len(columns))
@@ -171,11 +172,12 @@ def _grow(lines: Sequence[Line], cells: list[list[_Cell] | None], first: int) ->
 
 def _assemble(taken: list[tuple[float, bool, list[tuple[int, str]]]], width: int) -> list[list[str]]:
     """Rows from the lines taken: each line that fills only some cells (a wrapped cell) joins the row
-    whose first line is nearest, above or below (a short cell is often centred beside a long one)."""
+    whose first line is nearest, above or below (a short cell is often centred beside a long one);
+    halfway between two, the lower one (a first cell wrapped over two lines is read beside its second)."""
     anchors = [baseline for baseline, is_row, _ in taken if is_row]
     parts: list[list[list[tuple[float, str]]]] = [[[] for _ in range(width)] for _ in anchors]
     for baseline, _, placed in taken:
-        row = min(range(len(anchors)), key=lambda r: (abs(anchors[r] - baseline), -anchors[r]))
+        row = min(range(len(anchors)), key=lambda r: (round(abs(anchors[r] - baseline)), anchors[r]))
         for column, text in placed:
             parts[row][column].append((baseline, text))
     return [[" ".join(t for _, t in sorted(cell, key=lambda p: -p[0])) for cell in row] for row in parts]

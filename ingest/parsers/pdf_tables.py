@@ -58,6 +58,16 @@ class Table:
             self.rows = [header, *self.rows]
         self.continued = True
 
+    @property
+    def width(self) -> int:
+        """Columns: the longest row's cells."""
+        return max(len(row) for row in self.rows)
+
+    def overlaps(self, other: Table) -> bool:
+        return not (
+            self.right < other.left or other.right < self.left or self.top < other.bottom or other.top < self.bottom
+        )
+
     def holds(self, x: float | None, y: float | None) -> bool:
         if x is None or y is None:
             return False
