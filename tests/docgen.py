@@ -103,6 +103,35 @@ def make_pdf_lines(path: Path, pages: list[list[Line]], *, size: float = 11, lea
     return path
 
 
+Placed = tuple[float, float, str]  # x from the left edge, y from the top edge (points), text
+
+
+def make_pdf_placed(path: Path, pages: list[list[Placed]], *, font: str = "Helvetica", size: float = 10) -> Path:
+    """A PDF with each string drawn where it is told, for layout tests: borderless tables (cells at
+    column positions, no rules), two-column prose, lists. ``(x, y, text)`` per string; a text starting
+    with "@Courier " is set in Courier (code)."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    path = _prepare(path)
+    pdf = canvas.Canvas(str(path), pagesize=A4)
+    for placed in pages:
+        for x, y, text in placed:
+            face = font
+            if text.startswith("@Courier "):
+                face, text = "Courier", text.removeprefix("@Courier ")
+            pdf.setFont(face, size)
+            pdf.drawString(x, A4[1] - y, text)
+        pdf.showPage()
+    pdf.save()
+    return path
+
+
+def table_rows(x: list[float], top: float, rows: list[list[str]], pitch: float = 16) -> list[Placed]:
+    """A borderless table for ``make_pdf_placed``: row r's cell c at (x[c], top + r * pitch)."""
+    return [(x[c], top + r * pitch, cell) for r, row in enumerate(rows) for c, cell in enumerate(row) if cell]
+
+
 MANUAL_TOPICS = ["Installing", "Cleaning", "Batteries", "Scripting"]
 
 
@@ -136,8 +165,10 @@ def make_manual_pdf(path: Path) -> Path:
         pdf.drawString(72, height - 90, f"{n}. {topic}")
         pdf.setFont("Helvetica", 11)
         y = height - 120
-        for line in (f"This chapter explains {topic.lower()} the widget in detail for every owner.",
-                     f"Read the {topic.lower()} steps before you start, and keep this manual at hand."):
+        for line in (
+            f"This chapter explains {topic.lower()} the widget in detail for every owner.",
+            f"Read the {topic.lower()} steps before you start, and keep this manual at hand.",
+        ):
             pdf.drawString(72, y, line)
             y -= 14
         if n == 1:
@@ -148,13 +179,28 @@ def make_manual_pdf(path: Path) -> Path:
             pdf.setFont("Helvetica", 11)
             pdf.drawString(x + 5, y, " near the sink.")
         if n == 2:
-            _ruled_table(pdf, 72, y - 30, [["Part", "Interval", "Note"], ["Filter", "3 months", "Rinse in"],
-                                           ["Brush", "6 months", "Cut hair off"], ["Tank", "weekly", "Dry it"]],
-                         wrap={(1, 2): "cold water"})
+            _ruled_table(
+                pdf,
+                72,
+                y - 30,
+                [
+                    ["Part", "Interval", "Note"],
+                    ["Filter", "3 months", "Rinse in"],
+                    ["Brush", "6 months", "Cut hair off"],
+                    ["Tank", "weekly", "Dry it"],
+                ],
+                wrap={(1, 2): "cold water"},
+            )
         if n == 4:
             pdf.setFont("Courier", 10)
-            for i, code in enumerate(["def clean(widget):", "    for brush in widget.brushes:",
-                                      "        brush.spin(rpm=1200)", "    return widget"]):
+            for i, code in enumerate(
+                [
+                    "def clean(widget):",
+                    "    for brush in widget.brushes:",
+                    "        brush.spin(rpm=1200)",
+                    "    return widget",
+                ]
+            ):
                 indent = len(code) - len(code.lstrip())
                 pdf.drawString(72 + indent * 6, y - 20 - i * 12, code.lstrip())
         pdf.showPage()
@@ -228,9 +274,7 @@ def make_pptx(
             paragraph.text = bullet
         if tables and number in tables:
             rows = _rows(tables[number])
-            shape = slide.shapes.add_table(
-                len(rows), len(rows[0]), Inches(1), Inches(5), Inches(8), Inches(1.5)
-            )
+            shape = slide.shapes.add_table(len(rows), len(rows[0]), Inches(1), Inches(5), Inches(8), Inches(1.5))
             for r, row in enumerate(rows):
                 for c, cell in enumerate(row):
                     shape.table.cell(r, c).text = cell
@@ -257,9 +301,7 @@ def html_body(blocks: list[Block]) -> str:
         elif style == "table":
             rows = _rows(text)
             head = "".join(f"<th>{escape(c)}</th>" for c in rows[0])
-            body = "".join(
-                "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows[1:]
-            )
+            body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows[1:])
             out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
         else:
             tag = {"title": "h1", "h1": "h1", "h2": "h2"}.get(style, "p")

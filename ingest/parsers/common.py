@@ -103,7 +103,7 @@ def table_text(rows: list[list[str]], *, header: bool = True) -> str:
             continue
         if header and names is None:
             names = cells
-            lines.append(" | ".join(cells))
+            lines.append(" | ".join(c for i, c in enumerate(cells) if i == 0 or c != cells[i - 1]))
         elif names is not None:
             lines.append(" | ".join(_keyed(names, cells)))
         else:
@@ -112,10 +112,13 @@ def table_text(rows: list[list[str]], *, header: bool = True) -> str:
 
 
 def _keyed(names: list[str], cells: list[str]) -> list[str]:
+    """Each cell with its column's name; a cell spanning columns (repeated per column) appears once."""
     out = []
+    previous = None
     for i, cell in enumerate(cells):
-        if not cell:
-            continue
         name = names[i] if i < len(names) else ""
+        if not cell or (name, cell) == previous:
+            continue
+        previous = (name, cell)
         out.append(f"{name}: {cell}" if name and name != cell else cell)
     return out

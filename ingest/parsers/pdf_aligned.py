@@ -173,11 +173,13 @@ def _grow(lines: Sequence[Line], cells: list[list[_Cell] | None], first: int) ->
 def _assemble(taken: list[tuple[float, bool, list[tuple[int, str]]]], width: int) -> list[list[str]]:
     """Rows from the lines taken: each line that fills only some cells (a wrapped cell) joins the row
     whose first line is nearest, above or below (a short cell is often centred beside a long one);
-    halfway between two, the lower one (a first cell wrapped over two lines is read beside its second)."""
+    halfway between two, the upper one, but the lower one for a first cell (a first cell wrapped over
+    two lines is read beside its second)."""
     anchors = [baseline for baseline, is_row, _ in taken if is_row]
     parts: list[list[list[tuple[float, str]]]] = [[[] for _ in range(width)] for _ in anchors]
     for baseline, _, placed in taken:
-        row = min(range(len(anchors)), key=lambda r: (round(abs(anchors[r] - baseline)), anchors[r]))
+        sign = 1 if placed[0][0] == 0 else -1
+        row = min(range(len(anchors)), key=lambda r: (round(abs(anchors[r] - baseline)), sign * anchors[r]))
         for column, text in placed:
             parts[row][column].append((baseline, text))
     return [[" ".join(t for _, t in sorted(cell, key=lambda p: -p[0])) for cell in row] for row in parts]
