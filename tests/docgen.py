@@ -165,10 +165,8 @@ def make_manual_pdf(path: Path) -> Path:
         pdf.drawString(72, height - 90, f"{n}. {topic}")
         pdf.setFont("Helvetica", 11)
         y = height - 120
-        for line in (
-            f"This chapter explains {topic.lower()} the widget in detail for every owner.",
-            f"Read the {topic.lower()} steps before you start, and keep this manual at hand.",
-        ):
+        for line in (f"This chapter explains {topic.lower()} the widget in detail for every owner.",
+                     f"Read the {topic.lower()} steps before you start, and keep this manual at hand."):
             pdf.drawString(72, y, line)
             y -= 14
         if n == 1:
@@ -179,28 +177,13 @@ def make_manual_pdf(path: Path) -> Path:
             pdf.setFont("Helvetica", 11)
             pdf.drawString(x + 5, y, " near the sink.")
         if n == 2:
-            _ruled_table(
-                pdf,
-                72,
-                y - 30,
-                [
-                    ["Part", "Interval", "Note"],
-                    ["Filter", "3 months", "Rinse in"],
-                    ["Brush", "6 months", "Cut hair off"],
-                    ["Tank", "weekly", "Dry it"],
-                ],
-                wrap={(1, 2): "cold water"},
-            )
+            _ruled_table(pdf, 72, y - 30, [["Part", "Interval", "Note"], ["Filter", "3 months", "Rinse in"],
+                                           ["Brush", "6 months", "Cut hair off"], ["Tank", "weekly", "Dry it"]],
+                         wrap={(1, 2): "cold water"})
         if n == 4:
             pdf.setFont("Courier", 10)
-            for i, code in enumerate(
-                [
-                    "def clean(widget):",
-                    "    for brush in widget.brushes:",
-                    "        brush.spin(rpm=1200)",
-                    "    return widget",
-                ]
-            ):
+            for i, code in enumerate(["def clean(widget):", "    for brush in widget.brushes:",
+                                      "        brush.spin(rpm=1200)", "    return widget"]):
                 indent = len(code) - len(code.lstrip())
                 pdf.drawString(72 + indent * 6, y - 20 - i * 12, code.lstrip())
         pdf.showPage()
@@ -274,7 +257,9 @@ def make_pptx(
             paragraph.text = bullet
         if tables and number in tables:
             rows = _rows(tables[number])
-            shape = slide.shapes.add_table(len(rows), len(rows[0]), Inches(1), Inches(5), Inches(8), Inches(1.5))
+            shape = slide.shapes.add_table(
+                len(rows), len(rows[0]), Inches(1), Inches(5), Inches(8), Inches(1.5)
+            )
             for r, row in enumerate(rows):
                 for c, cell in enumerate(row):
                     shape.table.cell(r, c).text = cell
@@ -301,7 +286,9 @@ def html_body(blocks: list[Block]) -> str:
         elif style == "table":
             rows = _rows(text)
             head = "".join(f"<th>{escape(c)}</th>" for c in rows[0])
-            body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows[1:])
+            body = "".join(
+                "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows[1:]
+            )
             out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
         else:
             tag = {"title": "h1", "h1": "h1", "h2": "h2"}.get(style, "p")

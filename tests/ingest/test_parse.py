@@ -113,7 +113,9 @@ class TestPdf:
         assert titles(doc) == ["Battery Care", "Storage And Transport"]  # "Press the button" is no heading
         assert find(doc, "Keep it dry").heading == "Storage And Transport"
 
-    def test_running_header_footer_and_page_numbers_are_dropped(self, tmp_path: Path, settings: IngestSettings) -> None:
+    def test_running_header_footer_and_page_numbers_are_dropped(
+        self, tmp_path: Path, settings: IngestSettings
+    ) -> None:
         words = ["Pumps", "Valves", "Seals", "Gauges"]
         pages: list[list[docgen.Line]] = [
             [
@@ -130,8 +132,12 @@ class TestPdf:
         assert [e.text for e in doc.elements] == [f"{w} are explained here." for w in words]
         assert [e.page for e in doc.elements] == [1, 2, 3, 4]
 
-    def test_numbered_headings_opening_every_page_are_kept(self, tmp_path: Path, settings: IngestSettings) -> None:
-        pages = [[("h1", f"Article {n}"), ("p", f"Clause text number {n} of the contract.")] for n in range(1, 5)]
+    def test_numbered_headings_opening_every_page_are_kept(
+        self, tmp_path: Path, settings: IngestSettings
+    ) -> None:
+        pages = [
+            [("h1", f"Article {n}"), ("p", f"Clause text number {n} of the contract.")] for n in range(1, 5)
+        ]
         doc = parse_file(docgen.make_pdf(tmp_path / "a.pdf", pages), settings)
         assert titles(doc) == ["Article 1", "Article 2", "Article 3", "Article 4"]
         assert find(doc, "number 3").heading == "Article 3" and find(doc, "number 3").page == 3
@@ -160,8 +166,8 @@ class TestDocx:
         assert find(doc, "travel portal").kind == "ListItem"
         table = find(doc, "Nightly cap")
         assert table.kind == "Table" and table.heading == "Hotels"
-        assert (
-            table.text == "City | Nightly cap\nCity: Paris | Nightly cap: 180 EUR\nCity: Berlin | Nightly cap: 140 EUR"
+        assert table.text == (
+            "City | Nightly cap\nCity: Paris | Nightly cap: 180 EUR\nCity: Berlin | Nightly cap: 140 EUR"
         )
 
     def test_short_bold_paragraph_is_a_heading(self, tmp_path: Path, settings: IngestSettings) -> None:
@@ -201,7 +207,9 @@ class TestPptx:
         table = find(doc, "Hires")
         assert (table.kind, table.page, table.text) == ("Table", 3, "Team | Hires\nTeam: Core | Hires: 5")
 
-    def test_untitled_slide_does_not_inherit_a_heading(self, tmp_path: Path, settings: IngestSettings) -> None:
+    def test_untitled_slide_does_not_inherit_a_heading(
+        self, tmp_path: Path, settings: IngestSettings
+    ) -> None:
         import pptx
         from pptx.util import Inches
 
@@ -296,7 +304,9 @@ class TestEmail:
 
         msg = EmailMessage()
         msg["Subject"], msg["From"] = "Newsletter", "news@example.com"
-        msg.set_content("<html><body><h2>Offers</h2><p>Filters are 20% off.</p></body></html>", subtype="html")
+        msg.set_content(
+            "<html><body><h2>Offers</h2><p>Filters are 20% off.</p></body></html>", subtype="html"
+        )
         path = tmp_path / "n.eml"
         path.write_bytes(msg.as_bytes())
         doc = parse_file(path, settings)
@@ -319,11 +329,8 @@ class TestCsvAndText:
         rows = [["part", "name", "price"], ["BAT-1", "Battery", "39.90"], ["FLT-2", "Filter, HEPA", "12.50"]]
         doc = parse_file(docgen.make_csv(tmp_path / "p.csv", rows), settings)
         assert [(e.kind, e.text) for e in doc.elements] == [
-            (
-                "Table",
-                "part | name | price\npart: BAT-1 | name: Battery | price: 39.90\n"
-                "part: FLT-2 | name: Filter, HEPA | price: 12.50",
-            )
+            ("Table", "part | name | price\npart: BAT-1 | name: Battery | price: 39.90\n"
+             "part: FLT-2 | name: Filter, HEPA | price: 12.50")
         ]
 
     def test_semicolon_cp1252_csv(self, tmp_path: Path, settings: IngestSettings) -> None:
@@ -332,7 +339,9 @@ class TestCsvAndText:
         doc = parse_file(path, settings)
         assert doc.elements[0].text == "Artikel | Preis\nCafé crème | 3,50 €\nBrötchen | 0,90 €"
 
-    def test_large_csv_comes_in_row_groups_each_with_the_header(self, tmp_path: Path, settings: IngestSettings) -> None:
+    def test_large_csv_comes_in_row_groups_each_with_the_header(
+        self, tmp_path: Path, settings: IngestSettings
+    ) -> None:
         rows = [["id", "value"]] + [[str(i), f"v{i}"] for i in range(450)]
         doc = parse_file(docgen.make_csv(tmp_path / "big.csv", rows), settings)
         assert len(doc.elements) > 1 and all(e.text.startswith("id | value\n") for e in doc.elements)
@@ -416,5 +425,6 @@ class TestSampleCorpus:
         manual = parse_file(SAMPLES / "sweep_s3_manual.pdf", settings)
         assert {e.page for e in manual.elements} == {1, 2, 3, 4, 5}
         assert not any(
-            "Page " in e.text or (e.text == "Kestrel Sweep S3 User Manual" and e.page != 1) for e in manual.elements
+            "Page " in e.text or (e.text == "Kestrel Sweep S3 User Manual" and e.page != 1)
+            for e in manual.elements
         )  # the running footer is gone

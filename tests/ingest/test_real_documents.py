@@ -143,9 +143,8 @@ class TestWebExport:
             "6.2. Commands",
         ]
         table = next(e for e in doc.elements if e.kind == "Table")
-        assert (
-            table.text == "Field | Meaning\nField: deb | Meaning: binary packages" and table.heading == "6.1. Sources"
-        )
+        assert table.text == "Field | Meaning\nField: deb | Meaning: binary packages"
+        assert table.heading == "6.1. Sources"
         code = next(e for e in doc.elements if e.kind == "CodeSnippet")
         assert code.text == "apt update\n  apt upgrade"
 
