@@ -151,7 +151,7 @@ def _grow(lines: Sequence[Line], cells: list[list[_Cell] | None], first: int) ->
             break
         # A wrapped cell's line sits close to its row, above it too when the row's short cells are
         # centred beside it (then its row's first line comes after it).
-        if not is_row and abs(down) > _WRAP_GAP * size:
+        if not is_row and not -_ROW_GAP * size <= down <= _WRAP_GAP * size:
             break
         taken.append((line.baseline, is_row, [(c, cell.text) for c, cell in zip(placed, row, strict=True)]))
         members.append(j)
@@ -174,12 +174,15 @@ def _assemble(taken: list[tuple[float, bool, list[tuple[int, str]]]], width: int
     """Rows from the lines taken: each line that fills only some cells (a wrapped cell) joins the row
     whose first line is nearest, above or below (a short cell is often centred beside a long one);
     halfway between two, the upper one, but the lower one for a first cell (a first cell wrapped over
-    two lines is read beside its second)."""
+    two lines is read beside its second) and never the header (a long cell centred on the first row)."""
     anchors = [baseline for baseline, is_row, _ in taken if is_row]
     parts: list[list[list[tuple[float, str]]]] = [[[] for _ in range(width)] for _ in anchors]
     for baseline, _, placed in taken:
         sign = 1 if placed[0][0] == 0 else -1
-        row = min(range(len(anchors)), key=lambda r: (round(abs(anchors[r] - baseline)), sign * anchors[r]))
+        row = min(
+            range(len(anchors)),
+            key=lambda r: (round(abs(anchors[r] - baseline)), r == 0, sign * anchors[r]),
+        )
         for column, text in placed:
             parts[row][column].append((baseline, text))
     return [[" ".join(t for _, t in sorted(cell, key=lambda p: -p[0])) for cell in row] for row in parts]
