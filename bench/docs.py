@@ -7,7 +7,8 @@ ingested into a throwaway data directory, then measured:
 
 - noise: the share of chunks whose text or heading holds a running header or footer, a contents
   entry or web navigation (patterns below, taken from what these documents print);
-- tables: table chunks per document;
+- tables: tables found per document (PDFs: ruled, found by their drawn rules, and borderless, found by
+  the alignment of their cells; a table continued on the next page counts once) and table chunks;
 - hit@5: for the questions in ``bench/docs_questions.json``, a top-5 hit from the right document
   whose text or heading holds the expected words.
 
@@ -91,9 +92,9 @@ def main() -> None:
         noisy_examples: list[str] = []
         for text, heading, kind, path in rows:
             group = Path(path).relative_to(corpus).parts[0]
-            doc = per_doc.setdefault(group, {"document": group, "chunks": 0, "tables": 0, "noisy": 0})
+            doc = per_doc.setdefault(group, {"document": group, "chunks": 0, "table_chunks": 0, "noisy": 0})
             doc["chunks"] += 1
-            doc["tables"] += kind == "Table"
+            doc["table_chunks"] += kind == "Table"
             found = noise_of(text, heading)
             if found:
                 doc["noisy"] += 1
@@ -105,6 +106,9 @@ def main() -> None:
             if group in figures:
                 f = figures[group]
                 doc.update(
+                    tables=f.get("tables"),
+                    tables_ruled=f.get("tables_ruled"),
+                    tables_borderless=f.get("tables_borderless"),
                     pages=f.get("pages"),
                     ocr_pages=f.get("ocr_pages"),
                     header_footer_lines_dropped=f.get("running_lines_dropped"),
@@ -129,8 +133,11 @@ def main() -> None:
         summary = {
             "chunks": total,
             "noise_share": round(noisy / total, 4),
-            "pdf_tables": sum(d["tables"] for g, d in per_doc.items() if g.endswith(".pdf")),
-            "html_tables": sum(d["tables"] for g, d in per_doc.items() if not g.endswith(".pdf")),
+            "pdf_tables": sum(d.get("tables") or 0 for g, d in per_doc.items() if g.endswith(".pdf")),
+            "pdf_tables_ruled": sum(d.get("tables_ruled") or 0 for d in per_doc.values()),
+            "pdf_tables_borderless": sum(d.get("tables_borderless") or 0 for d in per_doc.values()),
+            "pdf_table_chunks": sum(d["table_chunks"] for g, d in per_doc.items() if g.endswith(".pdf")),
+            "html_table_chunks": sum(d["table_chunks"] for g, d in per_doc.items() if not g.endswith(".pdf")),
             "hit@5": round(sum(h["rank"] is not None for h in hits) / len(hits), 3),
             "questions": len(hits),
             "ingest_s": round(t.s, 1),

@@ -37,9 +37,7 @@ def parse_file(path: Path, settings: IngestSettings) -> ParsedDocument:
     kind = SUPPORTED_SUFFIXES.get(path.suffix.lower())
     if kind is None:
         known = ", ".join(sorted(SUPPORTED_SUFFIXES))
-        raise IngestError(
-            str(path), f"unsupported file type '{path.suffix or '(none)'}': convert it to one of {known}"
-        )
+        raise IngestError(str(path), f"unsupported file type '{path.suffix or '(none)'}': convert it to one of {known}")
     _check_size(path, settings)
     builder = ElementBuilder()
     warnings: list[str] = []

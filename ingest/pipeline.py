@@ -98,9 +98,7 @@ class Discovered:
     skipped: list[dict[str, str]]
 
 
-def discover(
-    paths: list[Path], include: list[str] | None = None, exclude: list[str] | None = None
-) -> Discovered:
+def discover(paths: list[Path], include: list[str] | None = None, exclude: list[str] | None = None) -> Discovered:
     """Expand files and folders. Hidden files and folders are left out; so are files in folders that are
     not documents (images, styles, scripts: reported as skipped, not failed) and, in folders, files
     that match no ``include`` glob or match an ``exclude`` glob (globs match the name or the path

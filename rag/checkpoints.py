@@ -41,9 +41,7 @@ def resolve_checkpoint(settings: Settings) -> Path:
         return path.resolve()
     if HF_ID.match(source):
         return hf_snapshot(source, download=False)
-    raise ConfigError(
-        f"model source '{source}' is neither a bundled model, an existing path nor a Hugging Face id."
-    )
+    raise ConfigError(f"model source '{source}' is neither a bundled model, an existing path nor a Hugging Face id.")
 
 
 def hf_snapshot(repo_id: str, download: bool) -> Path:
@@ -58,8 +56,7 @@ def hf_snapshot(repo_id: str, download: bool) -> Path:
         hint = (
             "run `docqa model prepare` on a host that can reach the Hugging Face Hub"
             if not download
-            else "this host cannot reach the Hub; copy the checkpoint here and set "
-            "DOCQA_MODEL_SOURCE to its path"
+            else "this host cannot reach the Hub; copy the checkpoint here and set DOCQA_MODEL_SOURCE to its path"
         )
         raise ConfigError(f"'{repo_id}' is not in the local Hugging Face cache: {hint}.") from exc
     except (HfHubHTTPError, OSError) as exc:

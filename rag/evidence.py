@@ -129,8 +129,6 @@ class EvidenceSelector:
             scores = scores + s.answer_weight * support
         order = np.argsort(-scores, kind="stable")
         evidence = [
-            replace(sig.units[i], score=float(scores[i]))
-            for i in order
-            if only is None or sig.units[i].n in only
+            replace(sig.units[i], score=float(scores[i])) for i in order if only is None or sig.units[i].n in only
         ]
         return Ranked(evidence, float(sig.dense.max()), float(sig.lexical.max()), sig)

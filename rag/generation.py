@@ -78,9 +78,7 @@ def build_generator(settings: Settings) -> Generator:
         return OpenAIGenerator(settings.llm, settings.model.served_name)
     if backend == "transformers":
         return TransformersGenerator(settings)
-    raise ConfigError(
-        f"unknown generator backend '{backend}' (DOCQA_LLM_BACKEND): use 'openai' or 'transformers'."
-    )
+    raise ConfigError(f"unknown generator backend '{backend}' (DOCQA_LLM_BACKEND): use 'openai' or 'transformers'.")
 
 
 def _chat_model_dir(settings: Settings, served_root: str | None) -> Path:
@@ -494,9 +492,7 @@ class TransformersGenerator:
         temperature: float | None = None,
         stop: list[str] | None = None,
     ) -> str:
-        return "".join(
-            self.stream(messages, model=model, max_tokens=max_tokens, temperature=temperature, stop=stop)
-        )
+        return "".join(self.stream(messages, model=model, max_tokens=max_tokens, temperature=temperature, stop=stop))
 
     def stream(
         self,
@@ -512,9 +508,7 @@ class TransformersGenerator:
 
         adapter = self._adapter_for(model)
         cancel = threading.Event()
-        streamer = TextIteratorStreamer(
-            self._tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=None
-        )
+        streamer = TextIteratorStreamer(self._tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=None)
         failure: list[BaseException] = []
         worker = threading.Thread(
             target=self._generate,
@@ -601,9 +595,7 @@ class TransformersGenerator:
 
         class _Cancelled(StoppingCriteria):
             def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-                return torch.full(
-                    (input_ids.shape[0],), cancel.is_set(), dtype=torch.bool, device=input_ids.device
-                )
+                return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool, device=input_ids.device)
 
         llm = self.settings.llm
         temperature = llm.temperature if temperature is None else temperature
@@ -643,9 +635,7 @@ class TransformersGenerator:
         try:
             from peft import PeftModel
         except ImportError as exc:
-            raise MissingDependencyError(
-                "serving LoRA adapters in-process needs peft: `pip install peft`"
-            ) from exc
+            raise MissingDependencyError("serving LoRA adapters in-process needs peft: `pip install peft`") from exc
         if not self._loaded_adapters:
             self._model = PeftModel.from_pretrained(self._model, path, adapter_name=name).eval()
         elif name not in self._loaded_adapters:

@@ -1,7 +1,9 @@
 """Where a sentence ends: one rule for evidence spans, verification and citation mapping.
 
 A full stop, "!" or "?" (with any closing quote or bracket) followed by white space ends a sentence,
-and a line break always ends a unit, so table rows, list items and CSV lines stand alone. Three kinds
+and a line break always ends a unit, so table rows, list items and CSV lines stand alone; a table row
+("Model: X200 | Battery life: 4 h. Rated at 20 C.") is never cut inside, so a quote holds the whole row
+with its header names. Three kinds
 of stop do not end one, because cutting there loses the answer: an initial or a dotted abbreviation
 ("British bacteriologist J. F. D. Shrewsbury", "the U.S. Army", "e.g. a fuse"), a common title or
 abbreviation ("Dr. Smith", "approx. 40"), and a stop followed by a lower-case word or an operator
@@ -21,6 +23,13 @@ _ABBREVIATIONS = frozenset(
 # "J." (an initial) or "e.g.", "U.S." (letters and stops); a lower-case "p." alone ends ("divisible by p.").
 _INITIAL_OR_DOTTED = re.compile(r"(?:^|[\s(\"'“])(?:(?:[A-Za-z]\.)+[A-Za-z]|[A-Z])\.$")
 _CONTINUES = re.compile(r"[a-z+=*/×−÷^]")  # not "<" (markup), "-" (a dash or a list item)
+_TABLE_ROW = re.compile(r"[^|]*\S: [^|]* \| ")  # "Name: value | Name: value", as ingest writes table rows
+
+
+def _in_table_row(text: str, at: int) -> bool:
+    start = text.rfind("\n", 0, at) + 1
+    end = text.find("\n", at)
+    return _TABLE_ROW.match(text[start : end if end >= 0 else len(text)]) is not None
 
 
 def _ends_sentence(text: str, stop: int, after: int) -> bool:
@@ -47,6 +56,8 @@ def sentence_spans(text: str, min_chars: int = 1) -> list[tuple[int, int]]:
             while stop > start and text[stop] in "\"'”’)]":
                 stop -= 1
             if stop < start or text[stop] not in ".!?" or not _ends_sentence(text, stop, match.end()):
+                continue
+            if _in_table_row(text, stop):
                 continue
         spans.append((start, match.start() + len(match.group(0).rstrip())))
         start = match.end()

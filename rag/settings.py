@@ -89,6 +89,11 @@ class IngestSettings(BaseModel):
     )
     parse_timeout_s: float = Field(120.0, description="Per-file parse time limit.")
     pdf_tables: bool = Field(True, description="Find ruled tables in PDFs (pdfplumber) and keep each as one chunk.")
+    pdf_borderless_tables: bool = Field(
+        True,
+        description="Find PDF tables drawn without rules, by the alignment of their cells (ingest/parsers/"
+        "pdf_aligned.py), and keep each as a table.",
+    )
     ocr: bool = Field(True, description="OCR PDF pages that have no text layer (RapidOCR, bundled models).")
     ocr_dpi: float = Field(200.0, gt=0, description="Resolution PDF pages are rendered at for OCR.")
     ocr_page_timeout_s: float = Field(

@@ -103,6 +103,35 @@ def make_pdf_lines(path: Path, pages: list[list[Line]], *, size: float = 11, lea
     return path
 
 
+Placed = tuple[float, float, str]  # x from the left edge, y from the top edge (points), text
+
+
+def make_pdf_placed(path: Path, pages: list[list[Placed]], *, font: str = "Helvetica", size: float = 10) -> Path:
+    """A PDF with each string drawn where it is told, for layout tests: borderless tables (cells at
+    column positions, no rules), two-column prose, lists. ``(x, y, text)`` per string; a text starting
+    with "@Courier " is set in Courier (code)."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.pdfgen import canvas
+
+    path = _prepare(path)
+    pdf = canvas.Canvas(str(path), pagesize=A4)
+    for placed in pages:
+        for x, y, text in placed:
+            face = font
+            if text.startswith("@Courier "):
+                face, text = "Courier", text.removeprefix("@Courier ")
+            pdf.setFont(face, size)
+            pdf.drawString(x, A4[1] - y, text)
+        pdf.showPage()
+    pdf.save()
+    return path
+
+
+def table_rows(x: list[float], top: float, rows: list[list[str]], pitch: float = 16) -> list[Placed]:
+    """A borderless table for ``make_pdf_placed``: row r's cell c at (x[c], top + r * pitch)."""
+    return [(x[c], top + r * pitch, cell) for r, row in enumerate(rows) for c, cell in enumerate(row) if cell]
+
+
 MANUAL_TOPICS = ["Installing", "Cleaning", "Batteries", "Scripting"]
 
 

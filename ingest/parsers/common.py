@@ -86,15 +86,39 @@ class ElementBuilder:
         return next((e.text for e in self.elements if e.kind == "Title"), None)
 
 
-def table_text(rows: list[list[str]]) -> str:
-    """Render table rows as one line each, cells joined by ' | ' (the first row is the header).
+def table_text(rows: list[list[str]], *, header: bool = True) -> str:
+    """Render a table as one line per row: the header row's cells joined by ' | ', then each data row
+    with its header names ("Model: X200 | Battery life: 4 h"), so a row read or retrieved alone still
+    says what each value is. Without a header (``header=False``) every row is plain cells.
 
-    Empty rows are dropped; each cell is flattened to one line so a row is always one line, which is
-    what the chunker relies on when it splits a large table by rows.
+    Empty rows are dropped, and so are the empty cells of a data row; each cell is flattened to one
+    line so a row is always one line, which is what the chunker relies on when it splits a large
+    table by rows (repeating the header line).
     """
     lines = []
+    names: list[str] | None = None
     for row in rows:
         cells = [one_line(c) for c in row]
-        if any(cells):
+        if not any(cells):
+            continue
+        if header and names is None:
+            names = cells
+            lines.append(" | ".join(c for i, c in enumerate(cells) if i == 0 or c != cells[i - 1]))
+        elif names is not None:
+            lines.append(" | ".join(_keyed(names, cells)))
+        else:
             lines.append(" | ".join(cells))
     return "\n".join(lines)
+
+
+def _keyed(names: list[str], cells: list[str]) -> list[str]:
+    """Each cell with its column's name; a cell spanning columns (repeated per column) appears once."""
+    out = []
+    previous = None
+    for i, cell in enumerate(cells):
+        name = names[i] if i < len(names) else ""
+        if not cell or (name, cell) == previous:
+            continue
+        previous = (name, cell)
+        out.append(f"{name}: {cell}" if name and name != cell else cell)
+    return out

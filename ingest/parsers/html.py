@@ -212,6 +212,9 @@ class _Walker:
             elif name == "pre":
                 self.flush(buf, kind)
                 self.builder.add(child.get_text(), "CodeSnippet", keep_layout=True)
+            elif name == "dl":
+                self.flush(buf, kind)
+                self.definitions(child)
             elif name == "li":
                 self.flush(buf, kind)
                 self.walk(child, [], "ListItem", flush=True)
@@ -232,12 +235,93 @@ class _Walker:
     def table(self, table: Tag) -> None:
         caption = table.find("caption")
         if caption is not None and caption.find_parent("table") is table:
-            self.builder.add(caption.get_text(" "))
-        rows = []
-        for tr in table.find_all("tr"):
-            if tr.find_parent("table") is not table:
-                continue  # a nested table's rows belong to that table's cell text
-            rows.append([cell.get_text(" ") for cell in tr.find_all(["td", "th"], recursive=False)])
-        text = table_text(rows)
+            self.builder.add(caption.get_text(" "), "Caption")
+        rows, header = _grid(table)
+        text = table_text(rows, header=header)
         if text:
             self.builder.add(text, "Table")
+
+    def definitions(self, dl: Tag) -> None:
+        """A definition list: each term with its definition in one element ("term: definition"), so
+        no chunk boundary falls between them; a definition's code or table follows, glued by the ":"."""
+        terms: list[str] = []
+        for child in _entries(dl):
+            if child.name == "dt":
+                terms.append(one_line(child.get_text(" ")))
+                continue
+            inner = ElementBuilder()
+            inner.heading = self.builder.heading
+            _Walker(inner).walk(child, [], "NarrativeText", flush=True)
+            term = " / ".join(t for t in terms if t)
+            terms = []
+            texts: list[str] = []
+            rest = list(inner.elements)
+            while rest and rest[0].kind in ("NarrativeText", "ListItem"):
+                texts.append(rest.pop(0).text)
+            if term or texts:
+                first = " ".join([f"{term}:" if term else "", *texts[:1]]).strip()
+                self.builder.add("\n".join([first, *texts[1:]]), "ListItem")
+            self.builder.elements.extend(rest)
+        if terms:  # terms with no definition
+            self.builder.add(" / ".join(terms), "ListItem")
+
+
+def _entries(dl: Tag) -> list[Tag]:
+    """The dt and dd children of a dl, also inside the div wrappers HTML allows around each pair."""
+    out = []
+    for child in dl.find_all(["dt", "dd"]):
+        if child.find_parent("dl") is dl:
+            out.append(child)
+    return out
+
+
+def _grid(table: Tag) -> tuple[list[list[str]], bool]:
+    """The table's rows as a grid, a cell spanning rows or columns repeated in each (so every row keeps
+    its own values in its own columns); and whether the first row is a header: its cells are th or it
+    sits in thead, or no cell is th at all (the common first-row header of plain tables)."""
+    rows: list[list[str]] = []
+    pending: dict[int, tuple[int, str]] = {}  # column -> (rows still covered, text) from a rowspan above
+    first_is_header = False
+    any_th = False
+    for tr in table.find_all("tr"):
+        if tr.find_parent("table") is not table:
+            continue  # a nested table's rows belong to that table's cell text
+        cells = tr.find_all(["td", "th"], recursive=False)
+        any_th = any_th or any(c.name == "th" for c in cells)
+        if not rows:
+            first_is_header = bool(cells) and (
+                all(c.name == "th" for c in cells) or tr.find_parent("thead") is not None
+            )
+        row: list[str] = []
+        queue = list(cells)
+        while queue or pending:
+            column = len(row)
+            if column in pending:
+                left, text = pending[column]
+                row.append(text)
+                if left > 1:
+                    pending[column] = (left - 1, text)
+                else:
+                    del pending[column]
+                continue
+            if not queue:
+                if pending and max(pending) > column:
+                    row.append("")
+                    continue
+                break
+            cell = queue.pop(0)
+            text = cell.get_text(" ")
+            for _ in range(_span(cell, "colspan")):
+                down = _span(cell, "rowspan")
+                if down > 1:
+                    pending[len(row)] = (down - 1, text)
+                row.append(text)
+        rows.append(row)
+    return rows, first_is_header or not any_th
+
+
+def _span(cell: Tag, name: str) -> int:
+    try:
+        return max(1, min(int(str(cell.get(name, 1))), 100))
+    except ValueError:
+        return 1

@@ -95,7 +95,9 @@ def _docx_paragraph(paragraph: Paragraph, builder: ElementBuilder) -> None:
     names = [s.name.lower() for s in _style_chain(style) if s.name]
     ppr = paragraph._p.pPr
     outline = ppr is not None and ppr.find(qn("w:outlineLvl")) is not None
-    if any(n.startswith(("heading", "title")) for n in names) or outline:
+    if any(n == "caption" for n in names):
+        builder.add(text, "Caption")  # "Table 2: ..." above or below a table: it goes with the table
+    elif any(n.startswith(("heading", "title")) for n in names) or outline:
         builder.title(text)
     elif any(n.startswith("list") for n in names) or (ppr is not None and ppr.numPr is not None):
         builder.add(text, "ListItem")
@@ -121,15 +123,9 @@ def _all_bold(paragraph: Paragraph) -> bool:
 
 
 def _docx_rows(table: Table) -> list[list[str]]:
-    rows = []
-    for row in table.rows:
-        cells, previous = [], None
-        for cell in row.cells:
-            if cell._tc is not previous:  # a merged cell is repeated once per grid column it spans
-                cells.append(cell.text)
-            previous = cell._tc
-        rows.append(cells)
-    return rows
+    """One cell per grid column: a merged cell's text stands in each column (and row) it covers, so
+    every row's values stay under their own header names (``table_text`` writes a repeat once)."""
+    return [[cell.text for cell in row.cells] for row in table.rows]
 
 
 # ---------------------------------------------------------------------------------------------- pptx

@@ -5,7 +5,10 @@ entirely in a bold face and standing apart, opens a section. When a document has
 contrast at all, short Title Case lines standing apart are taken instead. Lines are joined back
 into paragraphs by their vertical spacing. Around that:
 - running headers, footers, page numbers and contents pages are dropped (``pdf_layout``);
-- ruled tables become one Table element each (``pdf_tables``);
+- ruled tables (``pdf_tables``) and borderless ones, found by the alignment of their cells
+  (``pdf_aligned``), become one Table element each; a table whose rows go on at the top of the next
+  page in the same columns stays one table (its header row put back there), and a "Table 3.1: ..."
+  line is its caption;
 - runs of lines set in a fixed-pitch font are code, kept with their line breaks and indentation;
 - raised, smaller digits after a word are footnote markers, written ``word[^3]`` so they stay apart;
 - pages without a text layer are OCR'd (``ocr``), when enabled;
@@ -31,6 +34,7 @@ from ingest.parsers.heuristics import (
     strip_bullet,
 )
 from ingest.parsers.ocr import OcrLine, OcrTimeout, OcrUnavailable, ocr_page
+from ingest.parsers.pdf_aligned import find_aligned_tables
 from ingest.parsers.pdf_layout import PAGE_NUMBER, find_furniture
 from ingest.parsers.pdf_tables import Table, find_tables
 from ingest.parsers.plain import unwrap
@@ -49,6 +53,8 @@ _SUPERSCRIPT_SIZE = 0.85  # a footnote marker is set at most this size of its li
 _SUPERSCRIPT_RISE = 0.2  # ...and raised at least this many line sizes above the baseline
 _CODE_GAP = 2.2  # code lines further apart than this many font sizes are two blocks
 _CHAR_WIDTH = 0.6  # a fixed-pitch glyph's advance, in font sizes: turns x offsets into indentation
+_CAPTION = re.compile(r"^(?:Table|Tab\.)\s+[\dA-Z][\w.-]*\s*[:.]\s+\S", re.I)
+_MAX_CAPTION_WORDS = 30
 
 
 @dataclass
@@ -60,7 +66,9 @@ class _Line:
     x: float | None  # x of that origin
     page: int
     mono: bool = False  # every sampled character is in a fixed-pitch font: a line of code
-    table: str | None = None  # this "line" stands for a whole table (rows as text)
+    table: Table | None = None  # this "line" stands for a whole table
+    start: int = -1  # index of the line's first character in the page's text (-1: OCR)
+    length: int = 0
 
 
 def pdf_elements(path: Path, builder: ElementBuilder, warnings: list[str], settings: IngestSettings) -> str | None:
@@ -76,9 +84,8 @@ def pdf_elements(path: Path, builder: ElementBuilder, warnings: list[str], setti
         raise _open_error(path, exc) from exc
     stats = builder.stats
     try:
-        pages = [_page_lines(document, index, warnings, settings.pdf_tables) for index in range(len(document))]
+        pages = [_page_lines(document, index, warnings, settings) for index in range(len(document))]
         stats["pages"] = len(pages)
-        stats["tables"] = sum(1 for lines in pages for line in lines if line.table)
         blank = [
             n
             for n, lines in enumerate(pages, start=1)
@@ -109,6 +116,10 @@ def pdf_elements(path: Path, builder: ElementBuilder, warnings: list[str], setti
             else "OCR is off (DOCQA_INGEST_OCR=false); turn it on, or run OCR (e.g. `ocrmypdf in.pdf out.pdf`) first"
         )
         raise Unparseable(f"no text layer — scanned? {hint}, then ingest the result")
+    tables = _join_continued(kept)
+    stats["tables"] = len(tables)
+    stats["tables_ruled"] = sum(t.ruled for t in tables)
+    stats["tables_borderless"] = len(tables) - stats["tables_ruled"]
     for number in blank:
         if number not in ocr_done:
             warnings.append(f"page {number} has no text layer (scanned?); OCR it to make it searchable")
@@ -193,13 +204,27 @@ def _open_error(path: Path, exc: pdfium.PdfiumError) -> Unparseable:
         tail = fh.read()
     if b"%%EOF" not in tail:
         return Unparseable(
-            "truncated PDF (its %%EOF end marker is missing): the file is incomplete — "
-            "copy or download it again"
+            "truncated PDF (its %%EOF end marker is missing): the file is incomplete — copy or download it again"
         )
     return Unparseable(f"corrupt PDF ({exc}): re-export it, or try repairing it with `qpdf in.pdf out.pdf`")
 
 
-def _page_lines(document: pdfium.PdfDocument, index: int, warnings: list[str], tables: bool) -> list[_Line]:
+def _join_continued(pages: list[list[_Line]]) -> list[Table]:
+    """Tables, a page's first one joined to the previous page's last when its columns line up there;
+    returns each table once (continuations not counted)."""
+    tables = []
+    previous: Table | None = None
+    for lines in pages:
+        first = lines[0].table if lines else None
+        if first is not None and previous is not None and first.continues(previous):
+            first.join(previous)
+            lines[0].text = first.text
+        tables.extend(line.table for line in lines if line.table is not None and not line.table.continued)
+        previous = lines[-1].table if lines else None
+    return tables
+
+
+def _page_lines(document: pdfium.PdfDocument, index: int, warnings: list[str], settings: IngestSettings) -> list[_Line]:
     """The visible text lines of one page, with font size, boldness and baseline; each table found
     on it replaces its lines, as one entry where its first line was."""
     try:
@@ -210,9 +235,21 @@ def _page_lines(document: pdfium.PdfDocument, index: int, warnings: list[str], t
         return []
     try:
         lines = _text_lines(textpage, index)
-        if tables and lines:
-            lines = _place_tables(lines, find_tables(page, textpage), index + 1)
-        return lines
+        if not lines:
+            return lines
+        ruled = find_tables(page, textpage) if settings.pdf_tables else []
+        aligned = find_aligned_tables(lines, textpage) if settings.pdf_borderless_tables else []
+        kept = []
+        for table, members in aligned:
+            # A grid drawn around some columns only (or a row of boxes) is read whole by alignment;
+            # a complete grid is read by its rules, which also know its wrapped cells.
+            overlapping = [r for r in ruled if r.overlaps(table)]
+            if overlapping and all(r.width >= table.width for r in overlapping):
+                continue
+            ruled = [r for r in ruled if r not in overlapping]
+            kept.append((table, members))
+        lines = _place_aligned(lines, kept, index + 1)
+        return _place_tables(lines, ruled, index + 1)
     finally:
         textpage.close()
         page.close()
@@ -224,9 +261,20 @@ def _place_tables(lines: list[_Line], tables: list[Table], page: int) -> list[_L
         if not inside:
             continue  # a grid with no text of this page in it
         first = min(inside)
-        placeholder = _Line(table.text, lines[first].size, False, table.top, table.left, page, table=table.text)
+        placeholder = _Line(table.text, lines[first].size, False, table.top, table.left, page, table=table)
         lines = [placeholder if i == first else line for i, line in enumerate(lines) if i == first or i not in inside]
     return lines
+
+
+def _place_aligned(lines: list[_Line], found: list[tuple[Table, list[int]]], page: int) -> list[_Line]:
+    """Each table replaces the lines it was read from, as one entry where its first line was."""
+    replaced: dict[int, _Line] = {}
+    dropped: set[int] = set()
+    for table, members in found:
+        head = lines[members[0]]
+        replaced[members[0]] = _Line(table.text, head.size, False, table.top, table.left, page, table=table)
+        dropped.update(members[1:])
+    return [replaced.get(i, line) for i, line in enumerate(lines) if i not in dropped]
 
 
 def _text_lines(textpage: pdfium.PdfTextPage, index: int) -> list[_Line]:
@@ -274,7 +322,15 @@ def _measure(textpage: pdfium.PdfTextPage, raw: str, start: int, page: int) -> _
     found = pdfium_c.FPDFText_GetCharOrigin(textpage.raw, visible[0], ctypes.byref(x), ctypes.byref(y))
     text = raw if mono else _mark_footnotes(textpage, raw, start, size, y.value if found else None)
     return _Line(
-        text.strip(), round(size * 2) / 2, bold, y.value if found else None, x.value if found else None, page, mono
+        text.strip(),
+        round(size * 2) / 2,
+        bold,
+        y.value if found else None,
+        x.value if found else None,
+        page,
+        mono,
+        start=start,
+        length=len(raw),
     )
 
 
@@ -338,7 +394,11 @@ def _emit(pages: list[list[_Line]], builder: ElementBuilder) -> None:
                 _flush_code(code, builder)
             if line.table is not None:
                 _flush(paragraph, builder)
-                builder.add(line.table, "Table", page=line.page)
+                builder.add(line.table.text, "Table", page=line.page)
+                continue
+            if _is_caption(line, prev, nxt):
+                _flush(paragraph, builder)
+                builder.add(line.text, "Caption", page=line.page)
                 continue
             if line.mono:
                 _flush(paragraph, builder)
@@ -365,6 +425,12 @@ def _emit(pages: list[list[_Line]], builder: ElementBuilder) -> None:
             paragraph.append(line)
         _flush(paragraph, builder)
         _flush_code(code, builder)
+
+
+def _is_caption(line: _Line, prev: _Line | None, nxt: _Line | None) -> bool:
+    """ "Table 9.9: List of nice values ..." right above or below a table."""
+    beside = (prev is not None and prev.table is not None) or (nxt is not None and nxt.table is not None)
+    return beside and len(line.text.split()) <= _MAX_CAPTION_WORDS and _CAPTION.match(line.text) is not None
 
 
 def _same_code_block(prev: _Line, line: _Line) -> bool:

@@ -1,5 +1,5 @@
 """Ruled tables in PDF pages: PDFium reads the drawn rules, pdfplumber's table finder turns them into
-cells, PDFium reads each cell's text.
+cells, PDFium reads each cell's text (borderless tables: ``pdf_aligned``).
 
 pdfplumber recovers rows and columns from rules (wrapped cells included), but it gets the rules by
 parsing the page with pdfminer, about 0.4 s a page on the Debian manuals, and its own text
@@ -12,7 +12,7 @@ the rest of the page. Pages with too few straight segments to draw a grid are no
 from __future__ import annotations
 
 import ctypes
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pypdfium2 as pdfium
@@ -24,17 +24,49 @@ _MIN_SEGMENTS = 3  # of each direction: fewer horizontal or vertical rules canno
 _TOLERANCE = 3.0  # points; pdfplumber's default snap/join/intersection tolerance
 _MIN_EDGE = 3.0
 _MAX_EMPTY_SHARE = 0.5  # a "table" with more empty cells than this is a layout box, not data
+_COLUMN_SHIFT = 6.0  # points a column may move between two pages and still be the same table's
 
 
 @dataclass
 class Table:
-    """One table on a page: its box in PDF coordinates (y grows upwards) and its rows as text."""
+    """One table on a page: its box in PDF coordinates (y grows upwards) and its rows of cells."""
 
     left: float
     bottom: float
     right: float
     top: float
-    text: str  # rows, one per line, cells joined by " | " (the first row is the header)
+    rows: list[list[str]]  # the first row is the header
+    columns: list[float] = field(default_factory=list)  # each column's left edge: a continuation lines up
+    ruled: bool = True  # found by its drawn rules (False: by the alignment of its text alone)
+    continued: bool = False  # the rest of the previous page's table (its header row put back)
+
+    @property
+    def text(self) -> str:
+        """Header row, then each row with its header names (``common.table_text``)."""
+        return table_text(self.rows)
+
+    def continues(self, previous: Table) -> bool:
+        """Same column layout as ``previous``: the same number of columns, each starting where it did."""
+        if len(self.columns) != len(previous.columns) or len(self.columns) < 2:
+            return False
+        return all(abs(a - b) <= _COLUMN_SHIFT for a, b in zip(self.columns, previous.columns, strict=True))
+
+    def join(self, previous: Table) -> None:
+        """Become the continuation of ``previous``: its header row first, unless this page repeats it."""
+        header = previous.rows[0]
+        if [c.casefold() for c in self.rows[0]] != [c.casefold() for c in header]:
+            self.rows = [header, *self.rows]
+        self.continued = True
+
+    @property
+    def width(self) -> int:
+        """Columns: the longest row's cells."""
+        return max(len(row) for row in self.rows)
+
+    def overlaps(self, other: Table) -> bool:
+        return not (
+            self.right < other.left or other.right < self.left or self.top < other.bottom or other.top < self.bottom
+        )
 
     def holds(self, x: float | None, y: float | None) -> bool:
         if x is None or y is None:
@@ -124,4 +156,6 @@ def _read(table: Any, textpage: pdfium.PdfTextPage, height: float) -> Table | No
     if len(rows) < 2 or max(len(r) for r in rows) < 2 or empty > _MAX_EMPTY_SHARE * cells:
         return None  # a framed note or code listing, not a table
     x0, top, x1, bottom = table.bbox
-    return Table(x0, height - bottom, x1, height - top, table_text(rows))
+    # The grid's column edges, merged cells included.
+    columns = sorted({round(cell[0], 1) for row in table.rows for cell in row.cells if cell is not None})
+    return Table(x0, height - bottom, x1, height - top, rows, columns)

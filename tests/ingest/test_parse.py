@@ -166,7 +166,9 @@ class TestDocx:
         assert find(doc, "travel portal").kind == "ListItem"
         table = find(doc, "Nightly cap")
         assert table.kind == "Table" and table.heading == "Hotels"
-        assert table.text == "City | Nightly cap\nParis | 180 EUR\nBerlin | 140 EUR"
+        assert table.text == (
+            "City | Nightly cap\nCity: Paris | Nightly cap: 180 EUR\nCity: Berlin | Nightly cap: 140 EUR"
+        )
 
     def test_short_bold_paragraph_is_a_heading(self, tmp_path: Path, settings: IngestSettings) -> None:
         import docx
@@ -203,7 +205,7 @@ class TestPptx:
         assert find(doc, "Revenue grew").kind == "ListItem"
         assert find(doc, "Nordic region").page == 2  # speaker notes
         table = find(doc, "Hires")
-        assert (table.kind, table.page, table.text) == ("Table", 3, "Team | Hires\nCore | 5")
+        assert (table.kind, table.page, table.text) == ("Table", 3, "Team | Hires\nTeam: Core | Hires: 5")
 
     def test_untitled_slide_does_not_inherit_a_heading(
         self, tmp_path: Path, settings: IngestSettings
@@ -238,7 +240,7 @@ class TestHtmlAndMarkdown:
         assert titles(doc) == ["Help Centre", "Shipping"]
         assert find(doc, "2 days").heading == "Shipping" and find(doc, "2 days").kind == "NarrativeText"
         assert find(doc, "Tracking").kind == "ListItem"
-        assert find(doc, "Zone").kind == "Table" and find(doc, "Zone").text == "Zone | Cost\nEU | free"
+        assert find(doc, "Zone").kind == "Table" and find(doc, "Zone").text == "Zone | Cost\nZone: EU | Cost: free"
         assert all(e.page is None for e in doc.elements)
 
     def test_html(self, tmp_path: Path, settings: IngestSettings) -> None:
@@ -327,7 +329,8 @@ class TestCsvAndText:
         rows = [["part", "name", "price"], ["BAT-1", "Battery", "39.90"], ["FLT-2", "Filter, HEPA", "12.50"]]
         doc = parse_file(docgen.make_csv(tmp_path / "p.csv", rows), settings)
         assert [(e.kind, e.text) for e in doc.elements] == [
-            ("Table", "part | name | price\nBAT-1 | Battery | 39.90\nFLT-2 | Filter, HEPA | 12.50")
+            ("Table", "part | name | price\npart: BAT-1 | name: Battery | price: 39.90\n"
+             "part: FLT-2 | name: Filter, HEPA | price: 12.50")
         ]
 
     def test_semicolon_cp1252_csv(self, tmp_path: Path, settings: IngestSettings) -> None:

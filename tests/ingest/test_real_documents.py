@@ -52,8 +52,8 @@ class TestManualPdf:
     def test_ruled_table_is_one_element_with_wrapped_cell_joined(self, manual: ParsedDocument) -> None:
         (table,) = [e for e in manual.elements if e.kind == "Table"]
         assert table.text == (
-            "Part | Interval | Note\nFilter | 3 months | Rinse in cold water\n"
-            "Brush | 6 months | Cut hair off\nTank | weekly | Dry it"
+            "Part | Interval | Note\nPart: Filter | Interval: 3 months | Note: Rinse in cold water\n"
+            "Part: Brush | Interval: 6 months | Note: Cut hair off\nPart: Tank | Interval: weekly | Note: Dry it"
         )
         assert table.heading == "2. Cleaning" and manual.stats["tables"] == 1
         assert "Rinse in" not in texts(manual).replace(table.text, "")  # its cells are not also prose
@@ -143,7 +143,8 @@ class TestWebExport:
             "6.2. Commands",
         ]
         table = next(e for e in doc.elements if e.kind == "Table")
-        assert table.text == "Field | Meaning\ndeb | binary packages" and table.heading == "6.1. Sources"
+        assert table.text == "Field | Meaning\nField: deb | Meaning: binary packages"
+        assert table.heading == "6.1. Sources"
         code = next(e for e in doc.elements if e.kind == "CodeSnippet")
         assert code.text == "apt update\n  apt upgrade"
 

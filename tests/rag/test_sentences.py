@@ -24,6 +24,16 @@ from rag.sentences import sentence_spans, split_sentences
         ("Row one\n\nRow two\nRow three", ["Row one", "Row two", "Row three"]),
         ("Version 2.5 ships today. It costs 3.99.", ["Version 2.5 ships today.", "It costs 3.99."]),
         ("It takes 15 minutes. <b>bold</b> - next", ["It takes 15 minutes.", "<b>bold</b> - next"]),
+        (  # a table row as ingest writes it is one unit, whatever its cells hold
+            "They compare as follows:\nModel | Note\nModel: X2 | Note: Fast. Rated 20 C.\nModel: X3 | Note: Slow.",
+            [
+                "They compare as follows:",
+                "Model | Note",
+                "Model: X2 | Note: Fast. Rated 20 C.",
+                "Model: X3 | Note: Slow.",
+            ],
+        ),
+        ("Pipe a | bc. Then more. Key: value. Next one.", ["Pipe a | bc.", "Then more.", "Key: value.", "Next one."]),
     ],
 )
 def test_split_sentences(text: str, expected: list[str]) -> None:
