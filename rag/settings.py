@@ -200,19 +200,22 @@ class CheckSettings(BaseModel):
         0.05,
         ge=0,
         le=1,
-        description="Decline when no sentence of those read answers the question with at least this "
-        "probability: the documents are about the topic but do not hold the answer.",
+        description="Decline when no sentence of those read holds the answer with at least this probability. "
+        "Kept low: on the real-manual dev questions the check's best-sentence probability did not separate "
+        "on-topic questions the documents do not answer (0.41-0.93) from answerable ones (0.10-0.98).",
     )
     accept_span: float = Field(
-        0.3,
+        0.1,
         ge=0,
         le=1,
-        description="A short answer (up to max_span_words) is shown only when the check gives its span, in the "
-        "sentence it came from, at least this probability; else the next candidate (the model's second "
-        "choice, its reply from the quote, the quote).",
+        description="A short answer (up to max_span_words) is shown only when its span, in the cited sentence "
+        "that holds it, scores at least this (the sentence's probability times the reader's probability of the "
+        "span over its favourite span there); else the next candidate (the model's second choice, its reply "
+        "from the quote, the quote). On the dev half of recorded SQuAD drafts that verification passed, 0.1 "
+        "kept 29 of 41 right answers and 5 of 15 wrong ones.",
     )
     accept_sentence: float = Field(
-        0.2, ge=0, le=1, description="A longer answer is shown only when the check gives it at least this."
+        0.2, ge=0, le=1, description="A longer answer is shown only when the sentence head gives it at least this."
     )
     max_span_words: int = Field(12, ge=1, description="Answers of up to this many words are judged as spans.")
     batch_size: int = Field(32, ge=1, description="Pairs per forward pass.")
