@@ -122,6 +122,7 @@ def test_answers_with_sources_and_marked_evidence(
     page.locator(".msg.bot .sources details").first.locator("summary").click()
     page.screenshot(path=str(OUTPUT / "widget-answer.png"))
     assert (OUTPUT / "widget-answer.png").stat().st_size > 10_000
+    page.locator(".msg.bot .sources details").first.evaluate("d => { d.open = true; }")  # the marked sentence
     screenshot_for_docs(page, "widget.png", css=PLAIN_PAGE)
 
 
