@@ -22,11 +22,12 @@ import random
 import re
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from rag.errors import DocqaError
+from finetune.items import DatasetError, QAItem
+from finetune.synthetic import synthesize
 from rag.evaluation.metrics import contains_answer, normalize_answer
 from rag.hashing import sha256_file
 from rag.prompting import DECLINE_TEXT, Passage, build_messages, build_passages, strip_markers
@@ -36,29 +37,6 @@ from rag.types import Filters, Hit, StoredChunk
 FORMAT = "docqa-finetune/1"
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 _WORD = re.compile(r"\w+")
-
-
-class DatasetError(DocqaError):
-    """A Q/A, feedback or dataset file is missing or malformed."""
-
-
-@dataclass
-class QAItem:
-    """One question with its reference answer, before retrieval. ``source`` names the gold document
-    (a path, or a file name that ends one); ``group`` overrides the split unit (SQuAD: the article)."""
-
-    question: str
-    answer: str
-    answers: list[str] = field(default_factory=list)  # every acceptable answer (SQuAD has several)
-    source: str | None = None
-    page: int | None = None
-    group: str | None = None
-    origin: str = "qa"  # qa | feedback | synthetic
-    gold_text: str | None = None  # the passage a feedback citation showed, to find its chunk
-
-    def __post_init__(self) -> None:
-        if not self.answers:
-            self.answers = [self.answer]
 
 
 @dataclass
@@ -433,8 +411,6 @@ def build_dataset(
     model: str | None = None,
 ) -> BuildReport:
     """Read every input, add synthetic pairs if asked, compose RAFT examples and write ``out``."""
-    from finetune.synthetic import synthesize
-
     if not (qa or feedback or synthetic):
         raise DatasetError("nothing to build from: pass --qa FILE, --feedback FILE or --synthetic N")
     settings = services.settings

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from finetune.data import QAItem
+from finetune.items import QAItem
 from rag.evaluation.metrics import contains_answer
 from rag.types import Filters, StoredChunk
 

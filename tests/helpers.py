@@ -3,6 +3,7 @@ in the ``conftest.py`` of the folder that needs them (shared ones in ``tests/con
 
 from __future__ import annotations
 
+import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,21 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+DOCS_IMG = REPO / "docs" / "img"  # the README's screenshots, made by the browser tests
+
+
+def screenshot_for_docs(page: object, name: str, css: str | None = None) -> None:
+    """With ``DOCQA_SCREENSHOTS=1``, save a screenshot of a browser test's page as ``docs/img/NAME`` (the
+    README shows them); ``css`` is added to the page first. Otherwise nothing: a test run writes no docs."""
+    if os.environ.get("DOCQA_SCREENSHOTS") != "1":
+        return
+    DOCS_IMG.mkdir(exist_ok=True)
+    if css:
+        page.add_style_tag(content=css)  # type: ignore[attr-defined]
+        page.wait_for_timeout(200)  # type: ignore[attr-defined]
+    page.screenshot(path=str(DOCS_IMG / name))  # type: ignore[attr-defined]
 
 
 def sample_files() -> list[Path]:

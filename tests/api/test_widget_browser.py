@@ -13,12 +13,18 @@ import pytest
 
 from rag.settings import Settings
 from tests.api.helpers import ApiHandle, HostPage
-from tests.helpers import CHROMIUM, CHROMIUM_ARGS, REPO, closed_llm_url
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, REPO, closed_llm_url, screenshot_for_docs
 
 OUTPUT = REPO / "test-output" / "widget"
 WARRANTY = "How long is the warranty on the Sweep S3?"  # QUESTIONS.md 6: sweep_s3_manual.pdf, page 5
 BATTERY = "What is the battery capacity of the Sweep S3?"  # QUESTIONS.md 1: sweep_s3_manual.pdf, page 1
 WAIT_MS = 240_000
+# For the README's picture: the host page without its hostile test styles (the widget is unchanged).
+PLAIN_PAGE = (
+    "body { font: 16px system-ui, sans-serif !important; color: #222 !important; }"
+    " button, div, p, textarea { background: transparent !important; border: 0 !important; }"
+    " header { background: #20313f !important; }"
+)
 
 pytestmark = [
     pytest.mark.browser,
@@ -116,6 +122,8 @@ def test_answers_with_sources_and_marked_evidence(
     page.locator(".msg.bot .sources details").first.locator("summary").click()
     page.screenshot(path=str(OUTPUT / "widget-answer.png"))
     assert (OUTPUT / "widget-answer.png").stat().st_size > 10_000
+    page.locator(".msg.bot .sources details").first.evaluate("d => { d.open = true; }")  # the marked sentence
+    screenshot_for_docs(page, "widget.png", css=PLAIN_PAGE)
 
 
 def _embedded(host_page: Callable[[str], HostPage], api: ApiHandle, collection: str) -> tuple[HostPage, str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rag.settings import Settings
-from tests.helpers import CHROMIUM, CHROMIUM_ARGS, REPO
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, REPO, screenshot_for_docs
 from tests.ui.helpers import RunningUI
 
 SCREENSHOT = REPO / "test-output" / "ui-answer.png"
@@ -60,6 +60,7 @@ def test_answered_question_in_chromium(ui_server: RunningUI, tmp_path: Path) -> 
             assert answer.strip(), "the answer text is empty"
             page.wait_for_timeout(500)  # let the last frame settle before the screenshot
             page.screenshot(path=str(SCREENSHOT), full_page=True)
+            screenshot_for_docs(page, "staff-ui.png")
         finally:
             browser.close()
     assert SCREENSHOT.stat().st_size > 10_000
