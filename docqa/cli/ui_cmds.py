@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import sys
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from docqa.auth.network import is_loopback
 from rag.errors import ConfigError
 from rag.settings import Settings, load_settings
 
@@ -30,16 +30,6 @@ only (--address 127.0.0.1), or turn on local accounts:
   docqa users add NAME --role admin
   DOCQA_AUTH_METHOD=local docqa ui --address {address}
 (docs/auth.md has the details)"""
-
-
-def is_loopback(address: str) -> bool:
-    """127.0.0.0/8, ::1 or 'localhost': only this machine can connect."""
-    if address.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(address.strip().strip("[]")).is_loopback
-    except ValueError:  # a host name: it may resolve to anything
-        return False
 
 
 def check_sign_in(settings: Settings, address: str) -> str | None:
