@@ -28,33 +28,44 @@ from ui.state import get_services, get_settings, get_state  # noqa: E402
 
 log = logging.getLogger("docqa.ui")
 
-st.set_page_config(page_title="docqa", page_icon=":material/forum:", layout="wide")
-
-try:
-    settings = get_settings()
-    refuse_network_without_sign_in(settings)
-    state = get_state(settings)
-    user = signed_in_user(settings, state)  # the sign-in form and a stop, until someone signs in
-except DocqaError as exc:
-    st.error(str(exc), icon=":material/error:")
-    st.stop()
-
 _HERE = Path(__file__).resolve().parent
-page = st.navigation(
-    [
-        st.Page(_HERE / "chat_page.py", title="Chat", icon=":material/forum:", url_path="chat", default=True),
-        st.Page(_HERE / "documents_page.py", title="Documents", icon=":material/folder_open:", url_path="documents"),
-    ]
-)
 
-try:
-    services = get_services(settings)
-    actions = StaffActions(services, state, user)
-    st.session_state["staff_actions"] = actions
-    st.session_state["chat_options"] = render_sidebar(actions)
-except DocqaError as exc:
-    # Bad settings or an unreadable index: say so on every page rather than show a traceback.
-    st.error(str(exc), icon=":material/error:")
-    st.stop()
 
-page.run()
+def main() -> None:
+    st.set_page_config(page_title="docqa", page_icon=":material/forum:", layout="wide")
+
+    try:
+        settings = get_settings()
+        refuse_network_without_sign_in(settings)
+        state = get_state(settings)
+        user = signed_in_user(settings, state)  # the sign-in form and a stop, until someone signs in
+    except DocqaError as exc:
+        st.error(str(exc), icon=":material/error:")
+        st.stop()
+
+    page = st.navigation(
+        [
+            st.Page(_HERE / "chat_page.py", title="Chat", icon=":material/forum:", url_path="chat", default=True),
+            st.Page(
+                _HERE / "documents_page.py", title="Documents", icon=":material/folder_open:", url_path="documents"
+            ),
+        ]
+    )
+
+    try:
+        services = get_services(settings)
+        actions = StaffActions(services, state, user)
+        st.session_state["staff_actions"] = actions
+        st.session_state["chat_options"] = render_sidebar(actions)
+    except DocqaError as exc:
+        # Bad settings or an unreadable index: say so on every page rather than show a traceback.
+        st.error(str(exc), icon=":material/error:")
+        st.stop()
+
+    page.run()
+
+
+# A worker process started with 'spawn' (ingest's parse worker) re-imports its parent's main module, which
+# under AppTest is this script: there is no page to draw there.
+if __name__ != "__mp_main__":
+    main()

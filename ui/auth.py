@@ -44,7 +44,7 @@ def signed_in_user(settings: Settings, state: StateStore) -> User:
         return user
     _sign_in_form(settings, state)
     st.stop()
-    raise AssertionError("st.stop() returned")  # for type checkers: st.stop raises
+    raise RuntimeError("st.stop() did not stop the script: no page is drawn without a sign-in")
 
 
 def _sign_in_form(settings: Settings, state: StateStore) -> None:
