@@ -124,7 +124,9 @@ def test_an_editor_uploads_to_its_collection_and_is_refused_another(page, tmp_pa
     guide.write_text("# Guide\n\nPress the blue button to start the dock.\n")
     page.get_by_test_id("stFileUploaderDropzoneInput").set_input_files(str(guide))
     page.get_by_role("button", name="Add 1 file(s) to support").click()
-    expect(page.get_by_test_id("stMain").get_by_test_id("stAlertContentSuccess")).to_contain_text("support: 1 added", timeout=INGEST_WAIT_MS)
+    expect(page.get_by_test_id("stMain").get_by_test_id("stAlertContentSuccess")).to_contain_text(
+        "support: 1 added", timeout=INGEST_WAIT_MS
+    )
 
     page.get_by_role("textbox", name="Collection").fill("legal")
     page.get_by_role("textbox", name="Collection").press("Enter")
@@ -158,7 +160,9 @@ def test_five_wrong_passwords_lock_the_account(page) -> None:
             "is locked" if attempt == 4 else "wrong name or password"
         )
     sign_in(page, "lou")  # the right password, too late
-    expect(page.get_by_test_id("stMain").get_by_test_id("stAlertContentError")).to_contain_text(re.compile(r"locked .* about 15 minute"))
+    expect(page.get_by_test_id("stMain").get_by_test_id("stAlertContentError")).to_contain_text(
+        re.compile(r"locked .* about 15 minute")
+    )
     expect(page.get_by_test_id("stChatInputTextArea")).to_have_count(0)
 
 
