@@ -340,6 +340,27 @@ class TestAudit:
         assert json.loads(buffer.getvalue())["user"] == "ann"
 
 
+def test_a_feedback_file_from_before_sign_in_gains_the_user_column(tmp_path: Path) -> None:
+    """A feedback.sqlite written before verdicts carried a user is read, and written to, as it stands."""
+    import sqlite3
+
+    from rag.feedback import FeedbackStore
+
+    path = tmp_path / "feedback.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE feedback (id TEXT PRIMARY KEY, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, "
+            "rating TEXT NOT NULL, comment TEXT, question TEXT NOT NULL, answer TEXT NOT NULL, "
+            "citations TEXT NOT NULL, collection TEXT, model TEXT)"
+        )
+        conn.execute("INSERT INTO feedback VALUES ('old', '2020-01-01T00:00:00+00:00', '2020-01-01T00:00:00+00:00', 'up', NULL, 'q', 'a', '[]', NULL, NULL)")
+    conn.close()
+    store = FeedbackStore(path)
+    assert [(r.id, r.user) for r in store.list()] == [("old", None)]
+    store.add(rating="down", question="q2", answer="a2", user="ann")
+    assert [r.user for r in store.list()] == [None, "ann"]
+
+
 class TestPostgresSetup:
     def test_two_processes_creating_the_schema_at_once(self, postgres_dsn: str, tmp_path: Path) -> None:
         """Eight stores open a fresh database at the same moment: one creates the tables, none fails."""
