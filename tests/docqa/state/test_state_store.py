@@ -353,7 +353,8 @@ def test_a_feedback_file_from_before_sign_in_gains_the_user_column(tmp_path: Pat
             "rating TEXT NOT NULL, comment TEXT, question TEXT NOT NULL, answer TEXT NOT NULL, "
             "citations TEXT NOT NULL, collection TEXT, model TEXT)"
         )
-        conn.execute("INSERT INTO feedback VALUES ('old', '2020-01-01T00:00:00+00:00', '2020-01-01T00:00:00+00:00', 'up', NULL, 'q', 'a', '[]', NULL, NULL)")
+        then = "2020-01-01T00:00:00+00:00"
+        conn.execute("INSERT INTO feedback VALUES ('old', ?, ?, 'up', NULL, 'q', 'a', '[]', NULL, NULL)", (then, then))
     conn.close()
     store = FeedbackStore(path)
     assert [(r.id, r.user) for r in store.list()] == [("old", None)]
