@@ -3,7 +3,7 @@
 Settings come from the environment (DOCQA_*), loaded once per process; everything goes through
 ``docqa.services``. With ``auth.method = 'local'`` nobody sees anything before signing in; every page then
 acts through ``docqa.auth.access.StaffActions`` for the signed-in user, which checks each action against
-the user's role and collections and audits it. Pages: Chat (default) and Documents.
+the user's role and collections and audits it. Pages: Chat (default), Documents, and Admin (admins).
 """
 
 from __future__ import annotations
@@ -43,14 +43,13 @@ def main() -> None:
         st.error(str(exc), icon=":material/error:")
         st.stop()
 
-    page = st.navigation(
-        [
-            st.Page(_HERE / "chat_page.py", title="Chat", icon=":material/forum:", url_path="chat", default=True),
-            st.Page(
-                _HERE / "documents_page.py", title="Documents", icon=":material/folder_open:", url_path="documents"
-            ),
-        ]
-    )
+    pages = [
+        st.Page(_HERE / "chat_page.py", title="Chat", icon=":material/forum:", url_path="chat", default=True),
+        st.Page(_HERE / "documents_page.py", title="Documents", icon=":material/folder_open:", url_path="documents"),
+    ]
+    if settings.auth.method != "none" and user.role == "admin":  # accounts exist only with sign-in
+        pages.append(st.Page(_HERE / "admin_page.py", title="Admin", icon=":material/shield_person:", url_path="admin"))
+    page = st.navigation(pages)
 
     try:
         services = get_services(settings)

@@ -52,10 +52,11 @@ def _sign_in_form(settings: Settings, state: StateStore) -> None:
     if settings.auth.method == "oidc":
         st.error("auth.method 'oidc' is not available yet: use 'local'.", icon=":material/error:")
         return
+    slot = st.container()  # always drawn, so the form keeps its place whether or not a message shows
     message = st.session_state.pop("sign_in_message", None)
     if message:
-        st.error(message, icon=":material/lock:")
-    with st.form("sign_in", enter_to_submit=True):
+        slot.error(message, icon=":material/lock:")
+    with st.form("sign_in", enter_to_submit=True, clear_on_submit=True):
         name = st.text_input("Name", key="sign_in_name", autocomplete="username")
         password = st.text_input("Password", type="password", key="sign_in_password", autocomplete="current-password")
         submitted = st.form_submit_button("Sign in", type="primary")

@@ -23,6 +23,7 @@ from docqa.state.protocol import StateStore
 from rag.types import Answer, Citation, Question
 
 if TYPE_CHECKING:
+    from docqa.auth.audit import AuditEvent
     from ingest.pipeline import IngestReport
     from ingest.uploads import SavedUpload
     from rag.feedback import FeedbackRecord
@@ -119,6 +120,17 @@ class StaffActions:
     def withdraw_feedback(self, feedback_id: str, collection: str | None = None) -> None:
         if self.state.feedback.delete(feedback_id):
             self._audit("feedback", collection=collection, target=feedback_id, detail={"withdrawn": True})
+
+    # -- administration ---------------------------------------------------------------------------------
+    def accounts(self) -> list[User]:
+        """Every account (admins only)."""
+        self._require(self.user.role == "admin", "list accounts", None)
+        return self.state.users.list()
+
+    def audit_events(self, last: int = 200) -> list[AuditEvent]:
+        """The newest events of the audit trail, newest first (admins only)."""
+        self._require(self.user.role == "admin", "read the audit trail", None)
+        return self.state.audit.list()[-last:][::-1]
 
     # -- documents --------------------------------------------------------------------------------------
     def save_upload(self, collection: str, name: str, stream: IO[bytes]) -> SavedUpload:

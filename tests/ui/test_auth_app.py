@@ -157,3 +157,21 @@ def _has(at: AppTest, key: str) -> bool:
     except KeyError:
         return False
     return True
+
+
+def test_only_an_admin_gets_the_accounts_and_audit_page(
+    settings: Settings, state: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state.users.add("ada", PASSWORD, "admin")
+    at = sign_in(start(monkeypatch, settings), "rita")
+    assert "Admin" not in texts(at.sidebar.caption)
+    at.switch_page("admin_page.py").run()  # a page navigation does not list for a reader: not drawn
+    assert "Accounts and audit trail" not in texts(at.title) and not at.dataframe
+    at = sign_in(start(monkeypatch, settings), "ada")
+    assert at.sidebar.selectbox(key="collection").options == ["legal", "support"]
+    at.switch_page("admin_page.py").run()
+    no_exceptions(at)
+    accounts, audit = at.dataframe
+    assert list(accounts.value["Name"]) == ["ada", "ed", "rita"]
+    assert list(accounts.value["Role"]) == ["admin", "editor", "reader"]
+    assert list(audit.value["Action"])[:2] == ["sign_in", "sign_in"] and list(audit.value["Who"])[:2] == ["ada", "rita"]

@@ -9,6 +9,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -84,6 +85,7 @@ def sign_in(page, name: str, password: str = PASSWORD) -> None:
     from playwright.sync_api import expect
 
     expect(page.get_by_text("Sign in to docqa")).to_be_visible()
+    expect(page.get_by_role("textbox", name="Name")).to_have_count(1)  # no stale form from the last run
     page.get_by_role("textbox", name="Name").fill(name)
     page.get_by_role("textbox", name="Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
@@ -151,15 +153,29 @@ def test_sign_out_ends_the_session(page) -> None:
     expect(page.get_by_test_id("stSidebar")).to_have_count(0)
 
 
-def test_five_wrong_passwords_lock_the_account(page) -> None:
+def refused(settings: Settings, name: str, count: int) -> None:
+    """Wait until the audit trail holds ``count`` refused sign-ins of ``name``."""
+    state = open_state(settings)
+    try:
+        deadline = time.monotonic() + WAIT_MS / 1000
+        while sum(1 for e in state.audit.list() if e.actor == name and e.outcome == "refused") < count:
+            assert time.monotonic() < deadline, f"sign-in {count} of {name} never reached the server"
+            time.sleep(0.2)
+    finally:
+        state.close()
+
+
+def test_five_wrong_passwords_lock_the_account(page, auth_settings: Settings) -> None:
     from playwright.sync_api import expect
 
     for attempt in range(5):
         sign_in(page, "lou", f"wrong password {attempt}")
+        refused(auth_settings, "lou", attempt + 1)  # this attempt reached the server before the next one
         expect(page.get_by_test_id("stMain").get_by_test_id("stAlertContentError")).to_contain_text(
             "is locked" if attempt == 4 else "wrong name or password"
         )
     sign_in(page, "lou")  # the right password, too late
+    refused(auth_settings, "lou", 6)
     expect(page.get_by_test_id("stMain").get_by_test_id("stAlertContentError")).to_contain_text(
         re.compile(r"locked .* about 15 minute")
     )

@@ -54,12 +54,15 @@ def test_a_reader_may_ask_its_collections_and_change_nothing(indexed: Services, 
     with pytest.raises(PermissionDeniedError, match="may not delete documents"):
         reader.delete("support", document)
     assert [d.path for d in indexed.reader("support").documents()] == [document], "nothing was deleted"
+    with pytest.raises(PermissionDeniedError, match="may not list accounts"):
+        reader.accounts()
     assert not (indexed.settings.state_dir / "uploads" / "support").exists(), "nothing was saved"
     denied = [(e.actor, e.detail["tried"], e.collection) for e in state.audit.list() if e.action == "denied"]
     assert denied == [
         ("rita", "ask", "legal"),
         ("rita", "upload documents", "support"),
         ("rita", "delete documents", "support"),
+        ("rita", "list accounts", None),
     ]
 
 
