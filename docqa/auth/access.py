@@ -20,6 +20,7 @@ from docqa.auth.errors import PermissionDeniedError
 from docqa.auth.users import User
 from docqa.services import Services
 from docqa.state.protocol import StateStore
+from rag.errors import DocqaError
 from rag.types import Answer, Citation, Question
 
 if TYPE_CHECKING:
@@ -113,13 +114,26 @@ class StaffActions:
         return record
 
     def update_feedback(self, feedback_id: str, *, rating: str | None = None, comment: str | None = None) -> None:
-        record = self.state.feedback.update(feedback_id, rating=rating, comment=comment)
+        """Change one's own verdict (in a collection one may still read)."""
+        current = self._own_feedback(feedback_id)
+        self.state.feedback.update(feedback_id, rating=rating, comment=comment)
         changed = {k: v for k, v in (("rating", rating), ("comment", comment is not None)) if v}
-        self._audit("feedback", collection=record.collection, target=feedback_id, detail={"changed": changed})
+        self._audit("feedback", collection=current.collection, target=feedback_id, detail={"changed": changed})
 
     def withdraw_feedback(self, feedback_id: str, collection: str | None = None) -> None:
+        current = self._own_feedback(feedback_id)
         if self.state.feedback.delete(feedback_id):
-            self._audit("feedback", collection=collection, target=feedback_id, detail={"withdrawn": True})
+            self._audit("feedback", collection=current.collection, target=feedback_id, detail={"withdrawn": True})
+
+    def _own_feedback(self, feedback_id: str) -> FeedbackRecord:
+        current = self.state.feedback.get(feedback_id)
+        if current is None:
+            raise DocqaError(f"no feedback with id {feedback_id!r}")
+        mine = current.user is None or current.user == self.user.name or self.user.role == "admin"
+        self._require(mine, "change another person's feedback", current.collection, feedback_id)
+        if current.collection is not None:
+            self._require(self.may_read(current.collection), "give feedback", current.collection, feedback_id)
+        return current
 
     # -- administration ---------------------------------------------------------------------------------
     def accounts(self) -> list[User]:

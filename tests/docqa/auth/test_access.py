@@ -100,6 +100,12 @@ def test_feedback_carries_the_user_and_the_question_text_only_when_asked(indexed
     assert state.feedback.get(record.id).user == "rita"
     with pytest.raises(PermissionDeniedError):
         reader.add_feedback(rating="up", question="q", answer="a", collection="legal")
+    other = as_user(indexed, state, "otto", "reader", ())
+    with pytest.raises(PermissionDeniedError, match="may not change another person's feedback"):
+        other.update_feedback(record.id, rating="down")
+    reader.update_feedback(record.id, comment="right page")
+    assert state.feedback.get(record.id).comment == "right page"
+    assert state.feedback.get(record.id).rating == "up"
     reader.stream(Question("Who answers?", "support"))
     with_text = Services(indexed.settings.with_overrides(audit__log_questions=True), embedder=indexed.embedder)
     logged = StaffActions(with_text, state, reader.user)
@@ -107,6 +113,7 @@ def test_feedback_carries_the_user_and_the_question_text_only_when_asked(indexed
     trail = state.audit.list()
     assert "Who answers?" not in repr(trail[:-1])
     assert trail[0].action == "feedback" and trail[0].detail == {"rating": "up"}
+    assert [(e.actor, e.action) for e in trail[1:4]] == [("rita", "denied"), ("otto", "denied"), ("rita", "feedback")]
     assert trail[-1].action == "ask" and trail[-1].detail == {"question": "Who answers, really?"}
 
 
