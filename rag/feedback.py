@@ -38,7 +38,8 @@ CREATE TABLE IF NOT EXISTS feedback (
     answer TEXT NOT NULL,
     citations TEXT NOT NULL,
     collection TEXT,
-    model TEXT
+    model TEXT,
+    user_name TEXT
 );
 CREATE INDEX IF NOT EXISTS feedback_created ON feedback(created_at);
 """
@@ -57,6 +58,7 @@ class FeedbackRecord:
     citations: list[dict[str, Any]] = field(default_factory=list)
     collection: str | None = None
     model: str | None = None
+    user: str | None = None  # the staff member who rated it (None: before sign-in existed, or the API)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,6 +74,7 @@ class FeedbackRecord:
         comment: str | None = None,
         collection: str | None = None,
         model: str | None = None,
+        user: str | None = None,
     ) -> FeedbackRecord:
         """A fresh verdict, checked and normalised the same way by every store."""
         return cls(
@@ -84,6 +87,7 @@ class FeedbackRecord:
             citations=[citation_json(c) for c in citations],
             collection=collection,
             model=model,
+            user=user,
         )
 
 
@@ -123,6 +127,8 @@ class FeedbackStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")  # a stored verdict survives a power cut
             conn.executescript(SCHEMA)
+            if "user_name" not in {r["name"] for r in conn.execute("PRAGMA table_info(feedback)")}:
+                conn.execute("ALTER TABLE feedback ADD COLUMN user_name TEXT")  # a store from before sign-in
             with conn:
                 yield conn
         except sqlite3.OperationalError as exc:  # locked for too long, disk full, read-only file
@@ -140,6 +146,7 @@ class FeedbackStore:
         comment: str | None = None,
         collection: str | None = None,
         model: str | None = None,
+        user: str | None = None,
     ) -> FeedbackRecord:
         record = FeedbackRecord.new(
             rating=rating,
@@ -149,11 +156,12 @@ class FeedbackStore:
             comment=comment,
             collection=collection,
             model=model,
+            user=user,
         )
         with self._connect() as conn:
             conn.execute(
                 "INSERT INTO feedback (id, created_at, updated_at, rating, comment, question, answer, citations, "
-                "collection, model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "collection, model, user_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.id,
                     record.created_at,
@@ -165,6 +173,7 @@ class FeedbackStore:
                     json.dumps(record.citations, ensure_ascii=False),
                     record.collection,
                     record.model,
+                    record.user,
                 ),
             )
         return record
@@ -229,6 +238,7 @@ def record_from_row(row: Any) -> FeedbackRecord:
         citations=json.loads(row["citations"]),
         collection=row["collection"],
         model=row["model"],
+        user=row["user_name"],
     )
 
 

@@ -477,6 +477,27 @@ class UISettings(BaseModel):
     max_top_k: int = Field(20, ge=1, description="Top of the sidebar's passages (top-k) slider.")
 
 
+class AuthSettings(BaseModel):
+    method: Literal["none", "local", "oidc"] = Field(
+        "none",
+        description="How staff sign in to the UI. 'none': nobody signs in and everyone is admin, allowed only "
+        "when the UI listens on a loopback address; 'local': accounts made with `docqa users add`; 'oidc': "
+        "single sign-on (not available yet).",
+    )
+    session_ttl_s: int = Field(8 * 3600, ge=60, description="A UI sign-in lasts this long, then asks again.")
+    max_failures: int = Field(5, ge=1, description="Wrong passwords in a row that lock an account.")
+    lockout_s: int = Field(900, ge=1, description="How long a locked account refuses every sign-in.")
+    min_password_chars: int = Field(10, ge=1, description="Shortest password `docqa users add` accepts.")
+
+
+class AuditSettings(BaseModel):
+    log_questions: bool = Field(
+        False,
+        description="Write the text of questions (and of rated questions) to the audit trail; off: only who "
+        "asked, when and in which collection.",
+    )
+
+
 class FinetuneSettings(BaseModel):
     lora_r: int = Field(16, description="LoRA rank.")
     lora_alpha: int = Field(32, description="LoRA alpha.")
@@ -533,6 +554,8 @@ class Settings(BaseSettings):
     api: APISettings = Field(default_factory=APISettings)
     ui: UISettings = Field(default_factory=UISettings)
     state: StateSettings = Field(default_factory=StateSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
     finetune: FinetuneSettings = Field(default_factory=FinetuneSettings)
 
     @classmethod

@@ -1,7 +1,9 @@
 """docqa staff UI, the entry script: `docqa ui` runs `streamlit run ui/app.py`.
 
 Settings come from the environment (DOCQA_*), loaded once per process; everything goes through
-``docqa.services``. Pages: Chat (default) and Documents.
+``docqa.services``. With ``auth.method = 'local'`` nobody sees anything before signing in; every page then
+acts through ``docqa.auth.access.StaffActions`` for the signed-in user, which checks each action against
+the user's role and collections and audits it. Pages: Chat (default), Documents, and Admin (admins).
 """
 
 from __future__ import annotations
@@ -18,29 +20,51 @@ import logging  # noqa: E402
 
 import streamlit as st  # noqa: E402
 
+from docqa.auth.access import StaffActions  # noqa: E402
 from rag.errors import DocqaError  # noqa: E402
+from ui.auth import refuse_network_without_sign_in, signed_in_user  # noqa: E402
 from ui.sidebar import render_sidebar  # noqa: E402
-from ui.state import get_services, get_settings  # noqa: E402
+from ui.state import get_services, get_settings, get_state  # noqa: E402
 
 log = logging.getLogger("docqa.ui")
 
-st.set_page_config(page_title="docqa", page_icon=":material/forum:", layout="wide")
-
 _HERE = Path(__file__).resolve().parent
-page = st.navigation(
-    [
+
+
+def main() -> None:
+    st.set_page_config(page_title="docqa", page_icon=":material/forum:", layout="wide")
+
+    try:
+        settings = get_settings()
+        refuse_network_without_sign_in(settings)
+        state = get_state(settings)
+        user = signed_in_user(settings, state)  # the sign-in form and a stop, until someone signs in
+    except DocqaError as exc:
+        st.error(str(exc), icon=":material/error:")
+        st.stop()
+
+    pages = [
         st.Page(_HERE / "chat_page.py", title="Chat", icon=":material/forum:", url_path="chat", default=True),
         st.Page(_HERE / "documents_page.py", title="Documents", icon=":material/folder_open:", url_path="documents"),
     ]
-)
+    if settings.auth.method != "none" and user.role == "admin":  # accounts exist only with sign-in
+        pages.append(st.Page(_HERE / "admin_page.py", title="Admin", icon=":material/shield_person:", url_path="admin"))
+    page = st.navigation(pages)
 
-try:
-    settings = get_settings()
-    services = get_services(settings)
-    st.session_state["chat_options"] = render_sidebar(services)
-except DocqaError as exc:
-    # Bad settings or an unreadable index: say so on every page rather than show a traceback.
-    st.error(str(exc), icon=":material/error:")
-    st.stop()
+    try:
+        services = get_services(settings)
+        actions = StaffActions(services, state, user)
+        st.session_state["staff_actions"] = actions
+        st.session_state["chat_options"] = render_sidebar(actions)
+    except DocqaError as exc:
+        # Bad settings or an unreadable index: say so on every page rather than show a traceback.
+        st.error(str(exc), icon=":material/error:")
+        st.stop()
 
-page.run()
+    page.run()
+
+
+# A worker process started with 'spawn' (ingest's parse worker) re-imports its parent's main module, which
+# under AppTest is this script: there is no page to draw there.
+if __name__ != "__mp_main__":
+    main()

@@ -10,8 +10,7 @@ from typing import Any
 
 import streamlit as st
 
-from docqa.services import Services
-from docqa.state import Feedback
+from docqa.auth.access import StaffActions
 from rag.errors import DocqaError, ModelServerError
 from rag.types import Citation, Question
 from ui.answering import (
@@ -23,16 +22,18 @@ from ui.answering import (
     shown_sources,
 )
 from ui.sources import render_sources
-from ui.state import ChatOptions, conversation, get_feedback_store, get_services, get_settings, new_message_id
+from ui.state import ChatOptions, conversation, get_actions, new_message_id
 
 RATING_OF_VALUE = {0: "down", 1: "up"}  # st.feedback("thumbs") values
 
 
-def collection_problem(services: Services, options: ChatOptions) -> str | None:
+def collection_problem(actions: StaffActions, options: ChatOptions) -> str | None:
     """Why no question can be asked yet, or None."""
     if options.collection is None:
+        if not actions.user.at_least("editor"):
+            return "No collection you may ask has documents yet: ask an editor to upload some."
         return "No documents are indexed yet. Upload some on the **Documents** page, then ask away."
-    info = next((c for c in services.collections() if c.name == options.collection), None)
+    info = next((c for c in actions.collections() if c.name == options.collection), None)
     if info is None or info.documents == 0:
         return (
             f"Collection **{options.collection}** has no documents. Upload some on the **Documents** page, "
@@ -41,19 +42,20 @@ def collection_problem(services: Services, options: ChatOptions) -> str | None:
     return None
 
 
-def render_feedback(msg: dict[str, Any], store: Feedback) -> None:
-    """Thumbs and an optional comment; stored as soon as they are given, updated when changed."""
+def render_feedback(msg: dict[str, Any], actions: StaffActions) -> None:
+    """Thumbs and an optional comment; stored (with the user's name) as soon as they are given, updated when
+    changed."""
     rating = RATING_OF_VALUE.get(st.feedback("thumbs", key=f"fb_{msg['id']}"))
     try:
         if rating != msg.get("rating"):
             if rating is None:
-                store.delete(msg["feedback_id"])
+                actions.withdraw_feedback(msg["feedback_id"], msg.get("collection"))
                 msg.pop("feedback_id", None)
             elif msg.get("feedback_id"):
-                store.update(msg["feedback_id"], rating=rating)
+                actions.update_feedback(msg["feedback_id"], rating=rating)
             else:
                 _, cited = shown_sources(msg)
-                record = store.add(
+                record = actions.add_feedback(
                     rating=rating,
                     question=msg["question"],
                     answer=msg["content"],
@@ -72,7 +74,7 @@ def render_feedback(msg: dict[str, Any], store: Feedback) -> None:
                     placeholder="What was right or wrong about this answer?",
                 )
                 if st.form_submit_button("Send comment"):
-                    store.update(msg["feedback_id"], comment=comment)
+                    actions.update_feedback(msg["feedback_id"], comment=comment)
                     msg["comment"] = comment
                     st.toast("Thanks, your comment is saved.", icon=":material/check:")
             if msg.get("comment"):
@@ -91,7 +93,7 @@ def _timing(msg: dict[str, Any]) -> str:
     return " · ".join(parts)
 
 
-def render_assistant(msg: dict[str, Any], store: Feedback, *, latest: bool) -> None:
+def render_assistant(msg: dict[str, Any], actions: StaffActions, *, latest: bool) -> None:
     if msg.get("error"):
         st.error(msg["error"], icon=":material/error:")
     else:
@@ -105,7 +107,7 @@ def render_assistant(msg: dict[str, Any], store: Feedback, *, latest: bool) -> N
     render_sources(msg, expanded=latest)
     if not msg.get("error"):
         st.caption(_timing(msg))
-        render_feedback(msg, store)
+        render_feedback(msg, actions)
 
 
 def as_question(text: str, options: ChatOptions, history: list[dict[str, str]]) -> Question:
@@ -116,16 +118,16 @@ def as_question(text: str, options: ChatOptions, history: list[dict[str, str]]) 
     )
 
 
-def _passages_without_model(services: Services, question: Question) -> list[Citation]:
+def _passages_without_model(actions: StaffActions, question: Question) -> list[Citation]:
     """When the model is down before retrieval ran, still show what the documents say."""
     try:
-        answer = services.pipeline.passages_only(question)
+        answer = actions.passages_only(question)
     except DocqaError:
         return []
     return answer.citations
 
 
-def answer_question(question: str, services: Services, options: ChatOptions, store: Feedback) -> None:
+def answer_question(question: str, actions: StaffActions, options: ChatOptions) -> None:
     messages = conversation(st.session_state)
     asked = as_question(question, options, history_for_pipeline(messages))
     messages.append({"id": new_message_id(), "role": "user", "content": question})
@@ -133,33 +135,33 @@ def answer_question(question: str, services: Services, options: ChatOptions, sto
         st.markdown(escape_markdown(question))
     msg_id = new_message_id()
     with st.chat_message("assistant"):
-        stream = AnswerStream(services.pipeline.stream(asked))
         placeholder = st.empty()
+        stream: AnswerStream | None = None
         try:
+            stream = AnswerStream(actions.stream(asked))  # refused unless the user may ask this collection
             with placeholder.container(), st.spinner("Searching the documents…"):
                 stream.prime()
             with placeholder.container():
                 st.write_stream(stream.tokens())
         except ModelServerError as exc:
             placeholder.empty()
-            passages = stream.passages or _passages_without_model(services, asked)
+            passages = (stream.passages if stream else []) or _passages_without_model(actions, asked)
             msg = error_message(msg_id, question, str(exc), passages, collection=options.collection)
         except DocqaError as exc:
             placeholder.empty()
             msg = error_message(msg_id, question, str(exc), [], collection=options.collection)
         else:
-            assert stream.answer is not None, "the pipeline ended without its final event"
+            assert stream is not None and stream.answer is not None, "the pipeline ended without its final event"
             placeholder.empty()
             msg = assistant_message(msg_id, question, stream.answer, collection=options.collection, model=options.model)
         messages.append(msg)
-        render_assistant(msg, store, latest=True)
+        render_assistant(msg, actions, latest=True)
 
 
 def main() -> None:
-    settings = get_settings()
-    services = get_services(settings)
+    actions = get_actions()
+    settings = actions.services.settings
     options: ChatOptions = st.session_state["chat_options"]
-    store = get_feedback_store(settings)
 
     st.title("Ask your documents")
     if options.collection:
@@ -180,16 +182,17 @@ def main() -> None:
             if msg["role"] == "user":
                 st.markdown(escape_markdown(msg["content"]))
             else:
-                render_assistant(msg, store, latest=i == len(messages) - 1)
+                render_assistant(msg, actions, latest=i == len(messages) - 1)
 
-    problem = collection_problem(services, options)
+    problem = collection_problem(actions, options)
     if problem:
         st.info(problem, icon=":material/info:")
-        st.page_link("documents_page.py", label="Go to Documents", icon=":material/folder_open:")
+        if actions.user.at_least("editor"):
+            st.page_link("documents_page.py", label="Go to Documents", icon=":material/folder_open:")
     limit = settings.api.max_question_chars
     question = st.chat_input("Ask a question about your documents", disabled=problem is not None, max_chars=limit)
     if question and question.strip() and problem is None:
-        answer_question(question.strip(), services, options, store)
+        answer_question(question.strip(), actions, options)
 
 
 if __name__ == "__main__":  # st.navigation runs page files as __main__

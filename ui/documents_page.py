@@ -1,5 +1,6 @@
 """The documents page: upload files into a collection (with per-file progress and errors), list the
-documents with their chunk counts and dates, delete one.
+documents with their chunk counts and dates, delete one. Readers see the list only; editors upload and
+delete in the collections granted to them, and ``StaffActions`` refuses (and audits) anything else.
 
 Uploads are saved by the services' upload store (under ``<state_dir>/uploads/<collection>/``, named as
 the API names them) and ingested through the services' ingestor, the same code path as `docqa ingest`.
@@ -15,19 +16,22 @@ from typing import Any
 
 import streamlit as st
 
+from docqa.auth.access import StaffActions
+from docqa.auth.errors import PermissionDeniedError
 from docqa.services import Services
 from ingest.formats import SUPPORTED_SUFFIXES
 from ingest.uploads import SavedUpload
 from rag.errors import CollectionNotFoundError, DocqaError
 from rag.settings import Settings
 from ui.progress import FileProgress
-from ui.state import ChatOptions, get_services, get_settings
+from ui.state import ChatOptions, get_actions
 
 OUTCOME_ICON = {"added": "✅", "updated": "🔄", "unchanged": "⏸️", "failed": "❌", "pending": "⏳"}
 
 
-def target_collection(settings: Settings, options: ChatOptions) -> str:
-    chosen = options.collection or settings.collection
+def target_collection(settings: Settings, options: ChatOptions, actions: StaffActions) -> str:
+    granted = actions.user.collections if actions.user.role != "admin" else ()
+    chosen = options.collection or (granted[0] if granted else settings.collection)
     new = st.text_input(
         "Collection",
         value="",
@@ -38,14 +42,16 @@ def target_collection(settings: Settings, options: ChatOptions) -> str:
     return new or chosen
 
 
-def ingest_uploads(services: Services, files: list[Any], collection: str) -> dict[str, Any]:
+def ingest_uploads(actions: StaffActions, files: list[Any], collection: str) -> dict[str, Any]:
     """Save and ingest the uploads, drawing progress; returns a summary kept for the next rerun."""
     result: dict[str, Any] = {"collection": collection, "files": [], "error": None}
+    services = actions.services
     try:
         # A file uploaded again under the same name replaces the earlier version.
-        saved: list[SavedUpload] = [
-            services.uploads.save(collection, f.name, io.BytesIO(f.getvalue()), replace=True) for f in files
-        ]
+        saved: list[SavedUpload] = [actions.save_upload(collection, f.name, io.BytesIO(f.getvalue())) for f in files]
+    except PermissionDeniedError as exc:
+        result["error"] = f"Not uploaded: {exc}."
+        return result
     except (DocqaError, OSError) as exc:
         result["error"] = f"The files could not be saved: {exc}"
         return result
@@ -61,9 +67,7 @@ def ingest_uploads(services: Services, files: list[Any], collection: str) -> dic
         log.write(f"{OUTCOME_ICON.get(outcome, '•')} {name_of.get(path, Path(path).name)}: {label}")
 
     try:
-        report = services.ingestor.ingest(
-            [s.path for s in saved], collection, prune=False, progress=FileProgress(on_progress), on_file=on_file
-        )
+        report = actions.ingest(saved, collection, progress=FileProgress(on_progress), on_file=on_file)
     except DocqaError as exc:  # CollectionLockedError above all: another ingest is running
         log.update(label="Ingest did not run", state="error")
         result["error"] = str(exc)
@@ -119,10 +123,10 @@ def show_ingest_result(result: dict[str, Any]) -> None:
             st.error(f"**{f['name']}** was not added: {f['error']}", icon=":material/error:")
 
 
-def upload_section(services: Services, options: ChatOptions) -> None:
-    settings = services.settings
+def upload_section(actions: StaffActions, options: ChatOptions) -> None:
+    settings = actions.services.settings
     st.subheader("Add documents")
-    collection = target_collection(settings, options)
+    collection = target_collection(settings, options, actions)
     generation = st.session_state.setdefault("uploader_generation", 0)
     files = st.file_uploader(
         "Files",
@@ -139,7 +143,7 @@ def upload_section(services: Services, options: ChatOptions) -> None:
         key="ingest_button",
         icon=":material/upload:",
     ):
-        st.session_state["ingest_result"] = ingest_uploads(services, list(files), collection)
+        st.session_state["ingest_result"] = ingest_uploads(actions, list(files), collection)
         st.session_state["uploader_generation"] = generation + 1  # a fresh, empty uploader
         if not st.session_state["ingest_result"].get("error"):
             st.session_state["select_collection"] = collection
@@ -152,7 +156,7 @@ def _when(ts: float) -> str:
     return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
 
 
-def documents_section(services: Services, collection: str | None) -> None:
+def documents_section(actions: StaffActions, collection: str | None) -> None:
     st.subheader(f"Documents in {collection}" if collection else "Documents")
     if "delete_result" in st.session_state:
         kind, text = st.session_state.pop("delete_result")
@@ -161,7 +165,7 @@ def documents_section(services: Services, collection: str | None) -> None:
         st.info("No collection exists yet: add documents above.", icon=":material/info:")
         return
     try:
-        documents = services.reader(collection).documents()
+        documents = actions.reader(collection).documents()
     except CollectionNotFoundError as exc:
         st.info(str(exc), icon=":material/info:")
         return
@@ -202,6 +206,8 @@ def documents_section(services: Services, collection: str | None) -> None:
             )
         else:
             st.caption("The original file is no longer at its stored location.")
+    if not actions.may_edit(collection):
+        return  # readers (and editors outside their collections) see the list and download, nothing more
     with right:
         if st.button("Delete from collection", key="delete_button", icon=":material/delete:", width="stretch"):
             st.session_state["confirm_delete"] = chosen
@@ -211,21 +217,20 @@ def documents_section(services: Services, collection: str | None) -> None:
         yes, no = st.columns(2)
         if yes.button("Yes, delete", type="primary", key="confirm_delete_yes", width="stretch"):
             st.session_state.pop("confirm_delete", None)
-            delete_document(services, collection, pending)
+            delete_document(actions, collection, pending)
             st.rerun()
         if no.button("Cancel", key="confirm_delete_no", width="stretch"):
             st.session_state.pop("confirm_delete", None)
             st.rerun()
 
 
-def delete_document(services: Services, collection: str, path: str) -> None:
+def delete_document(actions: StaffActions, collection: str, path: str) -> None:
     try:
-        report = services.ingestor.remove([Path(path)], collection)
-    except DocqaError as exc:  # another ingest holds the collection
+        report = actions.delete(collection, path)  # the uploaded copy goes with the document
+    except DocqaError as exc:  # not allowed, or another ingest holds the collection
         st.session_state["delete_result"] = ("error", str(exc))
         return
     if report.removed:
-        services.uploads.delete(path, collection)  # the uploaded copy goes with the document
         st.session_state["delete_result"] = ("ok", f"Deleted {Path(path).name} from {collection}.")
     else:
         errors = "; ".join(f["error"] for f in report.failed) or "not found"
@@ -233,13 +238,13 @@ def delete_document(services: Services, collection: str, path: str) -> None:
 
 
 def main() -> None:
-    settings = get_settings()
-    services = get_services(settings)
+    actions = get_actions()
     options: ChatOptions = st.session_state["chat_options"]
     st.title("Documents")
-    upload_section(services, options)
-    st.divider()
-    documents_section(services, options.collection)
+    if actions.user.at_least("editor"):  # readers never see the uploader
+        upload_section(actions, options)
+        st.divider()
+    documents_section(actions, options.collection)
 
 
 if __name__ == "__main__":  # st.navigation runs page files as __main__

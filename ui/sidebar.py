@@ -1,4 +1,5 @@
-"""The sidebar shared by every page: collection, model or LoRA adapter, retrieval knobs, new conversation.
+"""The sidebar shared by every page: who is signed in (and sign-out), the collection (only those the user may
+ask), model or LoRA adapter, retrieval knobs, new conversation.
 
 It is drawn by the entry script on every page, so the widgets (and their values) live as long as the
 browser session, whichever page is showing.
@@ -8,8 +9,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from docqa.services import Services
+from docqa.auth.access import StaffActions
 from rag.pipeline import preferred_model
+from ui.auth import account_box
 from ui.state import ChatOptions, forget_served_models, reset_conversation, served_models
 
 
@@ -17,9 +19,11 @@ def _model_label(name: str, base: str) -> str:
     return f"{name} (base model)" if name == base else f"{name} (LoRA adapter)"
 
 
-def render_sidebar(services: Services) -> ChatOptions:
+def render_sidebar(actions: StaffActions) -> ChatOptions:
+    services = actions.services
     settings = services.settings
     with st.sidebar:
+        account_box(actions.user, actions.state)
         st.button(
             "New conversation",
             icon=":material/add_comment:",
@@ -29,7 +33,7 @@ def render_sidebar(services: Services) -> ChatOptions:
             key="new_conversation",
         )
 
-        names = [c.name for c in services.collections()]
+        names = [c.name for c in actions.collections()]  # only the collections this user may ask
         collection: str | None = None
         if names:
             wanted = st.session_state.pop("select_collection", None)  # set by an upload into a new collection
@@ -38,7 +42,11 @@ def render_sidebar(services: Services) -> ChatOptions:
             default = names.index(settings.collection) if settings.collection in names else 0
             collection = st.selectbox("Collection", names, index=default, key="collection")
         else:
-            st.caption("No collection yet: upload documents on the Documents page.")
+            st.caption(
+                "No collection yet: upload documents on the Documents page."
+                if actions.user.at_least("editor")
+                else "No collection you may ask has documents yet."
+            )
 
         st.subheader("Answer settings")
         models, error = served_models(services)

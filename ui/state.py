@@ -15,8 +15,9 @@ from typing import Any
 
 import streamlit as st
 
+from docqa.auth.access import StaffActions
 from docqa.services import Services, build
-from docqa.state import Feedback, StateStore, open_state
+from docqa.state import StateStore, open_state
 from rag.embedder import SentenceTransformerEmbedder, build_embedder
 from rag.errors import DocqaError
 from rag.settings import EmbedderSettings, Settings, load_settings
@@ -63,9 +64,14 @@ def _state_for(key: str, _settings: Settings) -> StateStore:
     return open_state(_settings)  # one per settings: a database backend keeps a connection pool
 
 
-def get_feedback_store(settings: Settings) -> Feedback:
-    """The feedback table of the configured state store (state.backend)."""
-    return _state_for(settings.model_dump_json(), settings).feedback
+def get_state(settings: Settings) -> StateStore:
+    """The configured state store (state.backend): feedback, accounts, the audit trail."""
+    return _state_for(settings.model_dump_json(), settings)
+
+
+def get_actions() -> StaffActions:
+    """The signed-in user's checked actions, set by the entry script before any page runs."""
+    return st.session_state["staff_actions"]
 
 
 @st.cache_data(ttl=MODELS_TTL_S, show_spinner=False)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import typer
 
+from docqa.auth.network import is_loopback
+from rag.errors import ConfigError
 from rag.settings import Settings, load_settings
 
 APP_SCRIPT = Path(__file__).resolve().parents[2] / "ui" / "app.py"
@@ -19,8 +21,27 @@ EXAMPLES = """Examples:
 
   docqa ui --port 8600
 
-  DOCQA_DATA_DIR=/srv/docqa docqa ui --address 0.0.0.0
+  DOCQA_AUTH_METHOD=local DOCQA_DATA_DIR=/srv/docqa docqa ui --address 0.0.0.0
 """
+
+NO_SIGN_IN = """refusing to listen on {address} with no sign-in (auth.method = 'none'): anyone who can reach it
+could ask every collection, upload and delete documents and read the feedback. Either listen on this machine
+only (--address 127.0.0.1), or turn on local accounts:
+  docqa users add NAME --role admin
+  DOCQA_AUTH_METHOD=local docqa ui --address {address}
+(docs/auth.md has the details)"""
+
+
+def check_sign_in(settings: Settings, address: str) -> str | None:
+    """Why the UI must not start on this address with these settings (None: it may); a warning for an
+    account-less local setup is the caller's to print."""
+    method = settings.auth.method
+    if method == "none" and not is_loopback(address):
+        return NO_SIGN_IN.format(address=address)
+    if method == "oidc":
+        raise ConfigError("auth.method 'oidc' is not available yet: use 'local' (docqa users add NAME --role admin)")
+    return None
+
 
 app = typer.Typer(no_args_is_help=False, add_completion=False, epilog=EXAMPLES)
 
@@ -101,6 +122,22 @@ def ui(
     if ctx.invoked_subcommand is not None:
         return
     settings = load_settings()
+    refusal = check_sign_in(settings, address)
+    if refusal:
+        print(f"error: {refusal}", file=sys.stderr)
+        raise typer.Exit(2)
+    if settings.auth.method == "local":
+        from docqa.state import open_state
+
+        store = open_state(settings)
+        try:
+            if not store.users.list():
+                print(
+                    "warning: no accounts yet, so nobody can sign in: docqa users add NAME --role admin",
+                    file=sys.stderr,
+                )
+        finally:
+            store.close()
     command = streamlit_command(settings, port=port, address=address)
     print(f"docqa staff UI: http://{address}:{port or settings.ui.port}", file=sys.stderr, flush=True)
     # Replace this process, so that a signal for `docqa ui` (Ctrl-C, `docqa up` stopping) reaches Streamlit.

@@ -1,4 +1,5 @@
-"""Where the API's state lives between requests: keys, jobs, conversations, rate limits and feedback.
+"""Where the state lives between requests: keys, jobs, conversations, rate limits, feedback, staff accounts
+and the audit trail.
 
 ``open_state(settings)`` picks the backend named by ``state.backend``: ``"sqlite"`` (the default: SQLite
 files and this process's memory, for one API process) or ``"postgres"`` (one database shared by every API
@@ -7,10 +8,10 @@ replica). The parts' protocols are in ``docqa.state.protocol``.
 
 from __future__ import annotations
 
-from docqa.state.protocol import Conversations, Feedback, Keys, RateLimiter, StateStore
+from docqa.state.protocol import Audit, Conversations, Feedback, Keys, RateLimiter, StateStore, Users
 from rag.settings import Settings
 
-__all__ = ["Conversations", "Feedback", "Keys", "RateLimiter", "StateStore", "open_state"]
+__all__ = ["Audit", "Conversations", "Feedback", "Keys", "RateLimiter", "StateStore", "Users", "open_state"]
 
 
 def open_state(settings: Settings) -> StateStore:

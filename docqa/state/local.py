@@ -1,5 +1,5 @@
-"""The default state store, as docqa has always kept its state on one machine: keys and feedback in SQLite
-files under ``state_dir``, conversations, rate-limit buckets and job records in this process's memory.
+"""The default state store, as docqa has always kept its state on one machine: keys, feedback, users and the audit
+trail in SQLite files under ``state_dir``, conversations, rate-limit buckets and job records in this process's memory.
 Fast and dependency-free; right for one API process, wrong for several (each would have its own)."""
 
 from __future__ import annotations
@@ -8,6 +8,8 @@ from docqa.api.conversations import ConversationStore
 from docqa.api.jobs import MemoryJobRecords
 from docqa.api.keys import KeyStore
 from docqa.api.ratelimit import RateLimiter
+from docqa.auth.audit import AuditLog
+from docqa.auth.users import UserStore
 from rag.feedback import FeedbackStore
 from rag.settings import Settings
 
@@ -17,6 +19,8 @@ class LocalState:
         self.keys = KeyStore.for_settings(settings)
         self.feedback = FeedbackStore.for_settings(settings)
         self.jobs = MemoryJobRecords()
+        self.users = UserStore.for_settings(settings)
+        self.audit = AuditLog.for_settings(settings)
 
     def conversations(self, ttl_s: float) -> ConversationStore:
         return ConversationStore(ttl_s)

@@ -23,6 +23,9 @@ from typing import IO, TYPE_CHECKING, Any
 from docqa.api.conversations import Conversation
 from docqa.api.jobs import MAX_JOBS_KEPT, Job
 from docqa.api.keys import ApiKey, KeyLogic, key_from_row
+from docqa.auth.audit import AuditEvent, event_from_row
+from docqa.auth.audit import write_jsonl as write_audit_jsonl
+from docqa.auth.users import User, UserLogic, user_from_row
 from rag.errors import ConfigError, DocqaError, MissingDependencyError, StateStoreError
 from rag.feedback import FeedbackRecord, check_rating, now_iso, record_from_row, write_jsonl
 from rag.settings import Settings, StateSettings
@@ -89,6 +92,28 @@ CREATE TABLE IF NOT EXISTS docqa_feedback (
     model text
 );
 CREATE INDEX IF NOT EXISTS docqa_feedback_created ON docqa_feedback (created_at, seq);
+ALTER TABLE docqa_feedback ADD COLUMN IF NOT EXISTS user_name text;
+CREATE TABLE IF NOT EXISTS docqa_users (
+    name text PRIMARY KEY,
+    password_hash text NOT NULL,
+    role text NOT NULL,
+    collections text NOT NULL,
+    created_at float8 NOT NULL,
+    failures integer NOT NULL DEFAULT 0,
+    locked_until float8,
+    last_sign_in_at float8
+);
+CREATE TABLE IF NOT EXISTS docqa_audit (
+    seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    id text NOT NULL UNIQUE,
+    at text NOT NULL,
+    actor text NOT NULL,
+    action text NOT NULL,
+    collection text,
+    target text,
+    outcome text NOT NULL,
+    detail text NOT NULL
+);
 """
 
 
@@ -399,6 +424,7 @@ class PostgresFeedback:
         comment: str | None = None,
         collection: str | None = None,
         model: str | None = None,
+        user: str | None = None,
     ) -> FeedbackRecord:
         record = FeedbackRecord.new(
             rating=rating,
@@ -408,11 +434,12 @@ class PostgresFeedback:
             comment=comment,
             collection=collection,
             model=model,
+            user=user,
         )
         with self.db.connection() as conn:
             conn.execute(
                 "INSERT INTO docqa_feedback (id, created_at, updated_at, rating, comment, question, answer, "
-                "citations, collection, model) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                "citations, collection, model, user_name) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (
                     record.id,
                     record.created_at,
@@ -424,6 +451,7 @@ class PostgresFeedback:
                     json.dumps(record.citations, ensure_ascii=False),
                     record.collection,
                     record.model,
+                    record.user,
                 ),
             )
         return record
@@ -468,14 +496,101 @@ class PostgresFeedback:
         return write_jsonl(self.list(rating=rating), target)
 
 
+class PostgresUsers(UserLogic):
+    """Staff accounts in the shared database: a lockout counted on one replica holds on all."""
+
+    def __init__(self, db: Database, settings: Settings) -> None:
+        super().__init__(settings.auth)
+        self.db = db
+
+    def _insert(self, user: User, password_hash: str) -> bool:
+        with self.db.connection() as conn:
+            cur = conn.execute(
+                "INSERT INTO docqa_users (name, password_hash, role, collections, created_at) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (name) DO NOTHING",
+                (user.name, password_hash, user.role, json.dumps(user.collections), user.created_at),
+            )
+            return cur.rowcount == 1
+
+    def _fetch(self, name: str) -> tuple[User, str] | None:
+        with self.db.connection() as conn:
+            row = conn.execute("SELECT * FROM docqa_users WHERE name = %s", (name,)).fetchone()
+        return None if row is None else (user_from_row(row), row["password_hash"])
+
+    def _fetch_all(self) -> list[User]:
+        with self.db.connection() as conn:
+            rows = conn.execute("SELECT * FROM docqa_users ORDER BY name").fetchall()
+        return [user_from_row(r) for r in rows]
+
+    def _delete(self, name: str) -> bool:
+        with self.db.connection() as conn:
+            return conn.execute("DELETE FROM docqa_users WHERE name = %s", (name,)).rowcount > 0
+
+    def _set(self, name: str, **columns: Any) -> User | None:
+        assignments = ", ".join(f"{c} = %s" for c in columns)  # column names are ours, never input
+        with self.db.connection() as conn:
+            row = conn.execute(
+                f"UPDATE docqa_users SET {assignments} WHERE name = %s RETURNING *", (*columns.values(), name)
+            ).fetchone()
+        return None if row is None else user_from_row(row)
+
+    def _record_failure(self, name: str, now: float) -> User | None:
+        params = {"max": self.settings.max_failures, "now": now, "lock": self.settings.lockout_s, "name": name}
+        with self.db.connection() as conn:
+            row = conn.execute(
+                "UPDATE docqa_users SET "
+                "locked_until = CASE WHEN failures + 1 >= %(max)s THEN %(now)s + %(lock)s ELSE locked_until END, "
+                "failures = CASE WHEN failures + 1 >= %(max)s THEN 0 ELSE failures + 1 END "
+                "WHERE name = %(name)s RETURNING *",
+                params,
+            ).fetchone()
+        return None if row is None else user_from_row(row)
+
+
+class PostgresAudit:
+    """The audit trail in the shared database: every replica's events in one ordered log."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def record(self, actor: str, action: str, **fields: Any) -> AuditEvent:
+        event = AuditEvent.new(actor, action, **fields)
+        with self.db.connection() as conn:
+            conn.execute(
+                "INSERT INTO docqa_audit (id, at, actor, action, collection, target, outcome, detail) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                (
+                    event.id,
+                    event.at,
+                    event.actor,
+                    event.action,
+                    event.collection,
+                    event.target,
+                    event.outcome,
+                    json.dumps(event.detail, ensure_ascii=False),
+                ),
+            )
+        return event
+
+    def list(self) -> list[AuditEvent]:
+        with self.db.connection() as conn:
+            rows = conn.execute("SELECT * FROM docqa_audit ORDER BY seq").fetchall()
+        return [event_from_row(r) for r in rows]
+
+    def export_jsonl(self, target: str | Path | IO[str]) -> int:
+        return write_audit_jsonl(self.list(), target)
+
+
 class PostgresState:
-    """The five parts over one pool. Nothing connects until a part is first used."""
+    """The parts over one pool. Nothing connects until a part is first used."""
 
     def __init__(self, settings: Settings) -> None:
         self.db = Database(settings.state)
         self.keys = PostgresKeys(self.db)
         self.feedback = PostgresFeedback(self.db)
         self.jobs = PostgresJobRecords(self.db)
+        self.users = PostgresUsers(self.db, settings)
+        self.audit = PostgresAudit(self.db)
 
     def conversations(self, ttl_s: float) -> PostgresConversations:
         return PostgresConversations(self.db, ttl_s)

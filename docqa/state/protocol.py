@@ -1,4 +1,4 @@
-"""The state store's seam: what the API, the CLI and the UI keep between requests, in five small parts.
+"""The state store's seam: what the API, the CLI and the UI keep between requests, in small parts.
 
 One ``StateStore`` per process, chosen by ``state.backend``. The default (``docqa.state.local``) is what a
 single machine has always used; ``docqa.state.postgres`` shares every part between API replicas.
@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from docqa.api.conversations import Conversation
     from docqa.api.jobs import JobRecords
     from docqa.api.keys import ApiKey
+    from docqa.auth.audit import AuditEvent
+    from docqa.auth.users import User
     from rag.feedback import FeedbackRecord
     from rag.types import Citation
 
@@ -66,6 +68,7 @@ class Feedback(Protocol):
         comment: str | None = None,
         collection: str | None = None,
         model: str | None = None,
+        user: str | None = None,
     ) -> FeedbackRecord: ...
 
     def update(self, feedback_id: str, *, rating: str | None = None, comment: str | None = None) -> FeedbackRecord: ...
@@ -79,13 +82,54 @@ class Feedback(Protocol):
     def export_jsonl(self, target: str | Path | IO[str], *, rating: str | None = None) -> int: ...
 
 
+class Users(Protocol):
+    """Staff accounts for the UI (``docqa.auth.users``): argon2 hashes, roles, lockout after failures."""
+
+    def add(self, name: str, password: str, role: str, collections: Sequence[str] = ()) -> User: ...
+
+    def get(self, name: str) -> User | None: ...
+
+    def list(self) -> list[User]: ...
+
+    def remove(self, name: str) -> None: ...
+
+    def set_role(self, name: str, role: str, collections: Sequence[str] | None = None) -> User: ...
+
+    def set_password(self, name: str, password: str) -> User: ...
+
+    def unlock(self, name: str) -> User: ...
+
+    def authenticate(self, name: str, password: str) -> User: ...
+
+
+class Audit(Protocol):
+    """The append-only audit trail (``docqa.auth.audit``)."""
+
+    def record(
+        self,
+        actor: str,
+        action: str,
+        *,
+        outcome: str = "ok",
+        collection: str | None = None,
+        target: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> AuditEvent: ...
+
+    def list(self) -> list[AuditEvent]: ...
+
+    def export_jsonl(self, target: str | Path | IO[str]) -> int: ...
+
+
 class StateStore(Protocol):
-    """The five parts. Building one is cheap; a backend connects on first use. ``close`` releases
+    """The parts. Building one is cheap; a backend connects on first use. ``close`` releases
     connections (the API calls it at shutdown)."""
 
     keys: Keys
     feedback: Feedback
     jobs: JobRecords
+    users: Users
+    audit: Audit
 
     def conversations(self, ttl_s: float) -> Conversations: ...
 

@@ -10,7 +10,7 @@ from docqa.cli.main import build_app
 
 EVERY_COMMAND = [
     "ingest", "search", "collections", "remove", "ask", "up", "serve", "config",
-    "keys", "model", "eval", "ui", "feedback", "finetune",
+    "keys", "model", "eval", "ui", "feedback", "users", "audit", "finetune",
 ]  # fmt: skip
 
 

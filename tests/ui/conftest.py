@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -35,13 +36,11 @@ def ui_data_dir(tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTran
     return data
 
 
-@pytest.fixture
-def ui_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningUI]:
-    """`docqa ui` on a free port, with the settings given by the test's `ui_settings` fixture value
-    (indirect parametrisation is overkill here: the test module defines a `ui_settings` fixture)."""
-    settings: Settings = request.getfixturevalue("ui_settings")
+@contextmanager
+def running_ui(settings: Settings, log: Path) -> Iterator[RunningUI]:
+    """`docqa ui` on a free 127.0.0.1 port with these settings, until the block ends (its process group is
+    stopped then)."""
     port = free_port()
-    log = tmp_path / "streamlit.log"
     env = child_environment(settings)
     with open(log, "wb") as fh:
         process = subprocess.Popen(
@@ -75,3 +74,12 @@ def ui_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Runnin
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=15)
+
+
+@pytest.fixture
+def ui_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunningUI]:
+    """`docqa ui` on a free port, with the settings given by the test's `ui_settings` fixture value
+    (indirect parametrisation is overkill here: the test module defines a `ui_settings` fixture)."""
+    settings: Settings = request.getfixturevalue("ui_settings")
+    with running_ui(settings, tmp_path / "streamlit.log") as ui:
+        yield ui

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from streamlit import config
 
 from docqa.cli.ui_cmds import child_environment
 from rag.settings import Settings
@@ -19,6 +20,8 @@ def use_settings(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
         monkeypatch.delenv(key)
     for key, value in child_environment(settings, {}).items():
         monkeypatch.setenv(key, value)
+    # AppTest serves nothing, but the app checks where it listens (no sign-in only on loopback): as `docqa ui`.
+    config.set_option("server.address", "127.0.0.1")
 
 
 @dataclass

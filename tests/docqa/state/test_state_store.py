@@ -224,6 +224,144 @@ class TestFeedback:
         assert read_jsonl(out)[0].model == "docqa-grounded"
 
 
+PASSWORD = "correct horse battery"
+
+
+class TestUsers:
+    def test_add_authenticate_set_role_remove(self, store: StateStore) -> None:
+        from docqa.auth.errors import SignInError
+
+        user = store.users.add("ann", PASSWORD, "editor", ["support", "support", "*"])
+        assert (user.role, user.collections) == ("editor", ("support",))
+        assert user.can_edit("support") and not user.can_edit("legal") and not user.can_read("legal")
+        signed = store.users.authenticate("ann", PASSWORD)
+        assert signed.name == "ann" and signed.last_sign_in_at is not None
+        with pytest.raises(SignInError, match="wrong name or password"):
+            store.users.authenticate("ann", PASSWORD + "!")
+        with pytest.raises(SignInError, match="wrong name or password"):  # an unknown name reads the same
+            store.users.authenticate("nobody", PASSWORD)
+        with pytest.raises(DocqaError, match="exists already"):
+            store.users.add("ann", PASSWORD, "reader")
+        admin = store.users.set_role("ann", "admin", [])
+        assert admin.role == "admin" and admin.can_edit("legal") and store.users.get("ann").role == "admin"
+        assert [u.name for u in store.users.list()] == ["ann"]
+        store.users.remove("ann")
+        assert store.users.get("ann") is None
+        with pytest.raises(DocqaError, match="no user 'ann'"):
+            store.users.remove("ann")
+
+    def test_only_an_argon2_hash_is_stored(self, store: StateStore, tmp_path: Path) -> None:
+        store.users.add("ann", PASSWORD, "reader")
+        found = store.users._fetch("ann")  # the stored hash, as the backend holds it
+        assert found is not None and found[1].startswith("$argon2id$") and PASSWORD not in found[1]
+
+    def test_bad_input_is_refused_with_the_fix(self, store: StateStore) -> None:
+        with pytest.raises(ConfigError, match="unknown role"):
+            store.users.add("ann", PASSWORD, "owner")
+        with pytest.raises(ConfigError, match="too short"):
+            store.users.add("ann", "short", "reader")
+        with pytest.raises(ConfigError, match="invalid user name"):
+            store.users.add("ann; drop", PASSWORD, "reader")
+
+    def test_five_failures_lock_even_the_right_password(self, store: StateStore) -> None:
+        from docqa.auth.errors import AccountLockedError, SignInError
+
+        store.users.add("ann", PASSWORD, "reader")
+        for _ in range(4):
+            with pytest.raises(SignInError) as caught:
+                store.users.authenticate("ann", "wrong password")
+            assert not isinstance(caught.value, AccountLockedError)
+        with pytest.raises(AccountLockedError, match="locked") as locked:
+            store.users.authenticate("ann", "wrong password")
+        assert 890 < locked.value.seconds <= 900 and "15 minute" in str(locked.value)
+        with pytest.raises(AccountLockedError):
+            store.users.authenticate("ann", PASSWORD)
+        store.users.unlock("ann")
+        assert store.users.authenticate("ann", PASSWORD).failures == 0
+
+    def test_a_success_resets_the_count_and_a_lock_ends(self, open_store: Callable[[], StateStore]) -> None:
+        from docqa.auth.errors import AccountLockedError, SignInError
+
+        store = open_store()
+        store.users.add("ann", PASSWORD, "reader")
+        for _ in range(4):
+            with pytest.raises(SignInError):
+                store.users.authenticate("ann", "wrong password")
+        store.users.authenticate("ann", PASSWORD)
+        for _ in range(4):  # four more: still not locked, the count started again
+            with pytest.raises(SignInError) as caught:
+                store.users.authenticate("ann", "wrong password")
+            assert not isinstance(caught.value, AccountLockedError)
+        store.users.settings = store.users.settings.model_copy(update={"lockout_s": 1})
+        with pytest.raises(AccountLockedError):
+            store.users.authenticate("ann", "wrong password")
+        time.sleep(1.2)
+        assert store.users.authenticate("ann", PASSWORD).name == "ann"
+
+    def test_a_lock_holds_in_another_process(self, open_store: Callable[[], StateStore]) -> None:
+        from docqa.auth.errors import AccountLockedError, SignInError
+
+        first, second = open_store(), open_store()
+        first.users.add("ann", PASSWORD, "reader")
+        for store in (first, second, first, second):
+            with pytest.raises(SignInError):
+                store.users.authenticate("ann", "wrong password")
+        with pytest.raises(AccountLockedError):
+            second.users.authenticate("ann", "wrong password")
+        with pytest.raises(AccountLockedError):
+            first.users.authenticate("ann", PASSWORD)
+
+
+class TestAudit:
+    def test_events_in_order_and_exported(self, open_store: Callable[[], StateStore], tmp_path: Path) -> None:
+        store = open_store()
+        store.audit.record("ann", "sign_in", detail={"role": "editor"})
+        store.audit.record("ann", "upload", collection="support", target="guide.md", detail={"result": "added"})
+        open_store().audit.record("bob", "sign_in_failed", outcome="refused")  # another process's event
+        events = store.audit.list()
+        assert [(e.actor, e.action, e.outcome) for e in events] == [
+            ("ann", "sign_in", "ok"),
+            ("ann", "upload", "ok"),
+            ("bob", "sign_in_failed", "refused"),
+        ]
+        assert events[1].collection == "support" and events[1].target == "guide.md"
+        out = tmp_path / "audit.jsonl"
+        assert store.audit.export_jsonl(out) == 3
+        lines = [json.loads(line) for line in out.read_text().splitlines()]
+        assert lines[1]["detail"] == {"result": "added"} and lines[0]["at"].endswith("+00:00")
+        with pytest.raises(DocqaError, match="unknown audit action"):
+            store.audit.record("ann", "dance")
+
+    def test_feedback_carries_the_user(self, store: StateStore) -> None:
+        record = store.feedback.add(rating="up", question="q", answer="a", user="ann")
+        assert store.feedback.get(record.id).user == "ann"
+        buffer = io.StringIO()
+        store.feedback.export_jsonl(buffer)
+        assert json.loads(buffer.getvalue())["user"] == "ann"
+
+
+def test_a_feedback_file_from_before_sign_in_gains_the_user_column(tmp_path: Path) -> None:
+    """A feedback.sqlite written before verdicts carried a user is read, and written to, as it stands."""
+    import sqlite3
+
+    from rag.feedback import FeedbackStore
+
+    path = tmp_path / "feedback.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE feedback (id TEXT PRIMARY KEY, created_at TEXT NOT NULL, updated_at TEXT NOT NULL, "
+            "rating TEXT NOT NULL, comment TEXT, question TEXT NOT NULL, answer TEXT NOT NULL, "
+            "citations TEXT NOT NULL, collection TEXT, model TEXT)"
+        )
+        then = "2020-01-01T00:00:00+00:00"
+        conn.execute("INSERT INTO feedback VALUES ('old', ?, ?, 'up', NULL, 'q', 'a', '[]', NULL, NULL)", (then, then))
+    conn.close()
+    store = FeedbackStore(path)
+    assert [(r.id, r.user) for r in store.list()] == [("old", None)]
+    store.add(rating="down", question="q2", answer="a2", user="ann")
+    assert [r.user for r in store.list()] == [None, "ann"]
+
+
 class TestPostgresSetup:
     def test_two_processes_creating_the_schema_at_once(self, postgres_dsn: str, tmp_path: Path) -> None:
         """Eight stores open a fresh database at the same moment: one creates the tables, none fails."""

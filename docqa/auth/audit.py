@@ -1,0 +1,178 @@
+"""The audit trail: who did what, when, to which collection or account, and whether it was allowed.
+
+Append-only; ``docqa audit export`` writes it as JSONL. Events name sign-ins (and refusals), sign-outs,
+uploads, deletes, questions, feedback and account changes. A question's text is written only when
+``audit.log_questions`` is on: the callers leave it out otherwise (``access.StaffActions``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any
+
+from rag.errors import DocqaError
+from rag.settings import Settings
+
+ACTIONS = (
+    "sign_in",
+    "sign_in_failed",
+    "sign_in_locked",
+    "sign_out",
+    "session_expired",
+    "ask",
+    "feedback",
+    "upload",
+    "delete",
+    "denied",
+    "user_add",
+    "user_remove",
+    "user_set_role",
+    "user_set_password",
+    "user_unlock",
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    id TEXT NOT NULL UNIQUE,
+    at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    action TEXT NOT NULL,
+    collection TEXT,
+    target TEXT,
+    outcome TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One line of the trail; ``as_json()`` is the exported line."""
+
+    id: str
+    at: str  # ISO 8601, UTC, milliseconds
+    actor: str  # the user name; 'cli:<os user>' for commands; '-' when nobody signed in
+    action: str
+    outcome: str = "ok"  # 'ok', 'refused' or 'failed'
+    collection: str | None = None
+    target: str | None = None  # a file, an account, a feedback id
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def new(
+        cls,
+        actor: str,
+        action: str,
+        *,
+        outcome: str = "ok",
+        collection: str | None = None,
+        target: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> AuditEvent:
+        if action not in ACTIONS:
+            raise DocqaError(f"unknown audit action {action!r}")
+        at = datetime.fromtimestamp(time.time(), UTC).isoformat(timespec="milliseconds")
+        return cls(uuid.uuid4().hex, at, actor, action, outcome, collection, target, dict(detail or {}))
+
+
+def event_from_row(row: Any) -> AuditEvent:
+    return AuditEvent(
+        id=row["id"],
+        at=row["at"],
+        actor=row["actor"],
+        action=row["action"],
+        outcome=row["outcome"],
+        collection=row["collection"],
+        target=row["target"],
+        detail=json.loads(row["detail"]),
+    )
+
+
+def write_jsonl(events: Sequence[AuditEvent], target: str | Path | IO[str]) -> int:
+    """One JSON object per line, oldest first; a path is replaced atomically."""
+    lines = "".join(json.dumps(e.as_json(), ensure_ascii=False) + "\n" for e in events)
+    if isinstance(target, str | Path):
+        path = Path(target)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(lines)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    else:
+        target.write(lines)
+    return len(events)
+
+
+class AuditLog:
+    """The trail in ``<state_dir>/audit.sqlite`` (the default backend), created on first use."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @classmethod
+    def for_settings(cls, settings: Settings) -> AuditLog:
+        return cls(settings.state_dir / "audit.sqlite")
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = not self.path.exists()
+        try:
+            conn = sqlite3.connect(self.path, timeout=10)
+        except sqlite3.Error as exc:
+            raise DocqaError(f"cannot open the audit database {self.path}: {exc}; check the data directory") from exc
+        if fresh:
+            os.chmod(self.path, 0o600)
+        conn.row_factory = sqlite3.Row
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(SCHEMA)
+            with conn:
+                yield conn
+        except sqlite3.OperationalError as exc:
+            raise DocqaError(f"the audit database {self.path} could not be written: {exc}") from exc
+        finally:
+            conn.close()
+
+    def record(self, actor: str, action: str, **fields: Any) -> AuditEvent:
+        event = AuditEvent.new(actor, action, **fields)
+        with self._connect() as conn:
+            conn.execute(
+                "INSERT INTO audit (id, at, actor, action, collection, target, outcome, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    event.id,
+                    event.at,
+                    event.actor,
+                    event.action,
+                    event.collection,
+                    event.target,
+                    event.outcome,
+                    json.dumps(event.detail, ensure_ascii=False),
+                ),
+            )
+        return event
+
+    def list(self) -> list[AuditEvent]:
+        """Every event, oldest first."""
+        with self._connect() as conn:
+            rows = conn.execute("SELECT * FROM audit ORDER BY seq").fetchall()
+        return [event_from_row(r) for r in rows]
+
+    def export_jsonl(self, target: str | Path | IO[str]) -> int:
+        return write_jsonl(self.list(), target)
