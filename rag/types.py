@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from rag.timing import Timings
+
 
 @dataclass(frozen=True)
 class Element:
@@ -175,6 +177,7 @@ class Answer:
     generated: str | None = None  # the model's own text, when a quote replaced it
     retried: bool = False  # not the first draft: an alternative, or the draft from the quoted sentence
     load_ms: float = 0.0  # loading models on this process's first question, apart from retrieval_ms
+    timings: Timings | None = None  # retrieval, each model call, verification (set by the pipeline)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -190,6 +193,7 @@ class Answer:
             "dropped_markers": self.dropped_markers,
             "model": self.model,
             "answerable": None if self.answerable is None else round(self.answerable, 4),
+            "timings": self.timings.as_json() if self.timings is not None else None,
         }
 
 
