@@ -113,3 +113,17 @@ class TestAnswerTimings:
         data = answer.as_json()["timings"]
         assert [c["purpose"] for c in data["model_calls"]] == purposes
         assert data["model_calls"][1]["generated_tokens"] == 3
+
+
+def test_an_evaluation_row_has_each_stage_s_median() -> None:
+    from rag.evaluation.answer_eval import stage_medians
+
+    records = [
+        {"stage_ms": {"retrieval": 10.0, "draft": 900.0, "verification": 5.0}},
+        {"stage_ms": {"retrieval": 30.0, "draft": 1100.0, "sentence_draft": 400.0, "verification": 7.0}},
+        {"stage_ms": {"retrieval": 20.0, "draft": 1000.0, "verification": 6.0}},
+        {"stage_ms": {}},  # passages only: no model, no timings
+    ]
+    assert stage_medians(records) == {
+        "ms_retrieval": 20.0, "ms_draft": 1000.0, "ms_verification": 6.0, "ms_sentence_draft": 400.0
+    }
