@@ -17,6 +17,7 @@ from rag.types import Citation, Question
 from ui.answering import (
     AnswerStream,
     assistant_message,
+    checking_message,
     error_message,
     escape_markdown,
     history_for_pipeline,
@@ -137,6 +138,13 @@ def answer_question(question: str, services: Services, options: ChatOptions, sto
         placeholder = st.empty()
         try:
             with placeholder.container(), st.spinner("Searching the documents…"):
+                found = stream.find_sources()
+            checking = checking_message(f"{msg_id}-checking", stream.passages, services.settings.answer.mode)
+            if found and checking is not None:
+                with placeholder.container(), st.spinner("Checking the answer…"):
+                    render_sources(checking, expanded=False)
+                    stream.prime()
+            else:
                 stream.prime()
             with placeholder.container():
                 st.write_stream(stream.tokens())
