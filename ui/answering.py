@@ -110,7 +110,12 @@ def assistant_message(
         "declined": answer.declined,
         "collection": collection,
         "model": answer.model or model,
-        "timing": {"retrieval_ms": round(answer.retrieval_ms), "generation_ms": round(answer.generation_ms)},
+        "timing": {
+            "retrieval_ms": round(answer.retrieval_ms),
+            "generation_ms": round(answer.generation_ms),
+            # Where the time went, stage by stage (retrieval, each kind of model call, verification).
+            "stages_ms": {k: round(v) for k, v in answer.timings.stages().items()} if answer.timings else {},
+        },
     }
 
 

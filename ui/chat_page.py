@@ -85,7 +85,10 @@ def render_feedback(msg: dict[str, Any], store: Feedback) -> None:
 def _timing(msg: dict[str, Any]) -> str:
     parts = [msg["model"]] if msg.get("model") else []
     timing = msg.get("timing") or {}
-    if timing:
+    stages = timing.get("stages_ms")
+    if stages:
+        parts += [f"{stage.replace('_', ' ')} {ms / 1000:.2f} s" for stage, ms in stages.items()]
+    elif timing:
         parts.append(f"retrieval {timing['retrieval_ms']} ms")
         if timing.get("generation_ms"):
             parts.append(f"generation {timing['generation_ms'] / 1000:.1f} s")

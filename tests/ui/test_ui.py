@@ -182,3 +182,14 @@ class TestEvidenceHighlight:
         quoted = quote_markdown(text, evidence_spans(text, 1, self.EVIDENCE), 400)
         assert quoted.startswith("> … ") and ":orange-background[The battery holds" in quoted
         assert len(quoted) < 600
+
+
+def test_an_answer_message_keeps_where_its_time_went() -> None:
+    from rag.timing import ModelCall, Timings
+    from ui.answering import assistant_message
+
+    draft = ModelCall("draft", 0.0, total_ms=1234.4)
+    answer = Answer("24 months [1].", [citation(1)], 40.0, 1300.0, passages=[citation(1)])
+    answer.timings = Timings(40.2, 25.6, 1300.2, [draft])
+    msg = assistant_message("m", "How long?", answer, collection="kb", model=None)
+    assert msg["timing"]["stages_ms"] == {"retrieval": 40, "draft": 1234, "verification": 26}
