@@ -2,7 +2,9 @@
 sample corpus indexed. N conversations run concurrently for a bounded time, each asking the sample
 questions over ``POST /v1/chat`` (SSE) with follow-ups by conversation id, as the widget does.
 
-Reports requests per second, p50/p99 time to first token and to last token, and errors (only 429s,
+Reports requests per second, p50/p99 time to the sources (the first thing a user sees: in verify mode the
+widget shows them with "Checking the answer…" while the answer is drafted and checked), to first token and
+to last token, and errors (only 429s,
 answered by waiting for Retry-After, are acceptable). The baseline, in the same run, is the answer
 pipeline called in-process one question at a time: the ratios show what HTTP, auth and SSE add, and how
 throughput scales with concurrent conversations on this machine.
@@ -55,6 +57,7 @@ def sample_questions() -> list[str]:
 @dataclass
 class Sample:
     status: int
+    sources_s: float | None = None  # the first visible content: the passages found
     ttft_s: float | None = None
     ttlt_s: float | None = None
     error: str | None = None
@@ -84,6 +87,7 @@ class Run:
         ok = self.ok
         limited = [s for s in self.samples if s.status == 429]
         errors = [s for s in self.samples if s.status != 429 and (s.status != 200 or s.error is not None)]
+        sources = [s.sources_s * 1000 for s in ok if s.sources_s is not None]
         ttft = [s.ttft_s * 1000 for s in ok if s.ttft_s is not None]
         ttlt = [s.ttlt_s * 1000 for s in ok if s.ttlt_s is not None]
         rps = self.rps
@@ -96,6 +100,8 @@ class Run:
             "req_per_s": round(rps, 3),
             "rps_vs_baseline": round(rps / baseline.rps, 2) if baseline and baseline.rps else None,
             "ttft_p50_vs_baseline": round(self.ttft_p50_ms() / base_ttft, 2) if base_ttft and ttft else None,
+            "sources_p50_ms": round(median(sources)) if sources else None,
+            "sources_p99_ms": round(percentile(sources, 99)) if sources else None,
             "ttft_p50_ms": round(median(ttft)) if ttft else None,
             "ttft_p99_ms": round(percentile(ttft, 99)) if ttft else None,
             "ttlt_p50_ms": round(median(ttlt)) if ttlt else None,
@@ -129,6 +135,8 @@ async def ask(client: httpx.AsyncClient, key: str, question: str, conversation_i
                 elif line.startswith("data:") and event:
                     if event == "meta":
                         new_id = json.loads(line[5:])["conversation_id"]
+                    elif event == "sources" and sample.sources_s is None:
+                        sample.sources_s = time.perf_counter() - started
                     elif event == "token" and sample.ttft_s is None:
                         sample.ttft_s = time.perf_counter() - started
                     elif event == "final":
@@ -184,7 +192,9 @@ def in_process(services: Services, questions: list[str], seconds: float) -> Run:
         sample = Sample(200)
         try:
             for event in services.pipeline.stream(Question(question, "support", history=list(history))):
-                if event["event"] == "token" and sample.ttft_s is None:
+                if event["event"] == "sources" and sample.sources_s is None:
+                    sample.sources_s = time.perf_counter() - t0
+                elif event["event"] == "token" and sample.ttft_s is None:
                     sample.ttft_s = time.perf_counter() - t0
                 elif event["event"] == "final":
                     sample.ttlt_s = time.perf_counter() - t0
@@ -322,7 +332,9 @@ def main() -> None:
     notes = [
         f"{len(questions)} sample questions in rotation, {TURNS_PER_CONVERSATION} turns per conversation "
         "(follow-ups by conversation_id, so later turns also pay for the model's question rewrite)",
-        "time to first token / last token: from sending the request to the first `token` / the `final` SSE event",
+        "time to sources / first token / last token: from sending the request to the `sources` (the first "
+        "visible content) / the first `token` / the `final` SSE event; in verify mode the first token is the "
+        "checked answer, whole",
         "baseline: the same conversations through the answer pipeline in the bench process (no HTTP, no auth, "
         "one at a time); *_vs_baseline are ratios to it in this run",
         "vLLM started by the bench without prefix caching (rows repeat questions)"

@@ -21,6 +21,11 @@ says how much the store costs, not how far replicas scale: read it with the core
 
     python -m bench.replicas
     BENCH_REPLICAS_REQUESTS=400 BENCH_REPLICAS_CONCURRENCY=16 python -m bench.replicas
+    DOCQA_API_COMPUTE_THREADS=2 python -m bench.replicas   # each replica's BLAS/OpenMP pools that size
+
+Each replica sizes its numerical thread pools to ``api.compute_threads`` (1 unless the variable above says
+otherwise, recorded in the notes): pools sized for the whole machine in every replica made two replicas
+serve 0.13-0.17x the requests of one on this machine.
 """
 
 from __future__ import annotations
@@ -229,7 +234,7 @@ def main() -> None:
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="docqa-bench-replicas-") as tmp_name:
         tmp = Path(tmp_name)
         data = tmp / "data"
-        settings = Settings(data_dir=data)
+        settings = Settings(data_dir=data)  # api.compute_threads from DOCQA_API_COMPUTE_THREADS, as in serve
         print("indexing the sample corpus …", flush=True)
         files = sorted(p for p in SAMPLES.iterdir() if p.is_file() and p.name != "QUESTIONS.md")
         report = build(settings).ingestor.ingest(files, "support", prune=False)
@@ -238,6 +243,7 @@ def main() -> None:
         model = stack.enter_context(fake_model_server(STUB_ANSWER))
         pg = stack.enter_context(postgres())
         base_env = {k: v for k, v in os.environ.items() if not k.startswith("DOCQA_")}
+        base_env["DOCQA_API_COMPUTE_THREADS"] = str(settings.api.compute_threads)
         base_env.update(
             {
                 "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), base_env.get("PYTHONPATH")])),
@@ -275,6 +281,7 @@ def main() -> None:
         f"{os.cpu_count()} cores for the replicas, the client, PostgreSQL and anything else running: two "
         "replicas can only help as far as there are idle cores",
         f"1-min load average at the start: {load_at_start} (other work on the machine slows every figure)",
+        f"compute threads per replica (api.compute_threads): {settings.api.compute_threads}",
     ]
     write_results(
         "replicas", rows, command="make bench-replicas", notes=notes, requests=total, concurrency=concurrency

@@ -19,6 +19,7 @@ from rag.checkpoints import resolve_checkpoint
 from rag.endpoints import EndpointPool
 from rag.errors import ConfigError, DocqaError, GenerationError, MissingDependencyError, ModelServerError
 from rag.settings import LLMSettings, Settings
+from rag.timing import ModelCall
 
 if TYPE_CHECKING:
     import openai
@@ -38,8 +39,10 @@ class Generator(Protocol):
         max_tokens: int | None = None,
         temperature: float | None = None,
         stop: list[str] | None = None,
+        call: ModelCall | None = None,
     ) -> str:
-        """The whole reply to ``messages`` (OpenAI chat format); ``model`` may name a LoRA adapter."""
+        """The whole reply to ``messages`` (OpenAI chat format); ``model`` may name a LoRA adapter. ``call``,
+        when given, is filled with the call's figures (token counts, time) and ended (so for every method)."""
         ...
 
     def stream(
@@ -50,12 +53,20 @@ class Generator(Protocol):
         max_tokens: int | None = None,
         temperature: float | None = None,
         stop: list[str] | None = None,
+        call: ModelCall | None = None,
     ) -> Iterator[str]:
-        """The reply as text deltas; closing the iterator stops generation."""
+        """The reply as text deltas; closing the iterator stops generation. ``call``'s time to first token is
+        the first delta's arrival."""
         ...
 
     def alternatives(
-        self, messages: list[dict], *, model: str | None = None, max_tokens: int | None = None, k: int = 3
+        self,
+        messages: list[dict],
+        *,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        k: int = 3,
+        call: ModelCall | None = None,
     ) -> list[str]:
         """Up to ``k`` other replies, most likely first: each starts with one of the model's next most likely
         first tokens after the greedy one and continues greedily. A small model's second choice of where to
@@ -211,12 +222,18 @@ class OpenAIGenerator:
         max_tokens: int | None = None,
         temperature: float | None = None,
         stop: list[str] | None = None,
+        call: ModelCall | None = None,
     ) -> str:
         params = self._params(model, max_tokens, temperature, stop)
-        response = self._call(
-            lambda client: client.chat.completions.create(messages=messages, **params),  # type: ignore[arg-type]
-            params["model"],
-        )
+        try:
+            response = self._call(
+                lambda client: client.chat.completions.create(messages=messages, **params),  # type: ignore[arg-type]
+                params["model"],
+            )
+            _count_usage(call, response)
+        finally:
+            if call is not None:
+                call.end()
         return response.choices[0].message.content or ""
 
     def stream(
@@ -227,8 +244,18 @@ class OpenAIGenerator:
         max_tokens: int | None = None,
         temperature: float | None = None,
         stop: list[str] | None = None,
+        call: ModelCall | None = None,
     ) -> Iterator[str]:
-        params = self._params(model, max_tokens, temperature, stop)
+        try:
+            yield from self._stream(messages, self._params(model, max_tokens, temperature, stop), call)
+        finally:
+            if call is not None:
+                call.end()
+
+    def _stream(self, messages: list[dict], params: dict[str, Any], call: ModelCall | None) -> Iterator[str]:
+        if self.llm.stream_usage:
+            # The token counts come in one last chunk without choices (vLLM, OpenAI).
+            params = {**params, "stream_options": {"include_usage": True}}
         failures: list[_Failure] = []
         for endpoint in self.pool.order():
             client = self._get_client(endpoint.url)
@@ -244,7 +271,10 @@ class OpenAIGenerator:
                 for chunk in response:
                     if chunk.choices and chunk.choices[0].delta.content:
                         sent = True
+                        if call is not None:
+                            call.piece()
                         yield chunk.choices[0].delta.content
+                    _count_usage(call, chunk)
             except _client_errors() as exc:
                 if sent:  # the server died, or the connection dropped, mid-answer: not retried elsewhere
                     raise self._translate(exc, params["model"], endpoint.url, mid_answer=True) from exc
@@ -262,9 +292,23 @@ class OpenAIGenerator:
         raise self._unavailable(failures, params["model"]) from failures[-1].exc
 
     def alternatives(
-        self, messages: list[dict], *, model: str | None = None, max_tokens: int | None = None, k: int = 3
+        self,
+        messages: list[dict],
+        *,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        k: int = 3,
+        call: ModelCall | None = None,
     ) -> list[str]:
-        params = self._params(model, max_tokens, 0.0, None)
+        try:
+            return self._alternatives(messages, self._params(model, max_tokens, 0.0, None), k, call)
+        finally:
+            if call is not None:
+                call.end()
+
+    def _alternatives(
+        self, messages: list[dict], params: dict[str, Any], k: int, call: ModelCall | None
+    ) -> list[str]:
         first = self._call(
             lambda client: client.chat.completions.create(
                 messages=messages,  # type: ignore[arg-type]
@@ -274,6 +318,9 @@ class OpenAIGenerator:
             ),
             params["model"],
         )
+        if call is not None:
+            call.first_token()
+        _count_usage(call, first)
         content = first.choices[0].logprobs.content if first.choices[0].logprobs else None
         if not content:
             return []
@@ -294,6 +341,7 @@ class OpenAIGenerator:
                 ),
                 params["model"],
             )
+            _count_usage(call, response)
             return start + (response.choices[0].message.content or "")
 
         from concurrent.futures import ThreadPoolExecutor
@@ -381,6 +429,13 @@ class OpenAIGenerator:
         if isinstance(exc, openai.APIStatusError):
             return ModelServerError(f"the model server at {url} answered {exc.status_code}: {_api_message(exc)}")
         return GenerationError(f"generation failed: {exc}")
+
+
+def _count_usage(call: ModelCall | None, response: Any) -> None:
+    """Add a response's (or a stream's last chunk's) token counts to ``call``, when the server gave them."""
+    usage = getattr(response, "usage", None)
+    if call is not None and usage is not None:
+        call.usage(getattr(usage, "prompt_tokens", None), getattr(usage, "completion_tokens", None))
 
 
 def _other_starts(greedy: str, ranked: list[str], k: int) -> list[str]:
@@ -491,8 +546,11 @@ class TransformersGenerator:
         max_tokens: int | None = None,
         temperature: float | None = None,
         stop: list[str] | None = None,
+        call: ModelCall | None = None,
     ) -> str:
-        return "".join(self.stream(messages, model=model, max_tokens=max_tokens, temperature=temperature, stop=stop))
+        return "".join(
+            self.stream(messages, model=model, max_tokens=max_tokens, temperature=temperature, stop=stop, call=call)
+        )
 
     def stream(
         self,
@@ -502,6 +560,22 @@ class TransformersGenerator:
         max_tokens: int | None = None,
         temperature: float | None = None,
         stop: list[str] | None = None,
+        call: ModelCall | None = None,
+    ) -> Iterator[str]:
+        try:
+            yield from self._stream(messages, model, max_tokens, temperature, stop, call)
+        finally:
+            if call is not None:
+                call.end()
+
+    def _stream(
+        self,
+        messages: list[dict],
+        model: str | None,
+        max_tokens: int | None,
+        temperature: float | None,
+        stop: list[str] | None,
+        call: ModelCall | None,
     ) -> Iterator[str]:
         self.warm_up()
         from transformers import TextIteratorStreamer
@@ -512,7 +586,7 @@ class TransformersGenerator:
         failure: list[BaseException] = []
         worker = threading.Thread(
             target=self._generate,
-            args=(messages, adapter, max_tokens, temperature, streamer, cancel, failure),
+            args=(messages, adapter, max_tokens, temperature, streamer, cancel, failure, call),
             name="docqa-generate",
             daemon=True,
         )
@@ -522,6 +596,8 @@ class TransformersGenerator:
             for piece in streamer:
                 text, done = trimmer.feed(piece)
                 if text:
+                    if call is not None:
+                        call.first_token()
                     yield text
                 if done:
                     break
@@ -536,7 +612,22 @@ class TransformersGenerator:
             raise GenerationError(f"in-process generation failed: {failure[0]}") from failure[0]
 
     def alternatives(
-        self, messages: list[dict], *, model: str | None = None, max_tokens: int | None = None, k: int = 3
+        self,
+        messages: list[dict],
+        *,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        k: int = 3,
+        call: ModelCall | None = None,
+    ) -> list[str]:
+        try:
+            return self._alternatives(messages, model, max_tokens, k, call)
+        finally:
+            if call is not None:
+                call.end()
+
+    def _alternatives(
+        self, messages: list[dict], model: str | None, max_tokens: int | None, k: int, call: ModelCall | None
     ) -> list[str]:
         self.warm_up()
         import torch
@@ -551,6 +642,8 @@ class TransformersGenerator:
             ).to(self.device)
             with torch.inference_mode():
                 logits = llm(**inputs).logits[0, -1]
+                if call is not None:
+                    call.first_token()
                 ranked = torch.topk(logits, 3 * k + 1).indices.tolist()
                 pieces = [tokenizer.decode([t]) for t in ranked]
                 starts = _other_starts(pieces[0], pieces[1:], k)
@@ -566,7 +659,10 @@ class TransformersGenerator:
                         max_new_tokens=max(limit - 1, 1),
                         pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
                     )
-                    replies.append(tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True))
+                    prompt = inputs["input_ids"].shape[1]
+                    if call is not None:
+                        call.usage(prompt, out.shape[1] - prompt)
+                    replies.append(tokenizer.decode(out[0, prompt:], skip_special_tokens=True))
         return replies
 
     def _adapter_for(self, model: str | None) -> tuple[str, Path] | None:
@@ -589,6 +685,7 @@ class TransformersGenerator:
         streamer: Any,
         cancel: threading.Event,
         failure: list[BaseException],
+        call: ModelCall | None = None,
     ) -> None:
         import torch
         from transformers import StoppingCriteria, StoppingCriteriaList
@@ -610,7 +707,7 @@ class TransformersGenerator:
                     torch.manual_seed(llm.seed)
                     sampling = {"do_sample": True, "temperature": temperature}
                 with torch.inference_mode():
-                    model.generate(
+                    out = model.generate(
                         **inputs,
                         **sampling,
                         max_new_tokens=llm.max_tokens if max_tokens is None else max_tokens,
@@ -618,6 +715,9 @@ class TransformersGenerator:
                         stopping_criteria=StoppingCriteriaList([_Cancelled()]),
                         pad_token_id=self._tokenizer.pad_token_id or self._tokenizer.eos_token_id,
                     )
+                if call is not None:
+                    prompt = inputs["input_ids"].shape[1]
+                    call.usage(prompt, out.shape[1] - prompt)
         except BaseException as exc:  # handed to the consuming thread, which raises it
             failure.append(exc)
             streamer.end()

@@ -42,6 +42,7 @@ from rag.prompting import (
 from rag.retrieval import Retriever
 from rag.settings import Settings
 from rag.store import CollectionReader
+from rag.timing import AnswerTimer, ModelCall
 from rag.types import Answer, ClaimCheck, Evidence, Question
 from rag.verify import (
     answer_problems,
@@ -130,7 +131,7 @@ class AnswerPipeline:
         n = self.settings.answer.history_messages
         return list(history[-n:]) if n else []
 
-    def _standalone(self, question: Question, model: str) -> str:
+    def _standalone(self, question: Question, model: str, timer: AnswerTimer) -> str:
         """The question rewritten to stand alone, when it follows earlier turns."""
         if not any(t["role"] == "user" for t in question.history):
             return question.text
@@ -139,6 +140,7 @@ class AnswerPipeline:
             model=model,
             max_tokens=self.settings.answer.condense_max_tokens,
             temperature=0.0,
+            call=timer.call("condense"),
         )
         return sane_rewrite(rewrite, question.text, question.history)
 
@@ -158,23 +160,26 @@ class AnswerPipeline:
 
     def stream(self, question: Question) -> Iterator[dict[str, Any]]:
         """The answer's events (see the module docstring). Loading the embedder, on a process's first
-        question, is timed apart (``Answer.load_ms``), so ``retrieval_ms`` is the search alone."""
+        question, is timed apart (``Answer.load_ms``), so ``retrieval_ms`` is the search alone. The final
+        answer carries its ``timings``: retrieval, each model call, verification."""
         t0 = time.perf_counter()
         self.retriever.warm_up()
         load_ms = (time.perf_counter() - t0) * 1000
-        for event in self._events(question):
+        timer = AnswerTimer()
+        for event in self._events(question, timer):
             if event["event"] == "final":
                 event["answer"].load_ms = load_ms
+                event["answer"].timings = timer.finish(event["answer"].retrieval_ms)
             yield event
 
-    def _events(self, question: Question) -> Iterator[dict[str, Any]]:
+    def _events(self, question: Question, timer: AnswerTimer) -> Iterator[dict[str, Any]]:
         s = self.settings
         mode = s.answer.mode
         model = question.model or self.default_model()
         history = self._recent(question.history)
         t0 = time.perf_counter()
         reader = self.readers(question.collection)  # an unknown collection fails here, before the model is asked
-        standalone = self._standalone(question, model)
+        standalone = self._standalone(question, model, timer)
         retrieval = self.retriever.search(
             reader, standalone, top_k=question.top_k, filters=question.filters, rerank=question.rerank
         )
@@ -218,7 +223,7 @@ class AnswerPipeline:
             yield {"event": "token", "text": answer.answer}
             yield {"event": "final", "answer": answer}
             return
-        raw = yield from self._draft(question.text, passages, history, model)
+        raw = yield from self._draft(question.text, passages, history, model, timer.call("draft"))
         answer = blank()
         about_ev = [e for e in ranked.evidence if e.n in kept][: s.answer.span_sentences]
         about = [e.text for e in about_ev]
@@ -246,11 +251,11 @@ class AnswerPipeline:
 
             shorter = None
             if s.answer.alternatives:
-                replies = self._alternatives(question.text, passages, history, model)
+                replies = self._alternatives(question.text, passages, history, model, timer.call("alternatives"))
                 shorter = next(filter(None, (piece_of_quote(self._clean(r)) for r in replies)), None)
             if shorter is None and s.answer.sentence_draft:
                 sentence = sentence_passage(best[0], passages)
-                raw = yield from self._draft(question.text, [sentence], history, model)
+                raw = yield from self._draft(question.text, [sentence], history, model, timer.call("sentence_draft"))
                 shorter = piece_of_quote(re.sub(r"\[1\]", f"[{best[0].n}]", map_citations(raw, [sentence])[0]))
             if shorter is not None:
                 answer, model_declined = shorter, False
@@ -297,12 +302,14 @@ class AnswerPipeline:
             return float(self.checker.spans(question, [(plain, u) for u in holding]).max())
         return float(self.checker.sentences(question, units).max()) if units else 0.0
 
-    def _draft(self, question: str, passages: Sequence[Passage], history: Sequence[dict], model: str) -> Drafting:
+    def _draft(
+        self, question: str, passages: Sequence[Passage], history: Sequence[dict], model: str, call: ModelCall
+    ) -> Drafting:
         """Generate from ``passages``; the raw text, invented source headers stripped and loops cut."""
         s = self.settings
         pieces: list[str] = []
         for piece in self.generator.stream(
-            build_messages(question, passages, history), model=model, max_tokens=s.llm.max_tokens
+            build_messages(question, passages, history), model=model, max_tokens=s.llm.max_tokens, call=call
         ):
             pieces.append(piece)
             # verify: nothing unchecked leaves; "progress" lets a consumer count pieces and cancel.
@@ -314,14 +321,14 @@ class AnswerPipeline:
         return cut_loops(strip_invented_headers(raw.strip())[0], self.settings.answer.max_repeats)[0]
 
     def _alternatives(
-        self, question: str, passages: Sequence[Passage], history: Sequence[dict], model: str
+        self, question: str, passages: Sequence[Passage], history: Sequence[dict], model: str, call: ModelCall
     ) -> list[str]:
         """The model's other replies; none when the server cannot give them (an OpenAI-compatible server
         without vLLM's continue_final_message, say): they improve an answer, never fail one."""
         messages = build_messages(question, passages, history)
         limit, k = self.settings.llm.max_tokens, self.settings.answer.alternatives
         try:
-            return self.generator.alternatives(messages, model=model, max_tokens=limit, k=k)
+            return self.generator.alternatives(messages, model=model, max_tokens=limit, k=k, call=call)
         except DocqaError as exc:
             log.warning("no alternative replies (%s); the evidence is quoted instead", exc)
             return []

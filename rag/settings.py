@@ -332,6 +332,11 @@ class LLMSettings(BaseModel):
     timeout_s: float = Field(120.0, description="Per-request timeout.")
     connect_timeout_s: float = Field(3.0, description="Connection timeout.")
     max_retries: int = Field(2, description="Retries on connection errors.")
+    stream_usage: bool = Field(
+        True,
+        description="Ask for token counts at the end of a streamed reply (stream_options.include_usage, which "
+        "vLLM and OpenAI support), for the answer's timings; off for a server that refuses the option.",
+    )
     temperature: float = Field(0.0, description="Sampling temperature (0 is deterministic).")
     max_tokens: int = Field(384, description="Answer length limit, in model tokens.")
     context_window: int = Field(4096, description="Model context, in its tokens; the prompt is fitted to it.")
@@ -452,6 +457,13 @@ class APISettings(BaseModel):
     max_top_k: int = Field(50, ge=1, description="Most passages a request may ask for (its top_k).")
     max_upload_mb: float = Field(50.0, description="Largest upload accepted.")
     conversation_ttl_s: int = Field(3600, description="Idle conversations are forgotten after this.")
+    compute_threads: int = Field(
+        1,
+        ge=1,
+        description="Threads each numerical call (BLAS, OpenMP, torch) may use in an API process. Requests run "
+        "side by side, each a few small matmuls: more threads per call only spin against the other requests "
+        "and replicas (see rag/compute.py). Raise it for one process on an otherwise idle many-core machine.",
+    )
 
 
 class StateSettings(BaseModel):

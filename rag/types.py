@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from rag.timing import Timings
+
 
 @dataclass(frozen=True)
 class Element:
@@ -177,6 +179,7 @@ class Answer:
     load_ms: float = 0.0  # loading models on this process's first question, apart from retrieval_ms
     checked: float | None = None  # the learned check's probability that what is shown answers the question
     evidence_checked: float | None = None  # its probability that the best evidence sentence holds the answer
+    timings: Timings | None = None  # retrieval, each model call, verification (set by the pipeline)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -194,6 +197,7 @@ class Answer:
             "answerable": None if self.answerable is None else round(self.answerable, 4),
             "checked": None if self.checked is None else round(self.checked, 4),
             "evidence_checked": None if self.evidence_checked is None else round(self.evidence_checked, 4),
+            "timings": self.timings.as_json() if self.timings is not None else None,
         }
 
 

@@ -2,13 +2,17 @@
 ``POST /v1/chat/completions``, streamed or plain) with a scripted answer, for what a real model server
 cannot be made to do on demand: drop the connection in the middle of an answer, or fail with a 5xx. It can
 also report a tokenizer directory as the served model's ``root``, as vLLM reports the path it loaded. A
-request without ``stream`` (the follow-up rewrite) gets the whole answer as one JSON completion."""
+request without ``stream`` (the follow-up rewrite) gets the whole answer as one JSON completion. Token counts
+come as vLLM gives them: on every plain completion, and on a stream that asks (``stream_options.include_usage``)
+in a last chunk without choices; a prompt's "tokens" are its words here. ``delay`` seconds pass before each
+piece (and before a plain completion), as a slow model would take."""
 
 from __future__ import annotations
 
 import http.server
 import json
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -39,6 +43,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
 
+    def _usage(self, request: dict) -> dict[str, int]:
+        prompt = sum(len(str(m.get("content", "")).split()) for m in request.get("messages", []))
+        return {"prompt_tokens": prompt, "completion_tokens": len(self.server.pieces),
+                "total_tokens": prompt + len(self.server.pieces)}
+
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", "0"))
         request = json.loads(self.rfile.read(length))
@@ -52,21 +61,28 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.write(raw)
             return
         if not request.get("stream") and not self.server.drop:  # a plain completion (the follow-up rewrite)
+            time.sleep(self.server.delay)
             message = {"role": "assistant", "content": "".join(self.server.pieces)}
             self._json({"id": "c", "object": "chat.completion", "created": 0, "model": self.server.model,
-                        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]})
+                        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+                        "usage": self._usage(request)})
             return
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         for piece in self.server.pieces:
+            time.sleep(self.server.delay)
             delta = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": self.server.model,
                      "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
             self._chunk(f"data: {json.dumps(delta)}\n\n".encode())
         if self.server.drop:
             self.close_connection = True  # no terminating chunk: the client reads a truncated body
             return
+        if (request.get("stream_options") or {}).get("include_usage"):
+            last = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": self.server.model,
+                    "choices": [], "usage": self._usage(request)}
+            self._chunk(f"data: {json.dumps(last)}\n\n".encode())
         self._chunk(b"data: [DONE]\n\n")
         self._chunk(b"")
 
@@ -78,6 +94,7 @@ class _Server(http.server.ThreadingHTTPServer):
     drop: bool
     root: str | None
     status: int
+    delay: float
     requests: list[dict]
 
 
@@ -90,12 +107,13 @@ def fake_model_server(
     root: str | None = None,
     status: int = 200,
     port: int = 0,
+    delay: float = 0.0,
 ) -> Iterator[_Server]:
     """Serve on 127.0.0.1 (``port``, else a free one); the base URL is ``base_url(server)``. ``status``
     other than 200: every chat request is answered with it (and an OpenAI-style error body)."""
     server = _Server(("127.0.0.1", port), _Handler)
     server.model, server.pieces, server.drop, server.root, server.requests = model, pieces, drop, root, []
-    server.status = status
+    server.status, server.delay = status, delay
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

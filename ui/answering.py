@@ -50,6 +50,24 @@ class AnswerStream:
                 self.answer = event["answer"]
         return None
 
+    def find_sources(self) -> bool:
+        """Run retrieval up to the passages (the page shows them while the answer is drafted and checked);
+        False when the stream reached an answer or its end first (then ``prime`` has nothing left to wait for)."""
+        for event in self._events:
+            kind = event.get("event")
+            if kind == "sources":
+                self.passages = list(event["passages"])
+                return True
+            if kind == "token":
+                self._was_primed = True
+                self.text += event["text"]
+                self._primed.append(event["text"])
+                return False
+            if kind == "final":
+                self.answer = event["answer"]
+                return False
+        return False
+
     def prime(self) -> None:
         """Run retrieval up to the first token (the page shows a spinner meanwhile, not an empty box)."""
         if not self._was_primed:
@@ -63,6 +81,16 @@ class AnswerStream:
             yield escape_markdown(self._primed.pop(0))
         while (piece := self._next_token()) is not None:
             yield escape_markdown(piece)
+
+
+def checking_message(msg_id: str, passages: Sequence[Citation], mode: str) -> dict[str, Any] | None:
+    """What is shown while a verify-mode answer is drafted and checked (it arrives whole, so without this the
+    page would show nothing for seconds): the passages found; None when nothing is held back to check (generate
+    mode streams at once, quote mode asks no model) or nothing was found (the answer is a decline)."""
+    if mode != "verify" or not passages:
+        return None
+    shown = [c.as_json() for c in passages]
+    return {"id": msg_id, "role": "assistant", "content": "", "citations": [], "passages": shown}
 
 
 def assistant_message(
@@ -82,7 +110,12 @@ def assistant_message(
         "declined": answer.declined,
         "collection": collection,
         "model": answer.model or model,
-        "timing": {"retrieval_ms": round(answer.retrieval_ms), "generation_ms": round(answer.generation_ms)},
+        "timing": {
+            "retrieval_ms": round(answer.retrieval_ms),
+            "generation_ms": round(answer.generation_ms),
+            # Where the time went, stage by stage (retrieval, each kind of model call, verification).
+            "stages_ms": {k: round(v) for k, v in answer.timings.stages().items()} if answer.timings else {},
+        },
     }
 
 

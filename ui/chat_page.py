@@ -16,6 +16,7 @@ from rag.types import Citation, Question
 from ui.answering import (
     AnswerStream,
     assistant_message,
+    checking_message,
     error_message,
     escape_markdown,
     history_for_pipeline,
@@ -86,7 +87,10 @@ def render_feedback(msg: dict[str, Any], actions: StaffActions) -> None:
 def _timing(msg: dict[str, Any]) -> str:
     parts = [msg["model"]] if msg.get("model") else []
     timing = msg.get("timing") or {}
-    if timing:
+    stages = timing.get("stages_ms")
+    if stages:
+        parts += [f"{stage.replace('_', ' ')} {ms / 1000:.2f} s" for stage, ms in stages.items()]
+    elif timing:
         parts.append(f"retrieval {timing['retrieval_ms']} ms")
         if timing.get("generation_ms"):
             parts.append(f"generation {timing['generation_ms'] / 1000:.1f} s")
@@ -140,6 +144,13 @@ def answer_question(question: str, actions: StaffActions, options: ChatOptions) 
         try:
             stream = AnswerStream(actions.stream(asked))  # refused unless the user may ask this collection
             with placeholder.container(), st.spinner("Searching the documents…"):
+                found = stream.find_sources()
+            checking = checking_message(f"{msg_id}-checking", stream.passages, services.settings.answer.mode)
+            if found and checking is not None:
+                with placeholder.container(), st.spinner("Checking the answer…"):
+                    render_sources(checking, expanded=False)
+                    stream.prime()
+            else:
                 stream.prime()
             with placeholder.container():
                 st.write_stream(stream.tokens())

@@ -44,6 +44,27 @@ class ApiMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.stage = Histogram(
+            "docqa_answer_stage_seconds",
+            "Time per answered question by stage: retrieval, each kind of model call (condense, draft, "
+            "alternatives, sentence_draft), verification.",
+            ["stage"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.model_first_token = Histogram(
+            "docqa_model_first_token_seconds",
+            "A streamed model call's start to its first token, by purpose.",
+            ["purpose"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.model_tokens = Counter(
+            "docqa_model_tokens",
+            "Tokens the model server counted, by call purpose and kind (prompt, generated).",
+            ["purpose", "kind"],
+            registry=r,
+        )
         self.tokens = Counter(
             "docqa_generated_tokens", "Streamed answer pieces (one per model token with vLLM).", registry=r
         )
@@ -67,6 +88,15 @@ class ApiMetrics:
             return
         if answer.generation_ms:
             self.generation.observe(answer.generation_ms / 1000)
+        if answer.timings is not None:
+            for stage, ms in answer.timings.stages().items():
+                self.stage.labels(stage).observe(ms / 1000)
+            for call in answer.timings.calls:
+                if call.first_token_ms is not None:
+                    self.model_first_token.labels(call.purpose).observe(call.first_token_ms / 1000)
+                for kind, n in (("prompt", call.prompt_tokens), ("generated", call.generated_tokens)):
+                    if n:
+                        self.model_tokens.labels(call.purpose, kind).inc(n)
         if tokens:
             self.tokens.inc(tokens)
         self.answers.labels("declined" if answer.declined else "answered").inc()

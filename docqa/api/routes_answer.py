@@ -91,7 +91,11 @@ async def _events(state: ApiState, req: AnswerRequest, run: PipelineRun, head: l
         async for event in events:
             kind = event["event"]
             if kind == "sources":
-                yield sse("sources", {"citations": [citation_json(c, public=req.public) for c in event["passages"]]})
+                # checking: the answer is held back until verified (it comes whole, later): a client shows
+                # the passages and that it is checking, rather than nothing, meanwhile.
+                checking = state.settings.answer.mode == "verify" and bool(event["passages"])
+                citations = [citation_json(c, public=req.public) for c in event["passages"]]
+                yield sse("sources", {"citations": citations, "checking": checking})
             elif kind == "token":
                 yield sse("token", {"text": event["text"]})
             elif kind == "final":
@@ -120,7 +124,8 @@ async def _passages_events(req: AnswerRequest, answer: Answer, model_error: str)
 )
 async def chat(body: ChatRequest, request: Request, key: AnyKey) -> StreamingResponse:
     """Stream an answer as server-sent events: `meta` ({conversation_id, collection}), `sources`
-    ({citations}), `token` ({text}) for each piece, then `final` (the /v1/ask body); `error` if the
+    ({citations, checking}: checking is true when the answer is held back until verified, so it comes whole
+    and later), `token` ({text}) for each piece, then `final` (the /v1/ask body); `error` if the
     model fails midway. Send the `conversation_id` back with the next question for a follow-up.
 
     Example: `curl -N -H "Authorization: Bearer $KEY" -H "Content-Type: application/json"

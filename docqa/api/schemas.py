@@ -120,6 +120,24 @@ class EvidenceOut(BaseModel):
     score: float
 
 
+class ModelCallOut(BaseModel):
+    purpose: Literal["condense", "draft", "alternatives", "sentence_draft"] = Field(
+        ..., description="What the call was for: rewriting a follow-up, the draft, the model's other starts, "
+        "the draft from the quoted sentence alone."
+    )
+    prompt_tokens: int | None = Field(None, description="As the model server counted them (null: not reported).")
+    generated_tokens: int | None = None
+    first_token_ms: float | None = Field(None, description="Call start to its first token (null: not streamed).")
+    total_ms: float | None = None
+
+
+class TimingsOut(BaseModel):
+    retrieval_ms: float = Field(..., description="Search and evidence ranking (a follow-up's rewrite apart).")
+    verification_ms: float = Field(..., description="After retrieval and outside model calls: checking the drafts.")
+    total_ms: float
+    model_calls: list[ModelCallOut] = Field(default_factory=list)
+
+
 class AskResponse(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -154,6 +172,20 @@ class AskResponse(BaseModel):
                     "answerable": 0.97,
                     "retrieval_ms": 41.3,
                     "generation_ms": 1830.0,
+                    "timings": {
+                        "retrieval_ms": 41.3,
+                        "verification_ms": 22.5,
+                        "total_ms": 1871.3,
+                        "model_calls": [
+                            {
+                                "purpose": "draft",
+                                "prompt_tokens": 612,
+                                "generated_tokens": 14,
+                                "first_token_ms": 420.2,
+                                "total_ms": 1807.5,
+                            }
+                        ],
+                    },
                     "declined": False,
                     "dropped_markers": 0,
                     "model": "docqa-base",
@@ -180,6 +212,9 @@ class AskResponse(BaseModel):
     retrieval_ms: float
     generation_ms: float
     load_ms: float = Field(0.0, description="Loading models for this process's first question (not retrieval).")
+    timings: TimingsOut | None = Field(
+        None, description="Where the answer's time went, by stage and model call (null: passages only)."
+    )
     declined: bool = False
     dropped_markers: int = 0
     model: str | None = None

@@ -38,11 +38,14 @@ def uvicorn_config(
 def run_api(
     settings: Settings, services: Services | None = None, *, host: str | None = None, port: int | None = None
 ) -> None:
-    """Load the embedder first (the first question should not pay for it), then serve until stopped."""
+    """Size the compute thread pools (``api.compute_threads``) before anything loads faiss or answers, load
+    the embedder (the first question should not pay for it), then serve until stopped."""
     import uvicorn
 
     from docqa.api.app import create_app
+    from rag.compute import limit_compute_threads
 
+    limit_compute_threads(settings.api.compute_threads)
     services = services or build(settings)
     services.embedder.warm_up()
     app = create_app(settings, services)

@@ -61,7 +61,7 @@ def _answer_once(services: Services, question: Question, *, stream: bool, as_jso
 def ask(
     question: str = typer.Argument(None, help="The question; leave out for an interactive session."),
     collection: str = typer.Option(None, "--collection", "-c", help="Collection (default: settings)."),
-    as_json: bool = typer.Option(False, "--json", help="Print {answer, citations, retrieval_ms, generation_ms}."),
+    as_json: bool = typer.Option(False, "--json", help="Print the answer as JSON, with its timings."),
     stream: bool = typer.Option(True, "--stream/--no-stream", help="Print the answer as it is generated."),
     k: int = typer.Option(None, "-k", help="Passages given to the model (default: retrieval.top_k)."),
     source: str = typer.Option(None, "--source", help="Only documents whose path matches this glob."),

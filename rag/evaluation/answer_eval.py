@@ -90,6 +90,16 @@ def score_answer(query: Query, answer: Answer) -> dict[str, float | bool]:
     }
 
 
+def stage_medians(records: list[dict]) -> dict[str, float]:
+    """``ms_<stage>``: the median milliseconds of each stage over the answers that had it (retrieval,
+    verification, and each kind of model call), so a row says where the time of a typical answer goes."""
+    stages: dict[str, list[float]] = {}
+    for r in records:
+        for stage, ms in r["stage_ms"].items():
+            stages.setdefault(stage, []).append(ms)
+    return {f"ms_{stage}": round(statistics.median(v), 1) for stage, v in stages.items()}
+
+
 def evaluate_answers(
     services: EvalServices,
     evalset: EvalSet,
@@ -129,6 +139,8 @@ def evaluate_answers(
                 "gold_shown": any(contains_answer(c.text, q.answers) for c in shown),
                 "cited": [c.source.rsplit("/", 2)[-2:] for c in answer.citations],
                 "seconds": round(seconds, 3),
+                "timings": answer.timings.as_json() if answer.timings else None,
+                "stage_ms": {k: round(v, 1) for k, v in answer.timings.stages().items()} if answer.timings else {},
                 **score_answer(q, answer),
             }
         )
@@ -160,6 +172,7 @@ def evaluate_answers(
         "s_per_answer": round(statistics.mean(times), 2) if times else None,
         "s_median": round(statistics.median(times), 2) if times else None,
         "s_p95": round(sorted(times)[int(0.95 * (len(times) - 1))], 2) if times else None,
+        **stage_medians(records),
     }
     return {
         "kind": "answers",

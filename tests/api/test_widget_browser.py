@@ -200,3 +200,32 @@ def test_page_from_an_unlisted_origin_gets_no_answer(
     error.wait_for(timeout=30_000)
     assert page.locator(".msg.bot").count() == 0
     assert "sweep_s3_manual" not in page.content()
+
+
+def test_sources_and_checking_show_before_the_checked_answer(
+    chromium, serve_api, api_data_dir: Path, host_page: Callable[[str], HostPage]
+) -> None:
+    """Verify mode holds the answer back until it is checked: meanwhile the widget shows the passages found
+    and that it is checking, not an empty bubble. A slow model (fake_model_server's delay) makes the wait."""
+    from tests.fake_model_server import base_url, fake_model_server
+
+    with fake_model_server(["The battery ", "holds 5200 mAh ", "[1]."], delay=0.7) as model:
+        settings = Settings(data_dir=api_data_dir).with_overrides(llm__base_url=base_url(model), answer__mode="verify")
+        api = serve_api(settings)
+        site_page, _ = _embedded(host_page, api, "support")
+        page = chromium().new_page()
+        page.goto(site_page.url)
+        open_widget(page)
+        page.locator("textarea").fill(BATTERY)
+        page.locator("textarea").press("Enter")
+        checking = page.locator(".msg.bot[aria-busy='true'] .checking")
+        checking.wait_for(timeout=60_000)
+        assert checking.inner_text() == "Checking the answer…"
+        pending = page.locator(".msg.bot[aria-busy='true']")
+        assert pending.locator(".sources h3").text_content() == "Sources found"
+        assert "sweep_s3_manual.pdf" in " ".join(pending.locator(".sources summary").all_inner_texts())
+        assert page.locator(".msg.bot:not([aria-busy])").count() == 0, "the answer came before the checking state"
+        final = page.locator(".msg.bot:not([aria-busy])")
+        final.wait_for(timeout=60_000)
+    assert final.locator("div").first.inner_text().strip()
+    assert page.locator(".checking").count() == 0 and page.locator(".msg.bot[aria-busy='true']").count() == 0

@@ -14,6 +14,7 @@ from rag.settings import Settings
 from rag.types import Answer, Citation
 from ui.answering import (
     AnswerStream,
+    checking_message,
     escape_markdown,
     evidence_spans,
     history_for_pipeline,
@@ -53,6 +54,38 @@ class TestAnswerStream:
         assert stream.passages == [citation(1), citation(2)] and stream.answer is None
         assert list(stream.tokens()) == ["It costs ", "\\$39.90 [1]."]
         assert stream.text == "It costs $39.90 [1]." and stream.answer is answer
+
+    def test_sources_come_first_then_the_checked_answer(self) -> None:
+        """Verify mode: the passages are there to show (with "Checking the answer…") before the answer, which
+        arrives whole once checked."""
+        answer = Answer("It costs $39.90 [1].", [citation(1)], 12.0, 80.0, passages=[citation(1)])
+        seen: list[str] = []
+
+        def events():
+            for event in (
+                {"event": "sources", "passages": [citation(1)]},
+                {"event": "progress"},
+                {"event": "token", "text": "It costs $39.90 [1]."},
+                {"event": "final", "answer": answer},
+            ):
+                seen.append(event["event"])
+                yield event
+
+        stream = AnswerStream(events())
+        assert stream.find_sources() and seen == ["sources"] and stream.passages == [citation(1)]
+        checking = checking_message("m-checking", stream.passages, "verify")
+        assert checking is not None and checking["passages"] == [citation(1).as_json()] and not checking["citations"]
+        assert checking_message("m", stream.passages, "generate") is None  # streamed at once: nothing to wait for
+        assert checking_message("m", [], "verify") is None  # nothing found: a decline
+        stream.prime()
+        assert list(stream.tokens()) == ["It costs \\$39.90 [1]."] and stream.answer is answer
+
+    def test_an_answer_before_any_sources_is_not_lost(self) -> None:
+        answer = Answer("No.", [], 1.0, 0.0, declined=True)
+        stream = AnswerStream([{"event": "token", "text": "No."}, {"event": "final", "answer": answer}])
+        assert not stream.find_sources()
+        stream.prime()
+        assert list(stream.tokens()) == ["No."] and stream.answer is answer
 
     def test_error_after_sources_keeps_the_passages(self) -> None:
         def events():
@@ -149,3 +182,14 @@ class TestEvidenceHighlight:
         quoted = quote_markdown(text, evidence_spans(text, 1, self.EVIDENCE), 400)
         assert quoted.startswith("> … ") and ":orange-background[The battery holds" in quoted
         assert len(quoted) < 600
+
+
+def test_an_answer_message_keeps_where_its_time_went() -> None:
+    from rag.timing import ModelCall, Timings
+    from ui.answering import assistant_message
+
+    draft = ModelCall("draft", 0.0, total_ms=1234.4)
+    answer = Answer("24 months [1].", [citation(1)], 40.0, 1300.0, passages=[citation(1)])
+    answer.timings = Timings(40.2, 25.6, 1300.2, [draft])
+    msg = assistant_message("m", "How long?", answer, collection="kb", model=None)
+    assert msg["timing"]["stages_ms"] == {"retrieval": 40, "draft": 1234, "verification": 26}

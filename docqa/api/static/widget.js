@@ -489,9 +489,20 @@
             });
         }
         var passages = [];
+        var checking = null; // the "Checking the answer…" note and the passages, until the answer comes
         return readEvents(res, {
           sources: function (d) {
             passages = d.citations || [];
+            if (d.checking && passages.length && !textNode.data) {
+              // Verify mode: the answer arrives whole once checked; meanwhile show what it is drawn from.
+              typing.parentNode.removeChild(typing);
+              checking = [
+                el("p", { className: "note checking", role: "status", text: "Checking the answer…" }),
+                sourcesBlock(passages, "Sources found"),
+              ];
+              checking.forEach(function (node) { bubble.appendChild(node); });
+              scrollToEnd();
+            }
           },
           meta: function (d) {
             if (d.conversation_id) {
@@ -500,6 +511,10 @@
             }
           },
           token: function (d) {
+            if (checking) {
+              checking.forEach(function (node) { node.parentNode.removeChild(node); });
+              checking = null;
+            }
             textNode.appendData(d.text || "");
             scrollToEnd();
           },
