@@ -46,15 +46,20 @@ class Table:
         return table_text(self.rows)
 
     def continues(self, previous: Table) -> bool:
-        """Same column layout as ``previous``: the same number of columns, each starting where it did."""
+        """Same columns as ``previous``: the same header row, or the same number of columns at the same
+        distances from the first (books shift the whole page between left and right pages)."""
         if len(self.columns) != len(previous.columns) or len(self.columns) < 2:
             return False
-        return all(abs(a - b) <= _COLUMN_SHIFT for a, b in zip(self.columns, previous.columns, strict=True))
+        if _same_row(self.rows[0], previous.rows[0]):
+            return True
+        here = [c - self.columns[0] for c in self.columns]
+        there = [c - previous.columns[0] for c in previous.columns]
+        return all(abs(a - b) <= _COLUMN_SHIFT for a, b in zip(here, there, strict=True))
 
     def join(self, previous: Table) -> None:
         """Become the continuation of ``previous``: its header row first, unless this page repeats it."""
         header = previous.rows[0]
-        if [c.casefold() for c in self.rows[0]] != [c.casefold() for c in header]:
+        if not _same_row(self.rows[0], header):
             self.rows = [header, *self.rows]
         self.continued = True
 
@@ -72,6 +77,10 @@ class Table:
         if x is None or y is None:
             return False
         return self.left - 2 <= x <= self.right + 2 and self.bottom - 2 <= y <= self.top + 2
+
+
+def _same_row(a: list[str], b: list[str]) -> bool:
+    return [c.casefold() for c in a] == [c.casefold() for c in b]
 
 
 def find_tables(page: pdfium.PdfPage, textpage: pdfium.PdfTextPage) -> list[Table]:

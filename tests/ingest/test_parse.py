@@ -337,7 +337,9 @@ class TestCsvAndText:
         rows = [["Artikel", "Preis"], ["Café crème", "3,50 €"], ["Brötchen", "0,90 €"]]
         path = docgen.make_csv(tmp_path / "d.csv", rows, encoding="cp1252", delimiter=";")
         doc = parse_file(path, settings)
-        assert doc.elements[0].text == "Artikel | Preis\nCafé crème | 3,50 €\nBrötchen | 0,90 €"
+        assert doc.elements[0].text == (
+            "Artikel | Preis\nArtikel: Café crème | Preis: 3,50 €\nArtikel: Brötchen | Preis: 0,90 €"
+        )
 
     def test_large_csv_comes_in_row_groups_each_with_the_header(
         self, tmp_path: Path, settings: IngestSettings
@@ -346,7 +348,7 @@ class TestCsvAndText:
         doc = parse_file(docgen.make_csv(tmp_path / "big.csv", rows), settings)
         assert len(doc.elements) > 1 and all(e.text.startswith("id | value\n") for e in doc.elements)
         body = [line for e in doc.elements for line in e.text.split("\n")[1:]]
-        assert body == [f"{i} | v{i}" for i in range(450)]
+        assert body == [f"id: {i} | value: v{i}" for i in range(450)]
 
     @pytest.mark.parametrize("encoding", ["cp1252", "latin-1", "utf-8", "utf-16"])
     def test_text_encodings(self, tmp_path: Path, settings: IngestSettings, encoding: str) -> None:
@@ -393,7 +395,7 @@ SAMPLE_FACTS = [
     ("returns_policy.docx", "restocking fee of 10%", None, "Condition of returned items"),
     ("faq.html", "up to 2 cm", None, "How high a threshold can the robot climb?"),
     ("firmware_release_notes.pptx", "Carpet Boost", 3, "Firmware 2.2 (June 2025)"),
-    ("spare_parts.csv", "BAT-5200 | Replacement battery 5200 mAh | 39.90", None, None),
+    ("spare_parts.csv", "part_no: BAT-5200 | description: Replacement battery 5200 mAh | price_eur: 39.90", None, None),
     (
         "support_ticket_48213.eml",
         "within 3 business days",
