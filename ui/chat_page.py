@@ -145,7 +145,7 @@ def answer_question(question: str, actions: StaffActions, options: ChatOptions) 
             stream = AnswerStream(actions.stream(asked))  # refused unless the user may ask this collection
             with placeholder.container(), st.spinner("Searching the documents…"):
                 found = stream.find_sources()
-            checking = checking_message(f"{msg_id}-checking", stream.passages, services.settings.answer.mode)
+            checking = checking_message(f"{msg_id}-checking", stream.passages, actions.services.settings.answer.mode)
             if found and checking is not None:
                 with placeholder.container(), st.spinner("Checking the answer…"):
                     render_sources(checking, expanded=False)
