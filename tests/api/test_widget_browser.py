@@ -97,8 +97,9 @@ def test_answers_with_sources_and_marked_evidence(
     page.locator("textarea").fill(BATTERY)
     page.locator("textarea").press("Enter")
     answer = page.locator(".msg.bot").last
-    # The final answer (with its sources) replaces the streaming bubble; or an error says why not.
-    page.locator(".msg.bot .sources, .msg.error").first.wait_for(timeout=WAIT_MS)
+    # The final answer (with its sources) replaces the pending bubble, which shows the passages found while
+    # the answer is checked (aria-busy); or an error says why not.
+    page.locator(".msg.bot:not([aria-busy]) .sources, .msg.error").first.wait_for(timeout=WAIT_MS)
     errors = page.locator(".msg.error").all_inner_texts()
     assert not errors, errors
     assert answer.locator("div").first.inner_text().strip()

@@ -18,7 +18,9 @@ from rag.settings import Settings
 from rag.types import Citation
 from tests.helpers import REPO
 
-EXPORT_KEYS = {"id", "created_at", "rating", "comment", "question", "answer", "citations", "collection", "model"}
+EXPORT_KEYS = {
+    "id", "created_at", "rating", "comment", "question", "answer", "citations", "collection", "model", "user"
+}
 
 
 def cite(n: int = 1) -> Citation:

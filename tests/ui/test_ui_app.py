@@ -116,6 +116,9 @@ def test_question_gets_an_answer_with_sources_and_feedback_is_stored(
     assert settings.llm_model_name in options[0]
     if vllm_server.adapter_name:  # the LoRA adapters the server lists are offered too
         assert any(vllm_server.adapter_name in o and "LoRA" in o for o in options), options
+    # The picker starts on the model the API and the widget answer with: the shipped adapter, served here.
+    assert settings.answer.adapter in options
+    assert at.sidebar.selectbox(key="model").value == settings.answer.adapter
 
     at.chat_input[0].set_value(WARRANTY_Q).run()
     no_exceptions(at)
@@ -136,7 +139,7 @@ def test_question_gets_an_answer_with_sources_and_feedback_is_stored(
     at.run()
     (record,) = store.list()
     assert (record.rating, record.question, record.collection) == ("up", WARRANTY_Q, "default")
-    assert record.answer and record.citations and record.model == settings.llm_model_name
+    assert record.answer and record.citations and record.model == settings.answer.adapter
     assert any(c["source"].endswith("sweep_s3_manual.pdf") for c in record.citations)
     at.text_input(key=next(k for k in _keys(at) if k.startswith("fbc_"))).set_value("cites the right page")
     at.get("form_submit_button")[0].click().run()
