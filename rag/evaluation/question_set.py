@@ -109,8 +109,10 @@ def evaluate_question_set(
     *,
     model: str | None = None,
     progress: Callable[[str], None] | None = None,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Ask each question through ``services.pipeline`` (as ``docqa ask`` does) and score what is shown."""
+    """Ask each question through ``services.pipeline`` (as ``docqa ask`` does) and score what is shown;
+    ``on_row`` gets each scored row as soon as it is ready (a long run's partial results)."""
     services.generator.check()  # fail fast, with the server's own message, before any work
     rows = []
     started = time.perf_counter()
@@ -150,6 +152,8 @@ def evaluate_question_set(
                 "seconds": round(seconds, 3),
             }
         )
+        if on_row:
+            on_row(rows[-1])
         if progress and (i % 10 == 0 or i == len(questions)):
             progress(f"{i}/{len(questions)} answers ({time.perf_counter() - started:.0f} s)")
     return {
