@@ -15,6 +15,7 @@ keep pointing at the text they were written from; a missing or changed file name
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import sys
 from dataclasses import dataclass
@@ -133,10 +134,37 @@ def assign_splits(questions: list[dict], seed: str = SPLIT_SEED) -> None:
             q["split"] = "dev" if (i + first) % 2 == 0 else "locked"
 
 
+def summarise_partial(out_dir: Path, split: str, collection_meta: Path) -> Path:
+    """results.json and summary.md from the rows.partial.jsonl of an ``eval answers --questions`` run that
+    was stopped before the end (marked partial: how many of the split's questions were answered)."""
+    from rag.evaluation.keyed import aggregate
+    from rag.evaluation.question_set import load_question_set, write_results
+    from rag.settings import load_settings
+
+    rows = [json.loads(line) for line in (out_dir / "rows.partial.jsonl").read_text().splitlines() if line]
+    _, asked = load_question_set(QUESTIONS, split)
+    meta = json.loads(collection_meta.read_text())
+    settings = load_settings()
+    result = {
+        "kind": "answers", "partial": True, "answered": len(rows), "split_questions": len(asked),
+        "model": settings.answer.adapter or settings.llm_model_name, "mode": settings.answer.mode,
+        "documents": meta["documents"], "chunks": meta["chunks"], "ingest_s": None, "temperature": 0.0,
+        **aggregate(rows), "rows": rows, "questions_file": str(QUESTIONS), "split": split,
+    }
+    title = f"questions.json · split {split} (PARTIAL: {len(rows)} of {len(asked)} questions answered)"
+    write_results(result, out_dir, title)
+    return out_dir / "summary.md"
+
+
 def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
+    if len(args) == 4 and args[0] == "partial":
+        print(summarise_partial(Path(args[1]), args[2], Path(args[3])))
+        return
     if len(args) != 1:
-        raise SystemExit("usage: python -m bench.manuals CORPUS_DIR")
+        raise SystemExit(
+            "usage: python -m bench.manuals CORPUS_DIR  |  python -m bench.manuals partial OUT_DIR SPLIT META_JSON"
+        )
     copied = build_corpus(Path(args[0]))
     print(f"{len(copied)} files from {', '.join(PACKAGES)} in {args[0]}")
 

@@ -102,6 +102,14 @@ def answers(
             "write a rule) or all. --questions: by each question's 'split'; --squad: by a hash of its id.",
         ),
     ] = "all",
+    collection: Annotated[
+        str | None,
+        typer.Option(
+            "--collection",
+            help="With --questions: answer from this existing collection of the --docs folder (kept) "
+            "instead of ingesting it afresh.",
+        ),
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", help="Questions about indexed articles to ask.")] = 200,
     held_out: Annotated[
         int | None, typer.Option("--held-out", help="Questions about held-out articles (default limit/4).")
@@ -134,7 +142,8 @@ def answers(
     check citations; "answerable": false (no keys) for a question the documents do not answer. Verdicts:
     right, quote_holds, wrong, quote_misses, declined; for unanswerable ones declined, answered,
     answered_quote. --out DIR writes results.json (a row per question) and summary.md (per kind and doc
-    set, beside the targets).
+    set, beside the targets), and rows.partial.jsonl while it runs. --collection NAME answers from a
+    collection already ingested from DIR (kept) instead of a fresh one.
 
     Examples:
       docqa model serve --detach
@@ -148,7 +157,7 @@ def answers(
     if questions is not None:
         if docs is None or not docs.is_dir():
             raise ConfigError("--questions needs --docs DIR: the folder of documents the questions were written from")
-        _keyed_answers(questions, docs, split, model, out_dir, as_json)
+        _keyed_answers(questions, docs, split, collection, model, out_dir, as_json)
         return
     from rag.evaluation.answer_eval import ANSWER_METRICS, evaluate_answers
     from rag.evaluation.datasets import article_split, load_squad, squad_titles
@@ -181,25 +190,54 @@ def answers(
 
 
 def _keyed_answers(
-    questions: Path, docs: Path, split: str, model: str | None, out_dir: Path | None, as_json: bool
+    questions: Path,
+    docs: Path,
+    split: str,
+    collection: str | None,
+    model: str | None,
+    out_dir: Path | None,
+    as_json: bool,
 ) -> None:
-    """`eval answers --questions`: ingest ``docs`` afresh, ask the ``split`` questions, score by keys."""
+    """`eval answers --questions`: ingest ``docs`` afresh (or use ``collection``), ask the ``split``
+    questions, score by keys; with ``out_dir``, each row is appended to rows.partial.jsonl as it comes."""
+    from contextlib import nullcontext
+
     from rag.evaluation.question_set import evaluate_question_set, load_question_set, render_summary, write_results
-    from rag.evaluation.runner import fresh_collection
+    from rag.evaluation.runner import BuiltCollection, fresh_collection
 
     _, picked = load_question_set(questions, split)
     services = build(_settings())
     services.generator.check()  # before minutes of ingest: is the model server up?
     title = f"{questions.name} · split {split}"
-    err.print(f"ingesting {docs} for {len(picked)} questions ({title}) ...", highlight=False)
-    with fresh_collection(services, docs, "questions") as built:
+    if collection is not None:
+        reader = services.reader(collection)  # CollectionNotFoundError names the known ones
+        counts = reader.counts()
+        built_cm = nullcontext(BuiltCollection(collection, reader, counts["documents"], counts["chunks"], 0.0, []))
+        err.print(f"answering {len(picked)} questions ({title}) from collection {collection}", highlight=False)
+    else:
+        built_cm = fresh_collection(services, docs, "questions")
+        err.print(f"ingesting {docs} for {len(picked)} questions ({title}) ...", highlight=False)
+    partial = None
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        partial = out_dir / "rows.partial.jsonl"
+        partial.write_text("", encoding="utf-8")
+
+    def keep(row: dict) -> None:
+        if partial is not None:
+            with open(partial, "a", encoding="utf-8") as f:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+    with built_cm as built:
         err.print(f"{built.documents} documents, {built.chunks} chunks in {built.ingest_s:.0f} s", highlight=False)
         result = evaluate_question_set(
-            services, picked, built, docs, model=model, progress=lambda m: err.print(m, highlight=False)
+            services, picked, built, docs, model=model, progress=lambda m: err.print(m, highlight=False), on_row=keep
         )
-    result.update(questions_file=str(questions), split=split)
+    result.update(questions_file=str(questions), split=split, collection=collection)
     if out_dir is not None:
         paths = write_results(result, out_dir, title)
+        if partial is not None:
+            partial.unlink()  # complete: results.json holds every row
         err.print(f"wrote {', '.join(str(p) for p in paths.values())}", highlight=False)
     if as_json:
         print(json.dumps(result, indent=2, ensure_ascii=False))

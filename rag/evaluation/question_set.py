@@ -94,6 +94,16 @@ def load_question_set(path: Path, split: str = "all") -> tuple[dict[str, Any], l
     return header, picked
 
 
+def interleaved(questions: list[KeyedQuestion]) -> list[KeyedQuestion]:
+    """Round-robin over the (doc set, kind) groups, each in file order: the first questions asked cover every
+    group, so a run stopped early still samples the whole set."""
+    groups: dict[tuple[str, str], list[KeyedQuestion]] = {}
+    for q in questions:
+        groups.setdefault((q.doc_set, q.kind), []).append(q)
+    ordered = [groups[key] for key in sorted(groups)]
+    return [g[i] for i in range(max(map(len, ordered), default=0)) for g in ordered if i < len(g)]
+
+
 def _relative(source: str, corpus: Path) -> str:
     try:
         return Path(source).resolve().relative_to(corpus.resolve()).as_posix()
@@ -109,11 +119,14 @@ def evaluate_question_set(
     *,
     model: str | None = None,
     progress: Callable[[str], None] | None = None,
+    on_row: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
-    """Ask each question through ``services.pipeline`` (as ``docqa ask`` does) and score what is shown."""
+    """Ask each question through ``services.pipeline`` (as ``docqa ask`` does) and score what is shown;
+    ``on_row`` gets each scored row as soon as it is ready (a long run's partial results)."""
     services.generator.check()  # fail fast, with the server's own message, before any work
     rows = []
     started = time.perf_counter()
+    questions = interleaved(questions)
     for i, q in enumerate(questions, 1):
         t0 = time.perf_counter()
         answer = services.pipeline.ask(Question(q.question, built.name, model=model))
@@ -152,6 +165,8 @@ def evaluate_question_set(
                 "seconds": round(seconds, 3),
             }
         )
+        if on_row:
+            on_row(rows[-1])
         if progress and (i % 10 == 0 or i == len(questions)):
             progress(f"{i}/{len(questions)} answers ({time.perf_counter() - started:.0f} s)")
     return {

@@ -221,3 +221,31 @@ def test_eval_answers_own_questions_through_vllm(tmp_path: Path, vllm_server, ru
     assert {t["figure"] for t in report["targets"]} >= {"right_or_quote_holds", "unanswerable_declined"}
     assert json.loads((out / "results.json").read_text())["rows"] == report["rows"]
     assert "Per doc set" in (out / "summary.md").read_text()
+
+
+@pytest.mark.integration
+def test_eval_answers_own_questions_from_an_existing_collection(
+    tmp_path: Path, vllm_server, run_eval, embedder
+) -> None:
+    path, docs = write_keyed(tmp_path)
+    Services(vllm_server.settings, embedder=embedder).ingestor.ingest([docs], "kept")
+    env = {"DOCQA_LLM_BASE_URL": vllm_server.base_url}
+    args = [
+        "eval",
+        "answers",
+        "--questions",
+        str(path),
+        "--docs",
+        str(docs),
+        "--collection",
+        "kept",
+        "--split",
+        "locked",
+    ]
+    result = run_eval(*args, "--json", data_dir=vllm_server.settings.data_dir, env=env)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [r["id"] for r in report["rows"]] == ["k4"] and report["documents"] == 3
+    (row,) = report["rows"]
+    assert row["declined"] or row["file_cited"] is True  # citations map back to paths under --docs
+    assert "kept" in {c.name for c in list_collections(vllm_server.settings)}  # not dropped

@@ -20,7 +20,7 @@ from rag.evaluation.keyed import (
     targets_met,
     verdict,
 )
-from rag.evaluation.question_set import load_question_set
+from rag.evaluation.question_set import KeyedQuestion, interleaved, load_question_set
 
 
 class TestMatching:
@@ -189,3 +189,12 @@ class TestLoader:
             load_question_set(path, "test")
         with pytest.raises(ConfigError, match="no questions"):
             load_question_set(path, "locked")
+
+
+def test_interleaved_order_samples_every_group_first() -> None:
+    def q(i: str, doc_set: str, kind: str) -> KeyedQuestion:
+        return KeyedQuestion(id=i, question=i, must_contain=["x"], doc_set=doc_set, kind=kind)
+
+    qs = [q("a1", "a", "table"), q("a2", "a", "table"), q("a3", "a", "prose"), q("b1", "b", "table")]
+    assert [x.id for x in interleaved(qs)] == ["a3", "a1", "b1", "a2"]
+    assert sorted(x.id for x in interleaved(qs)) == sorted(x.id for x in qs)
