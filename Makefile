@@ -108,28 +108,7 @@ bench-ingest: setup
 bench-ingest-ray: setup
 	$(PY) -m bench.ingest_ray
 
-<<<<<<< HEAD
 bench-retrieval: setup
-=======
-bench-retri# Real manuals nobody tuned for (gnuplot PDF, SQLite and BorgBackup HTML; bench/manuals.py pins each file's
-# sha256) and the question set written from them, scored by `docqa eval answers --questions`.
-MANUALS_PACKAGES := gnuplot-doc sqlite3-doc borgbackup-doc
-MANUALS_CORPUS ?= data/manuals-corpus
-MANUALS_SPLIT ?= dev
-manuals-corpus: setup
-	@dpkg -s $(MANUALS_PACKAGES) >/dev/null 2>&1 || (apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(MANUALS_PACKAGES) >/dev/null)
-	rm -rf $(MANUALS_CORPUS)
-	$(PY) -m bench.manuals $(MANUALS_CORPUS)
-
-# One ingest (collection "manuals", kept; ~26 min on a busy 2-core host) serves both splits.
-eval-manuals: manuals-corpus
-	$(DOCQA) ingest $(MANUALS_CORPUS) --collection manuals
-	$(DOCQA) eval answers --questions bench/manuals/questions.json --docs $(MANUALS_CORPUS) --collection manuals \
-		--split $(MANUALS_SPLIT) --out bench/results/eval-manuals-$(MANUALS_SPLIT)
-
-eval: setup
->>>>>>> manuals
 	$(PY) -m bench.retrieval
 
 bench-embed: setup
