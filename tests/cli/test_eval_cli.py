@@ -207,7 +207,7 @@ def test_eval_answers_own_questions_through_vllm(tmp_path: Path, vllm_server, ru
     result = run_eval(*args, "--out", str(out), "--json", data_dir=vllm_server.settings.data_dir, env=env)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert [r["id"] for r in report["rows"]] == ["k1", "k2", "k3"]  # the dev split only
+    assert sorted(r["id"] for r in report["rows"]) == ["k1", "k2", "k3"]  # the dev split only (round-robin order)
     assert report["documents"] == 3 and report["total"]["answerable"] == 2
     for row in report["rows"]:
         allowed = (
