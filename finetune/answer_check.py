@@ -1,15 +1,12 @@
 """Training the learned answer check (rag/answer_check.py) from the tune half of squad-dev.
 
-Reads top to bottom: build labelled pairs, fine-tune the bundled MiniLM with a linear head, measure on
-articles it never saw, save what changed.
+Reads top to bottom: build labelled pairs, fine-tune the bundled MiniLM with two heads, measure on articles
+it never saw, save what changed.
 
-The pairs teach what verification by words cannot see. For each question of a tune article:
-- sentences: the sentence holding the gold answer against the other sentences of its paragraph and the
-  sentences of the same article's other paragraphs that share its words (on-topic, yet no answer: what a
-  manual's neighbouring section looks like);
-- spans, marked in their sentence: the gold spans against the other questions' answers in the same
-  passage (the neighbouring value of the same type), the numbers and names of the gold sentence, and the
-  first or last item of a gold answer made of two ("A and B" answered with A).
+The pairs teach what verification by words cannot see. For each question of a tune article, the sentence
+holding the gold answer (with the answer's characters, for the reading head) against two other sentences of
+its paragraph and two of the same article's other paragraphs that share most of its words (on topic, yet no
+answer: what a manual's neighbouring section looks like).
 
 Two tune articles are kept out of training to choose the thresholds the pipeline uses and to report the
 check's accuracy; the test half of squad-dev is never read here.
@@ -43,21 +40,6 @@ class Pair:
     label: int  # 1: it holds the answer
     article: str
     answer: tuple[int, int] | None = None  # the gold answer's characters in ``b`` (positives): the reading head
-
-
-def _tokens(text: str) -> list[str]:
-    return normalize_answer(text).split()
-
-
-def _f1(a: str, b: str) -> float:
-    x, y = _tokens(a), _tokens(b)
-    if not x or not y:
-        return 0.0
-    common = sum(min(x.count(t), y.count(t)) for t in set(x))
-    if not common:
-        return 0.0
-    p, r = common / len(x), common / len(y)
-    return 2 * p * r / (p + r)
 
 
 def _holds(text: str, answers: Iterable[str]) -> bool:

@@ -3,9 +3,9 @@
 Verification (rag/verify.py) asks whether an answer's words occur in its cited source; it cannot see "the
 right words about the wrong thing": the neighbouring number, the other name, the first of two items, the
 sentence that introduces a table instead of the row that answers. This check is a small cross-encoder, the
-bundled all-MiniLM-L6-v2 with its six transformer layers fine-tuned and a linear head, trained on the tune
-half of squad-dev (``finetune/answer_check.py``: gold sentences and spans against the other sentences and
-spans of the same passage and article). It reads a question with a candidate together, so the qualifier
+bundled all-MiniLM-L6-v2 with its upper four layers fine-tuned and two heads, trained on the tune half of
+squad-dev (``finetune/answer_check.py``: the gold sentence, with the answer's place in it, against the other
+sentences of its paragraph and article). It reads a question with a candidate together, so the qualifier
 that decides between two values ("default", "minimum", "first") is in view.
 
 One forward pass over (question, sentence) feeds two heads:
@@ -15,8 +15,8 @@ One forward pass over (question, sentence) feeds two heads:
   the answer? A short answer is judged by how its span compares with the reader's own favourite span of the
   same sentence, times the sentence's probability: the neighbouring value of the same type loses.
 
-The shipped weights hold only what training changed (the transformer layers and the head); the word,
-position and type embeddings are the bundled embedder's, read from its package at load time. Inference runs
+The shipped weights hold only what training changed (the upper layers and the heads); the embeddings and
+the lowest two layers are the bundled embedder's, read from its package at load time. Inference runs
 on docqa's numpy BERT encoder (rag/bert_numpy.py): no torch import on the question path.
 """
 

@@ -244,7 +244,13 @@ def record_from_row(row: Any) -> FeedbackRecord:
 
 def write_jsonl(records: Sequence[FeedbackRecord], target: str | Path | IO[str]) -> int:
     """The export format, whichever store the records come from; a path is replaced atomically."""
-    lines = "".join(json.dumps(r.as_json(), ensure_ascii=False) + "\n" for r in records)
+    return write_json_lines([r.as_json() for r in records], target)
+
+
+def write_json_lines(rows: Sequence[dict[str, Any]], target: str | Path | IO[str]) -> int:
+    """One JSON object per line (UTF-8 as written, not escaped); a path is replaced atomically (written
+    beside it, synced, renamed), so an export that fails halfway leaves the previous file whole."""
+    lines = "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
     if isinstance(target, str | Path):
         path = Path(target)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -256,7 +262,7 @@ def write_jsonl(records: Sequence[FeedbackRecord], target: str | Path | IO[str])
         os.replace(tmp, path)
     else:
         target.write(lines)
-    return len(records)
+    return len(rows)
 
 
 def read_jsonl(path: Path) -> list[FeedbackRecord]:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from rag.errors import DocqaError
+from rag.feedback import write_json_lines
 from rag.settings import Settings
 
 ACTIONS = (
@@ -103,19 +104,7 @@ def event_from_row(row: Any) -> AuditEvent:
 
 def write_jsonl(events: Sequence[AuditEvent], target: str | Path | IO[str]) -> int:
     """One JSON object per line, oldest first; a path is replaced atomically."""
-    lines = "".join(json.dumps(e.as_json(), ensure_ascii=False) + "\n" for e in events)
-    if isinstance(target, str | Path):
-        path = Path(target)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(lines)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    else:
-        target.write(lines)
-    return len(events)
+    return write_json_lines([e.as_json() for e in events], target)
 
 
 class AuditLog:
