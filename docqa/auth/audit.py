@@ -8,17 +8,17 @@ uploads, deletes, questions, feedback and account changes. A question's text is 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from docqa.auth.private_db import private_sqlite
 from rag.errors import DocqaError
 from rag.feedback import write_json_lines
 from rag.settings import Settings
@@ -117,26 +117,8 @@ class AuditLog:
     def for_settings(cls, settings: Settings) -> AuditLog:
         return cls(settings.state_dir / "audit.sqlite")
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fresh = not self.path.exists()
-        try:
-            conn = sqlite3.connect(self.path, timeout=10)
-        except sqlite3.Error as exc:
-            raise DocqaError(f"cannot open the audit database {self.path}: {exc}; check the data directory") from exc
-        if fresh:
-            os.chmod(self.path, 0o600)
-        conn.row_factory = sqlite3.Row
-        try:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(SCHEMA)
-            with conn:
-                yield conn
-        except sqlite3.OperationalError as exc:
-            raise DocqaError(f"the audit database {self.path} could not be written: {exc}") from exc
-        finally:
-            conn.close()
+    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        return private_sqlite(self.path, SCHEMA, "audit database", "written", wal=True)
 
     def record(self, actor: str, action: str, **fields: Any) -> AuditEvent:
         event = AuditEvent.new(actor, action, **fields)

@@ -10,12 +10,11 @@ is refused. A failure for an unknown name costs the same hash as a real one, so 
 from __future__ import annotations
 
 import json
-import os
 import re
 import sqlite3
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +23,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from docqa.auth.errors import AccountLockedError, SignInError
+from docqa.auth.private_db import private_sqlite
 from rag.errors import ConfigError, DocqaError
 from rag.settings import AuthSettings, Settings
 from rag.store import validate_collection_name
@@ -240,25 +240,8 @@ class UserStore(UserLogic):
     def for_settings(cls, settings: Settings) -> UserStore:
         return cls(settings.state_dir / "users.sqlite", settings.auth)
 
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fresh = not self.path.exists()
-        try:
-            conn = sqlite3.connect(self.path, timeout=10)
-        except sqlite3.Error as exc:
-            raise DocqaError(f"cannot open the user database {self.path}: {exc}; check the data directory") from exc
-        if fresh:
-            os.chmod(self.path, 0o600)  # password hashes: nobody else's business
-        conn.row_factory = sqlite3.Row
-        try:
-            conn.executescript(SCHEMA)
-            with conn:
-                yield conn
-        except sqlite3.OperationalError as exc:
-            raise DocqaError(f"the user database {self.path} could not be used: {exc}") from exc
-        finally:
-            conn.close()
+    def _connect(self) -> AbstractContextManager[sqlite3.Connection]:
+        return private_sqlite(self.path, SCHEMA, "user database", "used")
 
     def _insert(self, user: User, password_hash: str) -> bool:
         with self._connect() as conn:
