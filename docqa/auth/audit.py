@@ -69,6 +69,14 @@ class AuditEvent:
     target: str | None = None  # a file, an account, a feedback id
     detail: dict[str, Any] = field(default_factory=dict)
 
+    def row(self) -> tuple[Any, ...]:
+        """The values of a stored row, in the order both backends insert them (id, at, actor, action,
+        collection, target, outcome, detail as JSON)."""
+        return (
+            self.id, self.at, self.actor, self.action, self.collection, self.target, self.outcome,
+            json.dumps(self.detail, ensure_ascii=False),
+        )
+
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -126,16 +134,7 @@ class AuditLog:
             conn.execute(
                 "INSERT INTO audit (id, at, actor, action, collection, target, outcome, detail) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    event.id,
-                    event.at,
-                    event.actor,
-                    event.action,
-                    event.collection,
-                    event.target,
-                    event.outcome,
-                    json.dumps(event.detail, ensure_ascii=False),
-                ),
+                event.row(),
             )
         return event
 

@@ -559,16 +559,7 @@ class PostgresAudit:
             conn.execute(
                 "INSERT INTO docqa_audit (id, at, actor, action, collection, target, outcome, detail) "
                 "VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                (
-                    event.id,
-                    event.at,
-                    event.actor,
-                    event.action,
-                    event.collection,
-                    event.target,
-                    event.outcome,
-                    json.dumps(event.detail, ensure_ascii=False),
-                ),
+                event.row(),
             )
         return event
 
