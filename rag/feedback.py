@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -110,6 +111,8 @@ class FeedbackStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._prepared = False  # WAL, the schema and the user column: once per store, not per connection
+        self._prepare_lock = threading.Lock()
 
     @classmethod
     def for_settings(cls, settings: Settings) -> FeedbackStore:
@@ -124,11 +127,18 @@ class FeedbackStore:
             raise DocqaError(f"cannot open the feedback database {self.path}: {exc}; check the data directory") from exc
         conn.row_factory = sqlite3.Row
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")  # a stored verdict survives a power cut
-            conn.executescript(SCHEMA)
-            if "user_name" not in {r["name"] for r in conn.execute("PRAGMA table_info(feedback)")}:
-                conn.execute("ALTER TABLE feedback ADD COLUMN user_name TEXT")  # a store from before sign-in
+            if not self._prepared:
+                # Once, by one thread: writers racing to switch the journal mode and migrate the table on a
+                # new file failed with "database is locked".
+                with self._prepare_lock:
+                    if not self._prepared:
+                        conn.execute("PRAGMA journal_mode=WAL")
+                        conn.executescript(SCHEMA)
+                        columns = {r["name"] for r in conn.execute("PRAGMA table_info(feedback)")}
+                        if "user_name" not in columns:  # a store from before sign-in
+                            conn.execute("ALTER TABLE feedback ADD COLUMN user_name TEXT")
+                        self._prepared = True
             with conn:
                 yield conn
         except sqlite3.OperationalError as exc:  # locked for too long, disk full, read-only file
