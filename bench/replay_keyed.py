@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--alternatives", type=int, default=5, help="record: alternatives kept per prompt")
     parser.add_argument("--set", action="append", default=[], help="record: a setting, e.g. check__enabled=false")
     parser.add_argument("--variant", action="append", default=[], help="replay: NAME:setting=value,setting=value")
+    parser.add_argument("--keep", help="replay: a collection to keep after the run and reuse when it exists")
     args = parser.parse_args(argv)
     _, questions = load_question_set(args.questions, args.split)
     settings = load_settings(llm__temperature=0.0, llm__seed=0, **_overrides(args.set))
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     recorded = json.loads(args.drafts.read_text())
     served = [settings.model.served_name, *([settings.answer.adapter] if settings.answer.adapter else [])]
     base = build(settings, generator=Replayer(recorded, settings.model.served_name, served))
-    with fresh_collection(base, args.docs, "replay") as built:
+    with fresh_collection(base, args.docs, "replay", keep=args.keep) as built:
         for name, overrides in [_variant(v) for v in args.variant] or [("settings", {})]:
             replayer = Replayer(recorded, settings.model.served_name, served)
             services = Services(settings.with_overrides(**overrides), embedder=base.embedder, generator=replayer)

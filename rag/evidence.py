@@ -19,15 +19,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rag.lexical import tokenize
-from rag.sentences import sentence_spans
 from rag.types import Evidence
+from rag.units import MIN_UNIT_CHARS, points_elsewhere, unit_spans
 
 if TYPE_CHECKING:
     from rag.embedder import Embedder
     from rag.prompting import Passage
     from rag.settings import EvidenceSettings
-
-_MIN_UNIT_CHARS = 3  # shorter units ("1.", "a)") are list labels, not evidence
 
 
 @dataclass
@@ -52,13 +50,16 @@ class Ranked:
     signals: Signals  # kept so the answer can re-rank without embedding again
 
 
-def units_of(passages: Sequence[Passage]) -> list[Evidence]:
-    """Every candidate sentence of the passages, as an unscored span of its chunk."""
+def units_of(passages: Sequence[Passage], max_block_chars: int = 0) -> list[Evidence]:
+    """Every candidate unit of the passages (a sentence, a short list or table whole, an item or row with
+    its lead-in: ``rag.units``), as an unscored span of its chunk."""
     units = []
     for p in passages:
         for chunk in p.chunks:
-            for a, b in sentence_spans(chunk.text, _MIN_UNIT_CHARS):
-                units.append(Evidence(p.n, chunk.source, chunk.page, chunk.id, a, b, chunk.text[a:b], 0.0))
+            for a, b, lead in unit_spans(chunk.text, max_block_chars):
+                text = chunk.text[a:b]
+                if b - a >= MIN_UNIT_CHARS and not points_elsewhere(text):
+                    units.append(Evidence(p.n, chunk.source, chunk.page, chunk.id, a, b, text, 0.0, lead))
     return units
 
 
@@ -91,13 +92,13 @@ class EvidenceSelector:
 
     def measure(self, question: str, passages: Sequence[Passage]) -> Signals:
         """The per-sentence signals; weighting them is cheap, so tuning re-weights without re-embedding."""
-        units = units_of(passages)
-        terms = [tokenize(u.text) for u in units]
+        units = units_of(passages, self.settings.max_block_chars)
+        terms = [tokenize(u.shown) for u in units]
         idf = term_weights(terms)
         q_terms = tokenize(question)
         lexical = np.array([coverage(q_terms, set(t), idf) for t in terms], dtype=np.float32)
         if units:
-            dense = self.embedder.embed([u.text for u in units]) @ self.embedder.embed_query(question)
+            dense = self.embedder.embed([u.shown for u in units]) @ self.embedder.embed_query(question)
         else:
             dense = np.zeros(0, dtype=np.float32)
         retrieval_score = {p.n: p.score for p in passages}

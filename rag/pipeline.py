@@ -17,13 +17,13 @@ import re
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from collections.abc import Generator as Coroutine
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rag.answer_check import AnswerChecker
 from rag.answerability import probability, signals
 from rag.errors import DocqaError
-from rag.evidence import EvidenceSelector, units_of
+from rag.evidence import EvidenceSelector, Ranked, units_of
 from rag.generation import Generator
 from rag.lexical import tokenize
 from rag.prompting import (
@@ -40,6 +40,7 @@ from rag.prompting import (
     strip_markers,
 )
 from rag.retrieval import Retriever
+from rag.sentences import split_sentences
 from rag.settings import Settings
 from rag.store import CollectionReader
 from rag.timing import AnswerTimer, ModelCall
@@ -95,7 +96,29 @@ def sentence_passage(evidence: Evidence, passages: Sequence[Passage]) -> Passage
     of three passages, and what it copies can only be checked against that sentence."""
     passage = next(p for p in passages if p.n == evidence.n)
     chunk = next((c for c in passage.chunks if c.id == evidence.chunk_id), passage.chunks[0])
-    return Passage(1, [replace(chunk, text=evidence.text)], passage.score)
+    return Passage(1, [replace(chunk, text=evidence.shown)], passage.score)
+
+
+@dataclass
+class _Turn:
+    """What the answer policy's steps share for one question: the question, its passages, the sentences
+    about it, the best evidence (a quote shows ``best[0]``) and a maker of blank answers."""
+
+    question: Question
+    standalone: str
+    passages: list[Passage]
+    history: list[dict]
+    model: str
+    timer: AnswerTimer
+    ranked: Ranked
+    kept: set[int]
+    about_evidence: list[Evidence]  # the sentences that best fit the question; a short answer comes from one
+    best: list[Evidence]
+    blank: Callable[[], Answer]
+
+    @property
+    def about(self) -> list[str]:
+        return [e.text for e in self.about_evidence]
 
 
 class AnswerPipeline:
@@ -217,63 +240,82 @@ class AnswerPipeline:
             # Nothing in the passages can be quoted or checked against (no sentence long enough).
             yield from self._decline(model, standalone, retrieval_ms, answerable)
             return
+        about = [e for e in ranked.evidence if e.n in kept][: s.answer.span_sentences]
+        turn = _Turn(question, standalone, passages, history, model, timer, ranked, kept, about, best, blank)
         if mode == "quote":
             answer = blank()
             self._quote_instead(answer, best, passages, best_checked)
-            yield {"event": "token", "text": answer.answer}
-            yield {"event": "final", "answer": answer}
-            return
-        raw = yield from self._draft(question.text, passages, history, model, timer.call("draft"))
-        answer = blank()
-        about_ev = [e for e in ranked.evidence if e.n in kept][: s.answer.span_sentences]
-        about = [e.text for e in about_ev]
-        model_declined = self._check(answer, raw, passages, standalone, ranked.signals, kept, about)
-        if not model_declined and not answer.grounded:
-            best = rival_first(best, about_ev, answer.answer or "", passages, standalone)
-        sure = answerable >= s.answer.quote_over_decline
-        if mode == "verify" and not answer.grounded and (sure or not model_declined):
-            # The quote of the best evidence is what would be shown. A shorter answer may replace it only as a
-            # checked piece of that sentence: one of the model's other replies (its next likely starts), or its
-            # reply with the sentence as its only source. A reply sharing words with a refused draft is mostly
-            # that claim re-spelled ("commutative algebra" after "combinative algebra"): the same wrong
-            # reading, now passing the checks.
-            refused = set() if model_declined else set(tokenize(answer.answer or "")) - set(tokenize(standalone))
-
-            def piece_of_quote(raw: str) -> Answer | None:
-                if not part_of(raw, best[0].text) or list_item(raw, best[0].text) or refused & set(tokenize(raw)):
-                    return None
-                second = blank()
-                declined = self._check(second, raw, passages, standalone, ranked.signals, kept, about)
-                if declined or not second.grounded or {c.n for c in second.citations} != {best[0].n}:
-                    return None
-                second.retried = True
-                return second
-
-            shorter = None
-            if s.answer.alternatives:
-                replies = self._alternatives(question.text, passages, history, model, timer.call("alternatives"))
-                shorter = next(filter(None, (piece_of_quote(self._clean(r)) for r in replies)), None)
-            if shorter is None and s.answer.sentence_draft:
-                sentence = sentence_passage(best[0], passages)
-                raw = yield from self._draft(question.text, [sentence], history, model, timer.call("sentence_draft"))
-                shorter = piece_of_quote(re.sub(r"\[1\]", f"[{best[0].n}]", map_citations(raw, [sentence])[0]))
-            if shorter is not None:
-                answer, model_declined = shorter, False
+        else:
+            answer = yield from self._chain(turn)
         answer.generation_ms = (time.perf_counter() - t1) * 1000
-        if model_declined and not answer.grounded:
-            if mode == "verify" and sure and not answer_problems(best[0].text, standalone):
-                # The retrieval signals are sure the answer is there and the small model still declined
-                # (it does so for 40% of answerable questions): the best evidence, quoted, is the answer,
-                # if it can be one (a price question is not answered by a sentence without a number).
-                self._quote_instead(answer, best, passages, best_checked)
-            else:
-                answer.answer, answer.declined = DECLINE_TEXT, True
-        elif mode == "verify" and not answer.grounded:
-            # Never show an unsupported claim: the best evidence, quoted, stands in for the answer.
-            self._quote_instead(answer, best, passages, best_checked)
         if mode != "generate":
             yield {"event": "token", "text": answer.answer}
         yield {"event": "final", "answer": answer}
+
+    def _chain(self, t: _Turn) -> Coroutine[dict[str, Any], None, Answer]:
+        """The answer policy: an ordered chain of candidates, the first one accepted is shown.
+
+        1. the model's draft, if it passes every check (in ``generate`` mode it is shown as it is);
+        2. one of the model's other replies, then its reply to the best sentence alone, if it is a checked
+           piece of that sentence (a shorter form of the quote);
+        3. the best sentence quoted, if the draft was refused, or the model declined where retrieval is sure
+           the answer is there and the sentence can answer the question;
+        4. the decline.
+        Steps 2 and 3 are skipped where the model declined and retrieval is unsure."""
+        s = self.settings
+        raw = yield from self._draft(t.question.text, t.passages, t.history, t.model, t.timer.call("draft"))
+        draft = t.blank()
+        declined = self._check(draft, raw, t.passages, t.standalone, t.ranked.signals, t.kept, t.about)
+        if s.answer.mode == "generate":
+            return self._declined(draft) if declined else draft  # shown as streamed, unchecked
+        if not declined and draft.grounded:
+            return draft
+        sure = draft.answerable >= s.answer.quote_over_decline
+        if declined and not sure:
+            return self._declined(draft)
+        if not declined:
+            t.best = rival_first(t.best, t.about_evidence, draft.answer or "", t.passages, t.standalone)
+        # A reply sharing words with a refused draft is mostly that claim re-spelled ("commutative algebra"
+        # after "combinative algebra"): the same wrong reading, now passing the checks.
+        refused = set() if declined else set(tokenize(draft.answer or "")) - set(tokenize(t.standalone))
+        if s.answer.alternatives:
+            replies = self._alternatives(t.question.text, t.passages, t.history, t.model, t.timer.call("alternatives"))
+            shorter = next(filter(None, (self._piece_of_quote(t, self._clean(r), refused) for r in replies)), None)
+            if shorter is not None:
+                return shorter
+        if s.answer.sentence_draft:
+            sentence = sentence_passage(t.best[0], t.passages)
+            call = t.timer.call("sentence_draft")
+            raw = yield from self._draft(t.question.text, [sentence], t.history, t.model, call)
+            reply = re.sub(r"\[1\]", f"[{t.best[0].n}]", map_citations(raw, [sentence])[0])
+            shorter = self._piece_of_quote(t, reply, refused)
+            if shorter is not None:
+                return shorter
+        if not declined or not answer_problems(t.best[0].text, t.standalone):
+            # Never show an unsupported claim: the best evidence, quoted, stands in for it. Where the small
+            # model declined (it does so for 40% of answerable questions) and retrieval is sure, the quote is
+            # the answer if it can be one (a price question is not answered by a sentence without a number).
+            self._quote_instead(draft, t.best, t.passages, draft.evidence_checked)
+            return draft
+        return self._declined(draft)
+
+    def _piece_of_quote(self, t: _Turn, raw: str, refused: set[str]) -> Answer | None:
+        """``raw`` as the answer, if it is a checked piece of the sentence that would be quoted, as written,
+        citing that sentence's passage, and not one item of a list there nor a re-spelling of a refused draft."""
+        best = t.best[0]
+        if not part_of(raw, best.text) or list_item(raw, best.text) or refused & set(tokenize(raw)):
+            return None
+        answer = t.blank()
+        declined = self._check(answer, raw, t.passages, t.standalone, t.ranked.signals, t.kept, t.about)
+        if declined or not answer.grounded or {c.n for c in answer.citations} != {best.n}:
+            return None
+        answer.retried = True
+        return answer
+
+    @staticmethod
+    def _declined(answer: Answer) -> Answer:
+        answer.answer, answer.declined = DECLINE_TEXT, True
+        return answer
 
     def _best_evidence(self, candidates: list[Evidence], question: str) -> tuple[list[Evidence], float | None]:
         """The sentences a quote may show, best first, and the learned check's probability that the best one
@@ -283,7 +325,7 @@ class AnswerPipeline:
         if self.checker is None or not candidates:
             return answering_first(candidates[: s.evidence.max_spans], question), None
         read = candidates[: s.check.candidates]
-        probs = self.checker.sentences(question, [e.text for e in read])
+        probs = self.checker.sentences(question, [e.shown for e in read])
         order = sorted(range(len(read)), key=lambda i: -float(probs[i]))
         return [read[i] for i in order][: s.evidence.max_spans], float(probs[order[0]])
 
@@ -295,9 +337,12 @@ class AnswerPipeline:
         plain = strip_markers(text).strip().rstrip(".")
         if len(plain.split()) > self.settings.check.max_span_words:
             return float(self.checker.sentences(question, [plain])[0])
-        units = [u.text for u in units_of([p for p in passages if p.n in cited])]
+        found = units_of([p for p in passages if p.n in cited], self.settings.evidence.max_block_chars)
+        units = [u.shown for u in found]
+        # The reader was trained on sentences: a span is read in the sentence of its unit that holds it.
         needle = " ".join(plain.lower().split())
-        holding = [u for u in units if needle and needle in " ".join(u.lower().split())]
+        sentences = [x for u in found for x in split_sentences(u.text)]
+        holding = [x for x in sentences if needle and needle in " ".join(x.lower().split())]
         if holding:
             return float(self.checker.spans(question, [(plain, u) for u in holding]).max())
         return float(self.checker.sentences(question, units).max()) if units else 0.0

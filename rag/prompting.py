@@ -171,7 +171,7 @@ def quote(evidence: Evidence, passages: Sequence[Passage]) -> tuple[str, list[Ci
     citation = passage.citation() if passage else None
     page = page_ref(evidence.page, citation.page_label if citation else None)  # the printed page number
     where = evidence.source.replace("\\", "/").rsplit("/", 1)[-1] + (f", {page}" if page else "")
-    return f'From {where}: "{evidence.text}" [{evidence.n}]', [citation] if citation else []
+    return f'From {where}: "{evidence.shown}" [{evidence.n}]', [citation] if citation else []
 
 
 def _words(text: str) -> set[str]:

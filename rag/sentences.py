@@ -6,8 +6,8 @@ and a line break always ends a unit, so table rows, list items and CSV lines sta
 with its header names. Three kinds
 of stop do not end one, because cutting there loses the answer: an initial or a dotted abbreviation
 ("British bacteriologist J. F. D. Shrewsbury", "the U.S. Army", "e.g. a fuse"), a common title or
-abbreviation ("Dr. Smith", "approx. 40"), and a stop followed by a lower-case word or an operator
-("the factorial (p − 1)! + 1 is divisible by p").
+abbreviation ("Dr. Smith", "approx. 40", a page reference "(p. 109)"), and a stop followed by a
+lower-case word or an operator ("the factorial (p − 1)! + 1 is divisible by p").
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ def _ends_sentence(text: str, stop: int, after: int) -> bool:
     word = re.search(r"(\w+)\.$", head)
     if word and word.group(1).lower() in _ABBREVIATIONS:
         return False
+    if word and word.group(1) == "p" and after < len(text) and text[after].isdigit():
+        return False  # a page reference, "(p. 109)"
     return not (after < len(text) and _CONTINUES.match(text[after]))
 
 

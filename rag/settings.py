@@ -180,6 +180,13 @@ class EvidenceSettings(BaseModel):
     passage_weight: float = Field(0.1, ge=0, description="Weight of the passage's retrieval score (min-max).")
     answer_weight: float = Field(1.0, ge=0, description="Weight of the answer's words, once an answer exists.")
     max_spans: int = Field(3, ge=1, description="Evidence spans returned with an answer.")
+    max_block_chars: int = Field(
+        300,
+        ge=0,
+        description="A list, code block or table that ingest kept with its lead-in sentence is one evidence unit "
+        "(quoted whole) up to this many characters; a longer one gives a unit per item or row, carrying the "
+        "lead-in. 0: always per item.",
+    )
 
 
 class CheckSettings(BaseModel):

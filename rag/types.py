@@ -138,6 +138,12 @@ class Evidence:
     end: int
     text: str
     score: float
+    lead: str | None = None  # the sentence or caption introducing the list or table this item or row is of
+
+    @property
+    def shown(self) -> str:
+        """The text a quote shows and the learned check reads: the item with what it is an item of."""
+        return f"{self.lead} … {self.text}" if self.lead else self.text
 
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)

@@ -52,6 +52,15 @@ MIN_WORD_SUPPORT = 0.6  # share of a sentence's content words that must occur in
 _WANTS_NUMBER = re.compile(
     r"^\s*(how (many|much)|what (number|percentage|proportion|share)|(in |by )?what year)\b", re.IGNORECASE
 )
+# "Which font face and font size does ...", "How many ... by default, and what is the upper bound?": two
+# things asked; a short answer without a joiner gives one of them.
+_TWO_THINGS = re.compile(
+    r"^\s*(?:\w+\s+)?(?:which|what)\s+(?:[\w-]+\s+){1,3}and\s+(?:[\w-]+\s+){1,3}"
+    r"(?:does|do|did|is|are|was|were|will|would|can|should|has|have)\b|,?\s+and\s+(?:what|which|how|where|when|who)\b",
+    re.IGNORECASE,
+)
+_JOINED = re.compile(r"[,;/&]|\b(?:and|or|to)\b", re.IGNORECASE)
+_ONE_PART_WORDS = 6  # an answer this short with no joiner names one thing
 _ASKS_PRICE = re.compile(r"\b(cost|costs|price|prices|fee|fees)\b", re.IGNORECASE)  # a price is a number
 _NUMBER_WORDS = frozenset(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fifteen twenty thirty forty "
@@ -199,7 +208,8 @@ def check_sentence(sentence: str, cited: Sequence[Passage], question: str = "") 
 def answer_problems(text: str, question: str) -> list[str]:
     """Whether the answer as a whole answers the question: it says something the question does not
     already say ("teachers" for "What group can teachers register with?" is supported by any passage
-    and answers nothing), and a "how many", "what year" or price question gets a number."""
+    and answers nothing), a "how many", "what year" or price question gets a number, and a question
+    that asks for two things ("Which user and group ...") is not answered with one ("root")."""
     body = strip_markers(text)
     if not question or not body or _YES_NO.match(body):
         return []
@@ -212,6 +222,9 @@ def answer_problems(text: str, question: str) -> list[str]:
     wants_number = _WANTS_NUMBER.match(question) or _ASKS_PRICE.search(question)
     if wants_number and not numbers(body) and not words & _NUMBER_WORDS:
         problems.append("the question asks for a number and the answer has none")
+    one_part = len(body.split()) <= _ONE_PART_WORDS and not _JOINED.search(body) and len(numbers(body)) < 2
+    if one_part and _TWO_THINGS.search(question):
+        problems.append("the question asks for two things and the answer gives one")
     return problems
 
 

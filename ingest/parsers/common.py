@@ -91,14 +91,17 @@ def table_text(rows: list[list[str]], *, header: bool = True) -> str:
     with its header names ("Model: X200 | Battery life: 4 h"), so a row read or retrieved alone still
     says what each value is. Without a header (``header=False``) every row is plain cells.
 
-    Empty rows are dropped, and so are the empty cells of a data row; each cell is flattened to one
-    line so a row is always one line, which is what the chunker relies on when it splits a large
-    table by rows (repeating the header line).
+    Empty rows and columns (layout spacers) are dropped, and so are the empty cells of a data row; each
+    cell is flattened to one line so a row is always one line, which is what the chunker relies on when
+    it splits a large table by rows (repeating the header line).
     """
     lines = []
     names: list[str] | None = None
-    for row in rows:
-        cells = [one_line(c) for c in row]
+    flat = [[one_line(c) for c in row] for row in rows]
+    width = max((len(r) for r in flat), default=0)
+    used = [i for i in range(width) if any(i < len(r) and r[i] for r in flat)]  # spacer columns dropped
+    for row in flat:
+        cells = [row[i] if i < len(row) else "" for i in used]
         if not any(cells):
             continue
         if header and names is None:

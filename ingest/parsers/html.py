@@ -278,7 +278,7 @@ def _entries(dl: Tag) -> list[Tag]:
 def _grid(table: Tag) -> tuple[list[list[str]], bool]:
     """The table's rows as a grid, a cell spanning rows or columns repeated in each (so every row keeps
     its own values in its own columns); and whether the first row is a header: its cells are th or it
-    sits in thead, or no cell is th at all (the common first-row header of plain tables)."""
+    sits in thead, or, in a table without th cells, it reads like column names (``_looks_like_header``)."""
     rows: list[list[str]] = []
     pending: dict[int, tuple[int, str]] = {}  # column -> (rows still covered, text) from a rowspan above
     first_is_header = False
@@ -317,7 +317,17 @@ def _grid(table: Tag) -> tuple[list[list[str]], bool]:
                     pending[len(row)] = (down - 1, text)
                 row.append(text)
         rows.append(row)
-    return rows, first_is_header or not any_th
+    if any_th:
+        return rows, first_is_header
+    first = next((r for r in rows if any(c.strip() for c in r)), None)
+    return rows, first is not None and _looks_like_header(first)
+
+
+def _looks_like_header(row: list[str]) -> bool:
+    """A first row of a table without th cells is its header when it reads like column names: two or more
+    short cells without figures ("Name | Default | Meaning"), not data ("%d | day of month: 00")."""
+    cells = [" ".join(c.split()) for c in row if c.strip()]
+    return len(cells) >= 2 and all(len(c.split()) <= 6 and not re.search(r"\d|:\s", c) for c in cells)
 
 
 def _span(cell: Tag, name: str) -> int:

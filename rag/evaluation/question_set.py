@@ -147,6 +147,7 @@ def evaluate_question_set(
                 "must_contain": q.must_contain,
                 "answer": None if answer.declined else shown,
                 "generated": answer.generated,
+                "problems": [p for c in answer.checks for p in c.problems],  # why a draft was refused
                 "mode": answer.mode,
                 "declined": answer.declined,
                 "verdict": verdict(

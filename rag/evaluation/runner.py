@@ -77,9 +77,17 @@ def work_directory(keep: Path | None = None) -> Iterator[Path]:
 
 
 @contextmanager
-def fresh_collection(services: EvalServices, docs_dir: Path, label: str) -> Iterator[BuiltCollection]:
-    """Ingest ``docs_dir`` into a new, uniquely named collection and drop it on exit."""
-    name = f"eval-{label}-{os.getpid()}-{int(time.time())}"
+def fresh_collection(
+    services: EvalServices, docs_dir: Path, label: str, keep: str | None = None
+) -> Iterator[BuiltCollection]:
+    """Ingest ``docs_dir`` into a new, uniquely named collection and drop it on exit. ``keep`` names a
+    collection kept afterwards instead, and reused as it is when it exists (answer-policy experiments
+    replayed many times on one ingest)."""
+    if keep and keep in {c.name for c in services.collections()}:
+        reader = services.reader(keep)
+        yield BuiltCollection(keep, reader, 0, 0, 0.0, [])
+        return
+    name = keep or f"eval-{label}-{os.getpid()}-{int(time.time())}"
     t0 = time.perf_counter()
     report = services.ingestor.ingest([docs_dir], name, rebuild=True)
     seconds = time.perf_counter() - t0
@@ -92,7 +100,7 @@ def fresh_collection(services: EvalServices, docs_dir: Path, label: str) -> Iter
         reader = services.reader(name)
         yield BuiltCollection(name, reader, len(report.added), report.chunks, seconds, report.failed)
     finally:
-        if name in {c.name for c in services.collections()}:
+        if not keep and name in {c.name for c in services.collections()}:
             services.drop_collection(name)
 
 

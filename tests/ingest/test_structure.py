@@ -217,6 +217,20 @@ class TestHtmlStructure:
         ]
         assert table.text == "Port | 8080\nHost | 0.0.0.0"
 
+    def test_table_without_th_cells_keys_its_rows_only_by_a_first_row_that_names_columns(self) -> None:
+        """SQLite's strftime table: a spacer row, then data rows; no row names the columns."""
+        data = "".join(
+            f"<tr><td> {f} </td><td></td><td> {m}</td></tr>"
+            for f, m in [("%d", "day of month: 00"), ("%j", "day of year: 001-366")]
+        )
+        (table,) = [
+            e for e in self.walk(f"<table><tr><td></td><td></td><td></td></tr>{data}</table>") if e.kind == "Table"
+        ]
+        assert table.text == "%d | day of month: 00\n%j | day of year: 001-366"
+        named = "<table><tr><td>Option</td><td>Default</td></tr><tr><td>--level</td><td>6</td></tr></table>"
+        (table,) = [e for e in self.walk(named) if e.kind == "Table"]
+        assert table.text == "Option | Default\nOption: --level | Default: 6"
+
     def test_definition_list_entries_keep_term_and_definition_together(self) -> None:
         elements = self.walk(
             "<p>The options are:</p><dl><dt>--verbose</dt><dd><p>Print more.</p><p>Twice: all.</p></dd>"

@@ -33,6 +33,10 @@ from rag.sentences import sentence_spans, split_sentences
                 "Model: X3 | Note: Slow.",
             ],
         ),
+        (  # a page reference does not end the sentence; "p." before a word still may
+            "See set samples (p. 195). It is divisible by p. Then more.",
+            ["See set samples (p. 195).", "It is divisible by p.", "Then more."],
+        ),
         ("Pipe a | bc. Then more. Key: value. Next one.", ["Pipe a | bc.", "Then more.", "Key: value.", "Next one."]),
     ],
 )

@@ -218,6 +218,22 @@ class TestAnswersTheQuestion:
         assert not answer_problems("12 [1]", question)  # a figure the question lacks
 
 
+@pytest.mark.parametrize(
+    ("question", "answer", "one_part"),
+    [
+        ("Which font face and font size does the pngcairo terminal fall back to?", "Arial [1]", True),
+        ("Which font face and font size does the pngcairo terminal fall back to?", "Sans, 12 points [1]", False),
+        ("How many arguments can a function take by default, and what is the hard upper bound?", "100", True),
+        ("How many arguments can a function take by default, and what is the hard upper bound?", "100 and 127", False),
+        ("What is the difference between a list and a tuple?", "A list can change", False),  # one thing asked
+        ("Which user and group does borg record?", "The user and group of the process running borg", False),
+    ],
+)
+def test_a_question_asking_for_two_things_is_not_answered_with_one(question: str, answer: str, one_part: bool) -> None:
+    problem = "the question asks for two things and the answer gives one"
+    assert (problem in answer_problems(answer, question)) is one_part
+
+
 def test_a_reply_is_part_of_the_quote_only_as_written_in_whole_words() -> None:
     quote = "Newcastle store Bainbridge's, opened in 1838, is often cited as the world's first department store."
     assert part_of("Bainbridge's [1].", quote) and part_of("opened in  1838", quote)
