@@ -235,17 +235,36 @@ def _short_span(text: str) -> str:
     return body if len(body.split()) <= 8 else ""
 
 
+# Words that pick one value among several of the same kind ("the default", "the maximum"): a short answer
+# must come from where its source says the same, not from the neighbouring value of the same type.
+_QUALIFIERS = (
+    frozenset({"default", "defaults", "defaulted"}),
+    frozenset({"maximum", "max", "most", "largest", "highest", "upper", "limit", "limits", "at most"}),
+    frozenset({"minimum", "min", "least", "smallest", "lowest", "lower", "at least"}),
+    frozenset({"first"}),
+    frozenset({"last"}),
+)
+
+
+def _qualifiers(text: str) -> list[frozenset[str]]:
+    words = set(re.findall(r"[a-z]+", text.lower()))
+    return [group for group in _QUALIFIERS if words & group]
+
+
 def anchor_problems(text: str, passages: Sequence[Passage], question: str) -> list[str]:
-    """A short answer must come from where its source speaks of the question's numbers.
+    """A short answer must come from where its source speaks of the question's numbers and qualifiers.
 
     "Who granted Newcastle a new charter in 1589?" answered "Henry II" from "Incorporated first by
     Henry II, the city had a new charter granted by Elizabeth in 1589" passes every word check and is
-    wrong. When the question has numbers (a year, an article) and the answer is a span found in its
-    cited passages, the clause holding the span, or the one before it ("In 1589, it was granted by
-    ..."), must hold them too."""
+    wrong; so does "10" for a default from "The default is 5; at most 10 are kept". When the question has
+    numbers (a year, an article) or a qualifier (default, maximum, minimum, first, last) and the answer is
+    a span found in its cited passages, the clause holding the span, or the one before it ("In 1589, it
+    was granted by ...", "By default, it samples 100 points"), must hold the numbers and one of the
+    qualifiers."""
     wanted = numbers(question)
+    qualifiers = _qualifiers(question)
     body = _short_span(text)
-    if not wanted or not body:
+    if not (wanted or qualifiers) or not body:
         return []  # nothing to anchor, or a whole sentence that carries its own context
     cited = [p for p in passages if f"[{p.n}]" in text] or list(passages)
     needle = body.lower()
@@ -253,13 +272,20 @@ def anchor_problems(text: str, passages: Sequence[Passage], question: str) -> li
     for p in cited:
         clauses = [c for sentence in split_sentences(p.text) for c in _CLAUSE.split(sentence) if c and c.strip()]
         for i, clause in enumerate(clauses):
-            if needle in clause.lower():
+            if _holds(clause, needle):
                 found = True
-                if wanted <= numbers(" ".join(clauses[max(0, i - 1) : i + 1])):
+                before = clauses[i - 1] if i else ""
+                near = f"{before} {clause}"
+                # A qualifier in the clause before counts only where that clause gives no value of its own
+                # ("By default, ..."), not a sibling value ("The default is 5; at most 10 are kept").
+                said = _qualifiers(clause) + ([] if numbers(before) else _qualifiers(before))
+                if wanted <= numbers(near) and (not qualifiers or any(g in said for g in qualifiers)):
                     return []
     if not found:
         return []  # not a verbatim span: the sentence checks decide
-    return [f"the source gives '{body[:60]}' in a clause without {', '.join(sorted(wanted))}"]
+    words = set(re.findall(r"[a-z]+", question.lower()))
+    asked = sorted(wanted) + [sorted(g & words)[0] for g in qualifiers if g & words]
+    return [f"the source gives '{body[:60]}' in a clause without {', '.join(asked)}"]
 
 
 # Finer parts for comparing where two figures of one sentence stand: "512-bit primes are used for RSA and

@@ -8,6 +8,7 @@ import pytest
 from rag.prompting import Passage, build_passages
 from rag.types import Hit, StoredChunk
 from rag.verify import (
+    anchor_problems,
     answer_problems,
     check_sentence,
     cut_loops,
@@ -256,3 +257,26 @@ def test_a_reply_that_is_one_item_of_a_list_in_the_quote_is_flagged() -> None:
     assert not list_item("Spain", quote)  # between commas only: a comma list is not told from a clause
     assert not list_item("260", quote)  # ", or" restates: "74 per cent, or 260 votes"
     assert not list_item("Italy", quote)  # not in the quote at all: part_of judges that
+
+
+@pytest.mark.parametrize(
+    ("answer", "question", "anchored"),
+    [
+        ("5 [1]", "What is the default number of copies kept?", True),
+        ("10 [1]", "What is the default number of copies kept?", False),  # the neighbouring value
+        ("10 [1]", "What is the maximum number of copies kept?", True),
+        ("5 [1]", "What is the maximum number of copies kept?", False),
+        ("100 points [1]", "How many points does it sample by default?", True),  # "By default, ..." before
+        ("lz4 [1]", "Which compression does borg create use by default?", True),
+        ("zstd [1]", "Which compression does borg create use by default?", False),
+    ],
+)
+def test_a_short_answer_comes_from_where_the_source_says_the_question_s_qualifier(
+    answer: str, question: str, anchored: bool
+) -> None:
+    text = (
+        "The default is 5; at most 10 copies are kept. By default, sampling is set to 100 points. "
+        "--compression COMPRESSION: select compression algorithm, zstd and lzma compress best; the default is lz4."
+    )
+    source = [Passage(1, [chunk(13, text, "manual.md")], 1.0)]
+    assert (anchor_problems(answer, source, question) == []) is anchored
