@@ -27,6 +27,7 @@ ACTIONS = (
     "sign_in",
     "sign_in_failed",
     "sign_in_locked",
+    "sign_in_throttled",
     "sign_out",
     "session_expired",
     "ask",
