@@ -24,9 +24,9 @@ EXAMPLES = """Examples:
 
   DOCQA_AUTH_METHOD=local DOCQA_DATA_DIR=/srv/docqa docqa ui --address 0.0.0.0
 
-  DOCQA_AUTH_METHOD=oidc DOCQA_AUTH_OIDC_ISSUER=https://login.example.com/realms/staff \
-  DOCQA_AUTH_OIDC_CLIENT_ID=docqa DOCQA_AUTH_OIDC_CLIENT_SECRET=... \
-  DOCQA_AUTH_OIDC_REDIRECT_URI=https://docqa.example.com/oauth2callback \
+  DOCQA_AUTH_METHOD=oidc DOCQA_AUTH_OIDC_ISSUER=https://login.example.com/realms/staff \\
+  DOCQA_AUTH_OIDC_CLIENT_ID=docqa DOCQA_AUTH_OIDC_CLIENT_SECRET=... \\
+  DOCQA_AUTH_OIDC_REDIRECT_URI=https://docqa.example.com/oauth2callback \\
   DOCQA_AUTH_OIDC_GROUP_ROLES='{"docqa-admins": "admin", "staff": "reader"}' docqa ui --address 0.0.0.0
 """
 
