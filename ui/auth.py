@@ -22,7 +22,7 @@ import streamlit as st
 from docqa.auth.access import NOBODY
 from docqa.auth.errors import AccountLockedError, SignInError
 from docqa.auth.network import is_loopback
-from docqa.auth.oidc import sign_in_id, user_from_claims
+from docqa.auth.oidc import claim, sign_in_id, user_from_claims
 from docqa.auth.sessions import LOOPBACK, current_user, expires_in, sign_in, sign_out
 from docqa.auth.users import User
 from docqa.state import StateStore
@@ -193,7 +193,7 @@ def _oidc_user(settings: Settings, state: StateStore) -> User:
     once = sign_in_id(claims)
     issued = claims.get("iat")
     expires_at = (float(issued) if isinstance(issued, int | float) else time.time()) + settings.auth.session_ttl_s
-    name = str(claims.get(settings.auth.oidc_name_claim) or claims.get("sub") or "?")
+    name = str(claim(claims, settings.auth.oidc_name_claim) or claims.get("sub") or "?")
     if time.time() >= expires_at:
         if _audited().first(f"expired:{once}"):
             state.audit.record(name, "session_expired", detail={"method": "oidc"})
