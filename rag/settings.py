@@ -501,12 +501,68 @@ class AuthSettings(BaseModel):
         "none",
         description="How staff sign in to the UI. 'none': nobody signs in and everyone is admin, allowed only "
         "when the UI listens on a loopback address; 'local': accounts made with `docqa users add`; 'oidc': "
-        "single sign-on (not available yet).",
+        "single sign-on with the company's OpenID Connect provider (auth.oidc_*).",
     )
     session_ttl_s: int = Field(8 * 3600, ge=60, description="A UI sign-in lasts this long, then asks again.")
     max_failures: int = Field(5, ge=1, description="Wrong passwords in a row that lock an account.")
     lockout_s: int = Field(900, ge=1, description="How long a locked account refuses every sign-in.")
+    address_max_failures: int = Field(
+        20,
+        ge=0,
+        description="Failed local sign-ins one client address may make, whatever the accounts, before it is "
+        "refused; it earns one more try every lockout_s / address_max_failures seconds (a token bucket in the "
+        "state store). 0 turns the per-address limit off.",
+    )
     min_password_chars: int = Field(10, ge=1, description="Shortest password `docqa users add` accepts.")
+    oidc_issuer: str | None = Field(
+        None,
+        description="The OpenID Connect provider: its issuer URL (https://login.example.com/realms/staff) or its "
+        "discovery document (…/.well-known/openid-configuration).",
+    )
+    oidc_client_id: str | None = Field(None, description="This UI's client id at the provider.")
+    oidc_client_secret: SecretStr | None = Field(
+        None, description="This UI's client secret at the provider. A secret: never printed or logged."
+    )
+    oidc_redirect_uri: str | None = Field(
+        None,
+        description="Where the provider sends the browser back: the UI's address as users reach it, then "
+        "/oauth2callback (register it at the provider; '{port}' stands for the UI's port). Unset: "
+        "http://localhost:{port}/oauth2callback, which serves this machine only.",
+    )
+    oidc_cookie_secret: SecretStr | None = Field(
+        None,
+        description="Signs the browser's sign-in cookie; give every UI replica the same one. Unset: one is made "
+        "once and kept in <state_dir>/ui/cookie_secret.",
+    )
+    oidc_scope: str = Field(
+        "openid email profile", description="Scopes asked for; some providers send groups only for a 'groups' scope."
+    )
+    oidc_name_claim: str = Field("email", description="The ID token claim that names the user (else 'sub').")
+    oidc_groups_claim: str = Field(
+        "groups", description="The ID token claim that lists the user's groups; dots reach into objects."
+    )
+    oidc_group_roles: dict[str, Literal["reader", "editor", "admin"]] = Field(
+        default_factory=dict,
+        description="Group -> role; a user gets the highest role of their groups. "
+        'Environment: DOCQA_AUTH_OIDC_GROUP_ROLES=\'{"docqa-admins": "admin", "staff": "reader"}\'.',
+    )
+    oidc_default_role: Literal["reader", "editor", "admin"] | None = Field(
+        None, description="The role of a signed-in user none of whose groups has one; unset: such a user is refused."
+    )
+    oidc_group_collections: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Group -> the collections it grants ('*': every one); a user gets those of all their groups. "
+        "Empty: every collection for everyone. Admins always have every collection.",
+    )
+
+    @property
+    def oidc_metadata_url(self) -> str | None:
+        """The provider's discovery document (the issuer setting may name either)."""
+        if not self.oidc_issuer:
+            return None
+        issuer = self.oidc_issuer.rstrip("/")
+        suffix = "/.well-known/openid-configuration"
+        return issuer if issuer.endswith(suffix) else issuer + suffix
 
 
 class AuditSettings(BaseModel):

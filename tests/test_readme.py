@@ -43,7 +43,7 @@ SAFE: dict[tuple[str, ...], str] = {
 }
 # Commands the walk-through must keep showing, so this test keeps running something real.
 MUST_RUN = {("ingest",), ("search",), ("keys", "create"), ("config",)}
-COMMAND_GROUPS = {"keys", "model", "eval", "feedback", "finetune"}  # `docqa GROUP COMMAND ...`
+COMMAND_GROUPS = {"keys", "model", "eval", "feedback", "finetune", "users", "audit"}  # `docqa GROUP COMMAND ...`
 ENV_ASSIGNMENT = re.compile(r"^[A-Z_][A-Z0-9_]*=")
 
 

@@ -1,9 +1,10 @@
 """docqa staff UI, the entry script: `docqa ui` runs `streamlit run ui/app.py`.
 
 Settings come from the environment (DOCQA_*), loaded once per process; everything goes through
-``docqa.services``. With ``auth.method = 'local'`` nobody sees anything before signing in; every page then
-acts through ``docqa.auth.access.StaffActions`` for the signed-in user, which checks each action against
-the user's role and collections and audits it. Pages: Chat (default), Documents, and Admin (admins).
+``docqa.services``. With ``auth.method`` 'local' or 'oidc' (single sign-on, ``st.login``) nobody sees
+anything before signing in (``ui.auth``); every page then acts through ``docqa.auth.access.StaffActions``
+for the signed-in user, which checks each action against the user's role and collections and audits it.
+Pages: Chat (default), Documents, and Admin (admins).
 """
 
 from __future__ import annotations

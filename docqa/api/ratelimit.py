@@ -14,7 +14,7 @@ class RateLimiter:
     """In-process buckets (the default state store: one API process serves the deployment; the PostgreSQL
     store's limiter holds the buckets in the database so that they hold across replicas)."""
 
-    def __init__(self, per_minute: int, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, per_minute: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.rate = per_minute / 60.0  # tokens per second
         self.capacity = float(max(1, burst))
         self.clock = clock
@@ -40,6 +40,16 @@ class RateLimiter:
                 return 0.0
             self._buckets[key] = (tokens, now)
             return (1.0 - tokens) / self.rate
+
+    def wait(self, key: str) -> float:
+        """The seconds until ``take`` would pass (0: it would now), spending nothing."""
+        if not self.enabled:
+            return 0.0
+        now = self.clock()
+        with self._lock:
+            tokens, last = self._buckets.get(key, (self.capacity, now))
+        tokens = min(self.capacity, tokens + (now - last) * self.rate)
+        return 0.0 if tokens >= 1.0 else (1.0 - tokens) / self.rate
 
     def _forget_full(self, now: float) -> None:
         """Drop buckets that have refilled: a widget key gets one per visitor, so they must not pile up."""

@@ -1,6 +1,7 @@
 """The audit trail: who did what, when, to which collection or account, and whether it was allowed.
 
-Append-only; ``docqa audit export`` writes it as JSONL. Events name sign-ins (and refusals), sign-outs,
+Append-only; ``docqa audit export`` writes it as JSONL. Events name sign-ins (and refusals: wrong password,
+locked account, limited address, single sign-on without a role or refused by Streamlit's callback), sign-outs,
 uploads, deletes, questions, feedback and account changes. A question's text is written only when
 ``audit.log_questions`` is on: the callers leave it out otherwise (``access.StaffActions``).
 """
@@ -27,6 +28,7 @@ ACTIONS = (
     "sign_in",
     "sign_in_failed",
     "sign_in_locked",
+    "sign_in_throttled",
     "sign_out",
     "session_expired",
     "ask",

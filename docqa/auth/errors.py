@@ -24,3 +24,14 @@ class AccountLockedError(SignInError):
 
 class PermissionDeniedError(DocqaError):
     """The signed-in user's role or collections do not allow the action."""
+
+
+class AddressLockedError(SignInError):
+    """Too many failed sign-ins from one client address, whatever the accounts: it is refused for a while."""
+
+    def __init__(self, address: str, seconds: float) -> None:
+        minutes, whole = max(1, round(seconds / 60)), max(1, round(seconds))
+        wait = f"about {minutes} minute(s)" if seconds >= 90 else f"{whole} seconds"
+        super().__init__(f"too many failed sign-ins from your address ({address}); try again in {wait}")
+        self.address = address
+        self.seconds = seconds

@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 import typer
+from pydantic import SecretStr
 
 from docqa.auth.network import is_loopback
-from rag.errors import ConfigError
+from docqa.auth.oidc import CALLBACK_PATH, missing_settings, write_streamlit_secrets
 from rag.settings import Settings, load_settings
 
 APP_SCRIPT = Path(__file__).resolve().parents[2] / "ui" / "app.py"
@@ -22,6 +23,11 @@ EXAMPLES = """Examples:
   docqa ui --port 8600
 
   DOCQA_AUTH_METHOD=local DOCQA_DATA_DIR=/srv/docqa docqa ui --address 0.0.0.0
+
+  DOCQA_AUTH_METHOD=oidc DOCQA_AUTH_OIDC_ISSUER=https://login.example.com/realms/staff \\
+  DOCQA_AUTH_OIDC_CLIENT_ID=docqa DOCQA_AUTH_OIDC_CLIENT_SECRET=... \\
+  DOCQA_AUTH_OIDC_REDIRECT_URI=https://docqa.example.com/oauth2callback \\
+  DOCQA_AUTH_OIDC_GROUP_ROLES='{"docqa-admins": "admin", "staff": "reader"}' docqa ui --address 0.0.0.0
 """
 
 NO_SIGN_IN = """refusing to listen on {address} with no sign-in (auth.method = 'none'): anyone who can reach it
@@ -29,7 +35,13 @@ could ask every collection, upload and delete documents and read the feedback. E
 only (--address 127.0.0.1), or turn on local accounts:
   docqa users add NAME --role admin
   DOCQA_AUTH_METHOD=local docqa ui --address {address}
+or single sign-on with your OpenID Connect provider (DOCQA_AUTH_METHOD=oidc and DOCQA_AUTH_OIDC_*).
 (docs/auth.md has the details)"""
+
+OIDC_REDIRECT = """auth.method 'oidc' on {address} needs auth.oidc_redirect_uri (DOCQA_AUTH_OIDC_REDIRECT_URI): the UI's
+address as users reach it followed by /oauth2callback, e.g. https://docqa.example.com/oauth2callback, registered
+at the provider as this client's redirect URI (the default, http://localhost:PORT/oauth2callback, serves this
+machine only)"""
 
 
 def check_sign_in(settings: Settings, address: str) -> str | None:
@@ -39,7 +51,14 @@ def check_sign_in(settings: Settings, address: str) -> str | None:
     if method == "none" and not is_loopback(address):
         return NO_SIGN_IN.format(address=address)
     if method == "oidc":
-        raise ConfigError("auth.method 'oidc' is not available yet: use 'local' (docqa users add NAME --role admin)")
+        auth = settings.auth
+        missing = missing_settings(auth)
+        if missing:
+            return f"auth.method 'oidc' needs {', '.join(missing)} (docs/auth.md)"
+        if auth.oidc_redirect_uri and not auth.oidc_redirect_uri.endswith(CALLBACK_PATH):
+            return f"auth.oidc_redirect_uri must end with {CALLBACK_PATH} (Streamlit's): {auth.oidc_redirect_uri}"
+        if not auth.oidc_redirect_uri and not is_loopback(address):
+            return OIDC_REDIRECT.format(address=address)
     return None
 
 
@@ -58,9 +77,13 @@ def settings_env(settings: Settings) -> dict[str, str]:
         else:
             env[f"DOCQA_{key.upper()}"] = str(value)
     env["DOCQA_DATA_DIR"] = str(settings.data_dir.resolve())
-    if settings.state.postgres_dsn is not None:  # a secret is dumped masked; the child needs the value
-        state = {**data["state"], "postgres_dsn": settings.state.postgres_dsn.get_secret_value()}
-        env["DOCQA_STATE"] = json.dumps(state)
+    for section, values in data.items():  # a secret is dumped masked; the child needs the value
+        if not isinstance(values, dict):
+            continue
+        model = getattr(settings, section)
+        hidden = {k: v.get_secret_value() for k in values if isinstance(v := getattr(model, k), SecretStr)}
+        if hidden:
+            env[f"DOCQA_{section.upper()}"] = json.dumps({**values, **hidden})
     return env
 
 
@@ -80,7 +103,11 @@ def child_environment(settings: Settings, base: dict[str, str] | None = None) ->
     return kept
 
 
-def streamlit_command(settings: Settings, *, port: int | None = None, address: str = "127.0.0.1") -> list[str]:
+def streamlit_command(
+    settings: Settings, *, port: int | None = None, address: str = "127.0.0.1", secrets_file: Path | None = None
+) -> list[str]:
+    """``streamlit run`` for the app; ``secrets_file`` (OIDC) is the only secrets file Streamlit then reads."""
+    secrets = ["--secrets.files", str(secrets_file)] if secrets_file is not None else []
     return [
         sys.executable,
         "-m",
@@ -101,6 +128,7 @@ def streamlit_command(settings: Settings, *, port: int | None = None, address: s
         "type",  # an unexpected failure shows its type in the page; the traceback goes to this console
         "--client.toolbarMode",
         "minimal",
+        *secrets,
     ]
 
 
@@ -138,7 +166,17 @@ def ui(
                 )
         finally:
             store.close()
-    command = streamlit_command(settings, port=port, address=address)
+    secrets_file = None
+    if settings.auth.method == "oidc":
+        auth = settings.auth
+        if not auth.oidc_group_roles and auth.oidc_default_role is None:
+            print(
+                "warning: no group has a role (auth.oidc_group_roles) and there is no auth.oidc_default_role, "
+                "so every sign-in is refused",
+                file=sys.stderr,
+            )
+        secrets_file = write_streamlit_secrets(settings)
+    command = streamlit_command(settings, port=port, address=address, secrets_file=secrets_file)
     print(f"docqa staff UI: http://{address}:{port or settings.ui.port}", file=sys.stderr, flush=True)
     # Replace this process, so that a signal for `docqa ui` (Ctrl-C, `docqa up` stopping) reaches Streamlit.
     os.execve(sys.executable, command, child_environment(settings))

@@ -21,12 +21,15 @@ class LocalState:
         self.jobs = MemoryJobRecords()
         self.users = UserStore.for_settings(settings)
         self.audit = AuditLog.for_settings(settings)
+        self._limiters: dict[tuple[str, float, int], RateLimiter] = {}
 
     def conversations(self, ttl_s: float) -> ConversationStore:
         return ConversationStore(ttl_s)
 
-    def rate_limiter(self, name: str, per_minute: int, burst: int) -> RateLimiter:
-        return RateLimiter(per_minute, burst)  # one object per limiter: buckets are kept apart already
+    def rate_limiter(self, name: str, per_minute: float, burst: int) -> RateLimiter:
+        # The same buckets for the same name, as in a shared database: the UI asks for its sign-in limiter
+        # on every attempt. (Only the API's limiters and that one exist, so the dict stays small.)
+        return self._limiters.setdefault((name, per_minute, burst), RateLimiter(per_minute, burst))
 
     def close(self) -> None:
         pass

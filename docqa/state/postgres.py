@@ -344,7 +344,12 @@ class PostgresRateLimiter:
         "RETURNING allowed, tokens"
     )
 
-    def __init__(self, db: Database, name: str, per_minute: int, burst: int) -> None:
+    WAIT = (
+        f"SELECT least(%(capacity)s, tokens + greatest(0, {NOW} - updated_at) * %(rate)s) AS tokens "
+        "FROM docqa_rate_buckets WHERE limiter = %(limiter)s AND bucket = %(bucket)s"
+    )
+
+    def __init__(self, db: Database, name: str, per_minute: float, burst: int) -> None:
         self.db = db
         self.name = name
         self.rate = per_minute / 60.0  # tokens per second
@@ -369,6 +374,17 @@ class PostgresRateLimiter:
                     params,
                 )
         if row["allowed"]:
+            return 0.0
+        return (1.0 - row["tokens"]) / self.rate
+
+    def wait(self, key: str) -> float:
+        """The seconds until ``take`` would pass (0: it would now), spending nothing."""
+        if not self.enabled:
+            return 0.0
+        params = {"limiter": self.name, "bucket": key, "capacity": self.capacity, "rate": self.rate}
+        with self.db.connection() as conn:
+            row = conn.execute(self.WAIT, params).fetchone()
+        if row is None or row["tokens"] >= 1.0:
             return 0.0
         return (1.0 - row["tokens"]) / self.rate
 
@@ -586,7 +602,7 @@ class PostgresState:
     def conversations(self, ttl_s: float) -> PostgresConversations:
         return PostgresConversations(self.db, ttl_s)
 
-    def rate_limiter(self, name: str, per_minute: int, burst: int) -> PostgresRateLimiter:
+    def rate_limiter(self, name: str, per_minute: float, burst: int) -> PostgresRateLimiter:
         return PostgresRateLimiter(self.db, name, per_minute, burst)
 
     def close(self) -> None:

@@ -54,6 +54,10 @@ class RateLimiter(Protocol):
 
     def take(self, key: str) -> float: ...
 
+    def wait(self, key: str) -> float:
+        """The seconds until ``take`` would pass (0: it would now), spending nothing."""
+        ...
+
 
 class Feedback(Protocol):
     """Staff verdicts on answers (``rag.feedback``), exported as JSONL for fine-tuning."""
@@ -133,8 +137,9 @@ class StateStore(Protocol):
 
     def conversations(self, ttl_s: float) -> Conversations: ...
 
-    def rate_limiter(self, name: str, per_minute: int, burst: int) -> RateLimiter:
-        """A limiter of its own: ``name`` keeps two limiters' buckets apart when they share keys."""
+    def rate_limiter(self, name: str, per_minute: float, burst: int) -> RateLimiter:
+        """The limiter called ``name``: two names keep their buckets apart when they share keys, and the same
+        name asked for again counts in the same buckets."""
         ...
 
     def close(self) -> None: ...

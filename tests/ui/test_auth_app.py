@@ -4,6 +4,7 @@ sign-out ends the session, five wrong passwords lock the account; the audit trai
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -149,6 +150,22 @@ def test_five_wrong_passwords_lock_the_account(
     sign_in(at, "ed")
     assert "is locked" in texts(at.error) and not at.chat_input, "the right password waits for the lock"
     assert [a for _, a, _ in actions(state)] == ["sign_in_failed"] * 4 + ["sign_in_locked"] * 2
+
+
+def test_too_many_failures_from_one_address_are_refused_and_say_for_how_long(
+    settings: Settings, state: StateStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two accounts' wrong passwords use this address's tries (auth.address_max_failures = 2); then even ed's
+    right password is refused here, with the wait, before any account is locked."""
+    at = start(monkeypatch, settings.with_overrides(auth__address_max_failures=2))
+    sign_in(at, "rita", "not the password")
+    assert "wrong name or password" in texts(at.error)
+    sign_in(at, "ed", "not the password")
+    assert re.search(r"from your address \(127\.0\.0\.1\); try again in about [78] minute", texts(at.error))
+    sign_in(at, "ed")
+    assert "too many failed sign-ins from your address" in texts(at.error) and not at.chat_input
+    assert not state.users.get("ed").locked_for(), "the address is refused, the account is not locked"
+    assert [a for _, a, _ in actions(state)] == ["sign_in_failed", "sign_in_failed", "sign_in_throttled"]
 
 
 def _has(at: AppTest, key: str) -> bool:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from docqa.auth.access import NOBODY, StaffActions
-from docqa.auth.errors import AccountLockedError, PermissionDeniedError, SignInError
+from docqa.auth.errors import AccountLockedError, AddressLockedError, PermissionDeniedError, SignInError
 from docqa.auth.sessions import KEY, current_user, sign_in, sign_out
 from docqa.services import Services
 from docqa.state import StateStore, open_state
@@ -149,3 +149,45 @@ def test_a_locked_sign_in_is_audited_with_its_duration(settings: Settings, state
     last = state.audit.list()[-1]
     assert (last.action, last.outcome) == ("sign_in_locked", "refused")
     assert settings.auth.lockout_s - 5 <= last.detail["locked_s"] <= settings.auth.lockout_s
+
+
+def test_failed_sign_ins_are_limited_per_address_whatever_the_names(tmp_path: Path) -> None:
+    """Three failures from one address (an unknown name, two accounts' wrong passwords) use its tries: then
+    even a right password from there is refused, says for how long, and is audited; another address, and
+    successful sign-ins, are not affected."""
+    settings = Settings(data_dir=tmp_path / "data").with_overrides(auth__address_max_failures=3, auth__lockout_s=3000)
+    state = open_state(settings)
+    try:
+        for name in ("rita", "ed", "otto"):
+            state.users.add(name, PASSWORD, "reader")
+        for _ in range(5):  # successes do not count: a team behind one NAT address signs in every morning
+            sign_in(state, settings, {}, "otto", PASSWORD, "10.0.0.9")
+        for name in ("nobody", "rita"):
+            with pytest.raises(SignInError) as caught:
+                sign_in(state, settings, {}, name, "wrong password", "10.0.0.9")
+            assert not isinstance(caught.value, AddressLockedError)
+        with pytest.raises(AddressLockedError, match=r"your address \(10.0.0.9\); try again in about 1[67] minute"):
+            sign_in(state, settings, {}, "ed", "wrong password", "10.0.0.9")  # the last try
+        session: dict = {}
+        with pytest.raises(AddressLockedError, match=r"try again in about 1[67] minute"):
+            sign_in(state, settings, session, "otto", PASSWORD, "10.0.0.9")
+        assert KEY not in session
+        assert sign_in(state, settings, {}, "otto", PASSWORD, "10.0.0.10").name == "otto", "another address"
+        assert state.users.get("ed").failures == 1 and not state.users.get("otto").locked_for()
+        trail = [(e.actor, e.action, e.detail.get("address")) for e in state.audit.list() if e.outcome == "refused"]
+        assert trail == [
+            ("nobody", "sign_in_failed", "10.0.0.9"),
+            ("rita", "sign_in_failed", "10.0.0.9"),
+            ("ed", "sign_in_failed", "10.0.0.9"),
+            ("otto", "sign_in_throttled", "10.0.0.9"),
+        ]
+        throttled = next(e for e in state.audit.list() if e.action == "sign_in_throttled")
+        assert 900 <= throttled.detail["retry_s"] <= 1000  # a try every 3000 / 3 s
+        assert "try again in 45 seconds" in str(AddressLockedError("10.0.0.9", 45.2))
+        off = settings.with_overrides(auth__address_max_failures=0)
+        for _ in range(5):
+            with pytest.raises(SignInError) as caught:
+                sign_in(state, off, {}, "nobody", "wrong password", "10.0.0.11")
+            assert not isinstance(caught.value, AddressLockedError)
+    finally:
+        state.close()

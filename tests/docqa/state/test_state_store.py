@@ -144,6 +144,21 @@ class TestRateLimits:
         assert limiter.take("other") == 0.0
         assert store.rate_limiter("off", per_minute=0, burst=3).take("k") == 0.0
 
+    def test_wait_tells_without_spending(self, store: StateStore) -> None:
+        """What the UI's per-address sign-in limit asks before it checks a password."""
+        limiter = store.rate_limiter("sign_in_address", per_minute=0.5, burst=2)
+        assert limiter.wait("10.0.0.9") == 0.0 and limiter.wait("10.0.0.9") == 0.0, "asking spends nothing"
+        assert limiter.take("10.0.0.9") == 0.0 and limiter.wait("10.0.0.9") == 0.0
+        assert limiter.take("10.0.0.9") == 0.0
+        assert 110 < limiter.wait("10.0.0.9") <= 120  # one token every two minutes
+        assert limiter.wait("10.0.0.10") == 0.0
+        assert store.rate_limiter("off", per_minute=0, burst=1).wait("k") == 0.0
+
+    def test_the_same_name_counts_in_the_same_buckets(self, store: StateStore) -> None:
+        """As in a shared database: the UI asks for its limiter again on every sign-in attempt."""
+        assert store.rate_limiter("sign_in_address", per_minute=1, burst=1).take("k") == 0.0
+        assert store.rate_limiter("sign_in_address", per_minute=1, burst=1).wait("k") > 0
+
     def test_limiters_with_other_names_have_their_own_buckets(self, store: StateStore) -> None:
         caller = store.rate_limiter("caller", per_minute=1, burst=1)
         site = store.rate_limiter("site", per_minute=1, burst=1)
