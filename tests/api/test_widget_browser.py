@@ -164,7 +164,7 @@ def test_poisoned_document_is_text_keyboard_and_phone(
     page.keyboard.type("How long does descaling take?")
     page.keyboard.press("Enter")
     quote = page.locator(".msg.bot .sources details blockquote").first
-    page.locator(".msg.bot .sources summary").first.wait_for(timeout=WAIT_MS)
+    page.locator(".msg.bot .sources summary").first.wait_for(timeout=60_000)
     assert "unavailable" in page.locator(".msg.bot .note").first.inner_text()
     page.locator(".msg.bot .sources summary").first.click()
     text = quote.inner_text()
@@ -222,14 +222,14 @@ def test_sources_and_checking_show_before_the_checked_answer(
         page.locator("textarea").fill(BATTERY)
         page.locator("textarea").press("Enter")
         checking = page.locator(".msg.bot[aria-busy='true'] .checking")
-        checking.wait_for(timeout=WAIT_MS)
+        checking.wait_for(timeout=60_000)
         assert checking.inner_text() == "Checking the answer…"
         pending = page.locator(".msg.bot[aria-busy='true']")
         assert pending.locator(".sources h3").text_content() == "Sources found"
         assert "sweep_s3_manual.pdf" in " ".join(pending.locator(".sources summary").all_inner_texts())
         assert page.locator(".msg.bot:not([aria-busy])").count() == 0, "the answer came before the checking state"
         final = page.locator(".msg.bot:not([aria-busy])")
-        final.wait_for(timeout=WAIT_MS)
+        final.wait_for(timeout=60_000)
     assert final.locator("div").first.inner_text().strip()
     assert page.locator(".checking").count() == 0 and page.locator(".msg.bot[aria-busy='true']").count() == 0
 
