@@ -14,10 +14,10 @@ is (the widget, ``segmentsOf`` in docqa/api/static/widget.js, applies the same; 
   command-shaped: at most 16 words, not ending like a sentence (".", "!", "?", ":"), no "term: definition"
   ": ", and a code token (an option " -x" / " --name", a path "/etc/x" "./x" "~/x", "name=value", a call
   "name(...)" at the end, or a last character "{", "}", ";" or "\\");
-- the lines under a lead-in (a block whose first line ends in ":") are one code block when none is a row
-  and at least half of them look like code; a block right after code continues it on the same test (code
-  with a blank line inside); elsewhere a run of lines that keep layout or start with a prompt is code.
-  A list under a lead-in ("Eco: quiet, 60 min") stays text. Everything else is text.
+- a *block* is a run of non-blank lines outside tables; the lines under a lead-in (a line ending in ":",
+  the first one this holds for) are one code block when at least half of them look like code; a block
+  right after code (blank lines between) continues it on the same test; elsewhere lines that keep layout
+  or start with a prompt are code. A list under a lead-in ("Eco: quiet, 60 min") stays text. Everything else is text.
 """
 
 from __future__ import annotations
@@ -87,34 +87,36 @@ def _line_spans(text: str) -> list[tuple[int, int]]:
 
 def _kinds(text: str, lines: list[tuple[int, int]]) -> list[str]:
     """Each line's kind: 'row', 'header', 'code' or 'text'."""
-    kinds = ["text"] * len(lines)
-    blocks: list[list[int]] = []
-    for i, (a, b) in enumerate(lines):
-        if text[a:b].strip():
+
+    def line(i: int) -> str:
+        return text[slice(*lines[i])]
+
+    kinds = ["row" if is_row(line(i)) else "text" for i in range(len(lines))]
+    for i in range(1, len(lines)):
+        if kinds[i] == "row" and kinds[i - 1] == "text" and CELL_SEP in line(i - 1):
+            kinds[i - 1] = "header"
+    blocks: list[list[int]] = []  # runs of non-blank lines outside tables
+    for i in range(len(lines)):
+        if kinds[i] == "text" and line(i).strip():
             if blocks and blocks[-1][-1] == i - 1:
                 blocks[-1].append(i)
             else:
                 blocks.append([i])
-    after_code = False
+    previous: list[int] = []
     for block in blocks:
-        rows = [i for i in block if is_row(text[slice(*lines[i])])]
-        for i in rows:
-            kinds[i] = "row"
-            above = i - 1
-            if above in block and kinds[above] == "text" and CELL_SEP in text[slice(*lines[above])]:
-                kinds[above] = "header"
-        if not rows:
-            lead = len(block) > 1 and text[slice(*lines[block[0]])].rstrip().endswith(":")
-            body = block[1:] if lead else block
-            votes = sum(looks_like_code(text[slice(*lines[i])]) for i in body)
-            if (lead or after_code) and 2 * votes >= len(body):
-                for i in body:
+        after_code = bool(previous) and kinds[previous[-1]] == "code"
+        after_code = after_code and all(not line(i).strip() for i in range(previous[-1] + 1, block[0]))
+        leads = [k for k, i in enumerate(block[:-1]) if line(i).rstrip().endswith(":")]
+        bodies = [block[k + 1 :] for k in leads] + ([block] if after_code else [])
+        body = next((b for b in bodies if 2 * sum(looks_like_code(line(i)) for i in b) >= len(b)), None)
+        if body is not None:  # the first lead-in whose lines are code
+            for i in body:
+                kinds[i] = "code"
+        else:
+            for i in block:
+                if keeps_layout(line(i)):
                     kinds[i] = "code"
-            else:
-                for i in block:
-                    if keeps_layout(text[slice(*lines[i])]):
-                        kinds[i] = "code"
-        after_code = kinds[block[-1]] == "code"
+        previous = block
     return kinds
 
 

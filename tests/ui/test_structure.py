@@ -56,6 +56,12 @@ class TestCode:
         assert parts[1] == ("code", "$ sweepctl reset --factory\nsweepctl reboot")
         assert [kind for kind, _ in parts] == ["text", "code", "text"]
 
+    def test_a_command_under_a_table_in_a_merged_passage_is_code(self) -> None:
+        # Adjacent chunks are merged into one passage with a single line break: the table ends the block.
+        text = f"{LEAD}\nFormat | Explanation\n{ROW_J}\nAfter that:\n{CODE}"
+        assert [kind for kind, _ in shown(text)] == ["text", "table", "text", "code", "text"]
+        assert shown(text)[3] == ("code", "$ sweepctl reset --factory\nsweepctl reboot")
+
     def test_a_list_under_a_lead_in_stays_text(self) -> None:
         text = "The robot has three modes:\nEco: quiet, for night runs\nStandard for daily cleaning\nTurbo for carpets"
         assert [kind for kind, _ in shown(text)] == ["text"]

@@ -328,9 +328,10 @@
   // the same as ui/structure.py's (docs/api.md): a run of rows is a table (the " | " line above it its
   // header); a line looks like code when it keeps layout (indented, or a run of inner spaces: ingest keeps
   // them only in code), starts with a prompt, or is command-shaped (at most 16 words, no sentence end, no
-  // "term: definition", an option, path, name=value, call or a last "{ } ; \"); the lines under a lead-in
-  // are code when none is a row and at least half look like code, and so is a block right after code on
-  // the same test; elsewhere lines that keep layout or start with a prompt are code.
+  // "term: definition", an option, path, name=value, call or a last "{ } ; \"); in a run of non-blank
+  // lines outside tables, the lines under a lead-in (a line ending in ":", the first this holds for) are
+  // code when at least half look like code, and so is a run right after code on the same test; elsewhere
+  // lines that keep layout or start with a prompt are code.
   var ROW_RE = /^[^|]*\S: [^|]* \| /;
   var PROMPT_RE = /^(?:\$|#|%|>|>>>) \S/;
   var LAYOUT_RE = /^[ \t]+\S|\S[ \t]{2,}\S/;
@@ -351,33 +352,40 @@
   }
 
   function lineKinds(text, lines) {
-    var kinds = lines.map(function () { return "text"; });
-    var blocks = [];
-    lines.forEach(function (sp, i) {
-      if (!text.slice(sp[0], sp[1]).trim()) return;
+    var line = function (i) { return text.slice(lines[i][0], lines[i][1]); };
+    var kinds = lines.map(function (_, i) { return ROW_RE.test(line(i)) ? "row" : "text"; });
+    for (var h = 1; h < lines.length; h++) {
+      if (kinds[h] === "row" && kinds[h - 1] === "text" && line(h - 1).indexOf(CELL_SEP) >= 0) kinds[h - 1] = "header";
+    }
+    var blocks = []; // runs of non-blank lines outside tables
+    lines.forEach(function (_, i) {
+      if (kinds[i] !== "text" || !line(i).trim()) return;
       var last = blocks[blocks.length - 1];
       if (last && last[last.length - 1] === i - 1) last.push(i);
       else blocks.push([i]);
     });
-    var line = function (i) { return text.slice(lines[i][0], lines[i][1]); };
-    var afterCode = false;
+    var previous = null;
     blocks.forEach(function (block) {
-      var rows = block.filter(function (i) { return ROW_RE.test(line(i)); });
-      rows.forEach(function (i) {
-        kinds[i] = "row";
-        if (block.indexOf(i - 1) >= 0 && kinds[i - 1] === "text" && line(i - 1).indexOf(CELL_SEP) >= 0) kinds[i - 1] = "header";
-      });
-      if (!rows.length) {
-        var lead = block.length > 1 && /:$/.test(line(block[0]).replace(/\s+$/, ""));
-        var body = lead ? block.slice(1) : block;
-        var votes = body.filter(function (i) { return looksLikeCode(line(i)); }).length;
-        if ((lead || afterCode) && 2 * votes >= body.length) {
-          body.forEach(function (i) { kinds[i] = "code"; });
-        } else {
-          block.forEach(function (i) { if (keepsLayout(line(i))) kinds[i] = "code"; });
-        }
+      var afterCode = !!previous && kinds[previous[previous.length - 1]] === "code";
+      for (var k = previous ? previous[previous.length - 1] + 1 : 0; afterCode && k < block[0]; k++) {
+        if (line(k).trim()) afterCode = false;
       }
-      afterCode = kinds[block[block.length - 1]] === "code";
+      var bodies = [];
+      for (var j = 0; j < block.length - 1; j++) {
+        if (/:$/.test(line(block[j]).replace(/\s+$/, ""))) bodies.push(block.slice(j + 1));
+      }
+      if (afterCode) bodies.push(block);
+      var body = null; // the lines under the first lead-in whose lines are code
+      for (var b = 0; b < bodies.length && !body; b++) {
+        var votes = bodies[b].filter(function (i) { return looksLikeCode(line(i)); }).length;
+        if (2 * votes >= bodies[b].length) body = bodies[b];
+      }
+      if (body) {
+        body.forEach(function (i) { kinds[i] = "code"; });
+      } else {
+        block.forEach(function (i) { if (keepsLayout(line(i))) kinds[i] = "code"; });
+      }
+      previous = block;
     });
     return kinds;
   }
