@@ -137,7 +137,7 @@
     "blockquote{margin:0;padding:6px 10px 8px;font-size:13px;color:#39404d;white-space:pre-wrap;border-top:1px solid #e1e4ea;max-height:220px;overflow-y:auto}",
     ".tablewrap{overflow-x:auto;margin:4px 0;white-space:normal}",
     "table{border-collapse:collapse;font-size:12px;line-height:1.35}",
-    "th,td{border:1px solid #d9dde5;padding:2px 6px;text-align:left;vertical-align:top;overflow-wrap:anywhere}",
+    "th,td{border:1px solid #d9dde5;padding:2px 6px;text-align:left;vertical-align:top;overflow-wrap:break-word}",
     "th{background:#eef1f6;font-weight:600}",
     "tr.hit td{background:#fff1a8}",
     "pre{margin:4px 0;padding:6px 8px;background:#f0f2f5;border-radius:6px;overflow-x:auto;white-space:pre;",
