@@ -17,7 +17,9 @@ is (the widget, ``segmentsOf`` in docqa/api/static/widget.js, applies the same; 
 - a *block* is a run of non-blank lines outside tables; the lines under a lead-in (a line ending in ":",
   the first one this holds for) are one code block when at least half of them look like code; a block
   right after code (blank lines between) continues it on the same test; elsewhere lines that keep layout
-  or start with a prompt are code. A list under a lead-in ("Eco: quiet, 60 min") stays text. Everything else is text.
+  or start with a prompt are code. A list under a lead-in ("Eco: quiet, 60 min") stays text, and so does
+  everything else. Adjacent chunks merged into one passage join with a single line break, so a table's
+  lines, not only blank lines, end a block.
 """
 
 from __future__ import annotations
@@ -189,8 +191,3 @@ def _blank_then_code(text: str, lines: list[tuple[int, int]], kinds: list[str], 
     while i < len(lines) and not text[slice(*lines[i])].strip():
         i += 1
     return i < len(lines) and kinds[i] == "code"
-
-
-def structured(text: str) -> bool:
-    """Whether ``text`` holds a table or code block."""
-    return any(seg.kind != "text" for seg in segments(text))
