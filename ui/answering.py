@@ -12,6 +12,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from rag.types import Answer, Citation
+from ui.structure import Segment, segments
 
 
 def escape_markdown(text: str) -> str:
@@ -182,11 +183,58 @@ def evidence_spans(text: str, n: int, evidence: Sequence[dict[str, Any]]) -> lis
 
 def quote_markdown(text: str, spans: Sequence[tuple[int, int]], limit: int) -> str:
     """The passage as a markdown quote, evidence spans highlighted, cut to ``limit`` characters around
-    the first span; every character of the document is escaped, so it shows as written."""
+    the first span; every character of the document is escaped, so it shows as written. Table rows are a
+    markdown table (the evidence row highlighted) and code blocks are fenced (``ui.structure``); a row or
+    code line the cut falls in is kept whole."""
     start, end = 0, len(text)
     if end > limit:
         start = max(0, min(spans[0][0] - 200, end - limit)) if spans else 0
         end = min(len(text), start + limit)
+    blocks = structure_markdown(text, spans, start, end)
+    if not blocks:
+        return ">"
+    if start > 0:
+        blocks = [["…"], *blocks] if _is_block(blocks[0]) else [["… " + blocks[0][0], *blocks[0][1:]], *blocks[1:]]
+    if end < len(text):
+        blocks = (
+            [*blocks, ["…"]] if _is_block(blocks[-1]) else [*blocks[:-1], [*blocks[-1][:-1], blocks[-1][-1] + " …"]]
+        )
+    lines = [line for k, block in enumerate(blocks) for line in ([""] if k else []) + block]
+    return "\n".join("> " + line if line.strip() else ">" for line in lines)
+
+
+def _is_block(lines: list[str]) -> bool:
+    """A table or fenced code (escaped text never starts with '|' or '`'): an ellipsis goes beside it."""
+    return lines[0].startswith(("|", "`"))
+
+
+def structure_markdown(text: str, spans: Sequence[tuple[int, int]], start: int, end: int) -> list[list[str]]:
+    """The markdown blocks (each a list of lines) of ``text[start:end]``: text with ``spans`` highlighted,
+    tables and code blocks (``ui.structure.segments``); the table rows and code lines ``[start, end)``
+    touches are shown whole."""
+    blocks: list[list[str]] = []
+    for seg in segments(text):
+        if seg.end <= start or seg.start >= end:
+            continue
+        if seg.kind == "table":
+            blocks.append(_table_markdown(seg, spans, start, end))
+        elif seg.kind == "code":
+            a = text.rfind("\n", 0, max(seg.start, start)) + 1
+            b = text.find("\n", min(seg.end, end))
+            blocks.append(_code_markdown(text[max(a, seg.start) : seg.end if b < 0 else min(b, seg.end)]))
+        else:
+            lines = _marked_lines(text, spans, max(seg.start, start), min(seg.end, end))
+            while lines and not lines[0].strip():
+                lines.pop(0)
+            while lines and not lines[-1].strip():
+                lines.pop()
+            if lines:
+                blocks.append(lines)
+    return blocks
+
+
+def _marked_lines(text: str, spans: Sequence[tuple[int, int]], start: int, end: int) -> list[str]:
+    """``text[start:end]`` escaped, line by line, with the parts inside ``spans`` highlighted."""
     marked = [False] * len(text)
     for a, b in spans:
         for i in range(max(a, start), min(b, end)):
@@ -209,8 +257,61 @@ def quote_markdown(text: str, spans: Sequence[tuple[int, int]], limit: int) -> s
             i = j
         lines.append("".join(pieces))
         pos += len(line) + 1
-    if start > 0:
-        lines[0] = "… " + lines[0]
-    if end < len(text):
-        lines[-1] += " …"
-    return "\n".join("> " + line if line.strip() else ">" for line in lines)
+    return lines
+
+
+def _table_markdown(seg: Segment, spans: Sequence[tuple[int, int]], start: int, end: int) -> list[str]:
+    """A markdown table of the rows ``[start, end)`` touches, cells escaped (a '|' in a cell stays text),
+    the rows an evidence span touches highlighted."""
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(c or " " for c in cells) + " |"
+
+    out = [line([escape_all_markdown(c) for c in seg.columns]), line(["---"] * len(seg.columns))]
+    for row in seg.rows:
+        if row.end <= start or row.start >= end:
+            continue
+        hit = any(a < row.end and b > row.start for a, b in spans)
+        cells = [escape_all_markdown(c) for c in row.cells]
+        out.append(line([f":orange-background[{c}]" if hit and c else c for c in cells]))
+    return out
+
+
+def _code_markdown(code: str) -> list[str]:
+    """A fenced code block shown as written: the fence is longer than any run of backticks in the code."""
+    fence = "`" * max(3, max((len(m) for m in re.findall(r"`+", code)), default=0) + 1)
+    return [fence + "text", *code.split("\n"), fence]
+
+
+def quote_answer_markdown(message: dict[str, Any]) -> str | None:
+    """A quoted answer whose evidence is a table row or code, as markdown: "From FILE, page N:", the lead-in,
+    the row as a small table with its header (or the code, fenced), the citation. None for any other
+    answer (shown as its text). The row's header and the code's extent come from the cited passage the
+    evidence lies in (the evidence text alone when it is not found there)."""
+    evidence = message.get("evidence") or []
+    content = message.get("content") or ""
+    if message.get("mode") != "quote" or not evidence or not evidence[0].get("text"):
+        return None
+    best = evidence[0]
+    lead = best.get("lead")
+    shown = f"{lead} … {best['text']}" if lead else best["text"]
+    at = content.find(f'"{shown}"')
+    if at < 0:
+        return None
+    text, start, end = best["text"], 0, len(best["text"])
+    for passage in [*message.get("citations", []), *message.get("passages", [])]:
+        found = passage.get("text", "").find(best["text"]) if passage.get("n") == best.get("n") else -1
+        if found >= 0:
+            text, start, end = passage["text"], found, found + len(best["text"])
+            break
+    if not any(s.kind != "text" and s.start < end and s.end > start for s in segments(text)):
+        return None
+    blocks = structure_markdown(text, [], start, end)
+    before, after = content[:at].rstrip(), content[at + len(shown) + 2 :].strip()
+    parts = [escape_all_markdown(before)]
+    if lead:
+        parts.append(escape_all_markdown(lead) + " …")
+    parts += ["\n".join(block) for block in blocks]
+    if after:
+        parts.append(escape_all_markdown(after))
+    return "\n\n".join(parts)

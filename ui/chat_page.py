@@ -20,6 +20,7 @@ from ui.answering import (
     error_message,
     escape_markdown,
     history_for_pipeline,
+    quote_answer_markdown,
     shown_sources,
 )
 from ui.sources import render_sources
@@ -101,7 +102,8 @@ def render_assistant(msg: dict[str, Any], actions: StaffActions, *, latest: bool
     if msg.get("error"):
         st.error(msg["error"], icon=":material/error:")
     else:
-        st.markdown(escape_markdown(msg["content"]))
+        # A quoted table row or command shows as a small table or as code; any other answer as its text.
+        st.markdown(quote_answer_markdown(msg) or escape_markdown(msg["content"]))
         if msg.get("mode") == "quote":
             st.caption(
                 "Quoted from the source: the model's own answer could not be shown as it was.",

@@ -2,7 +2,8 @@
 port): it shows an answer from the real model, checked against its sources, with the supporting
 sentence marked in the cited passage; it renders a poisoned document
 as text; it works from the keyboard and on a phone-sized screen; a page whose origin the key does not
-list gets no answers. Screenshots go to test-output/widget/."""
+list gets no answers; a quoted table row shows as a small table and a command as code. Screenshots go to
+test-output/widget/."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from rag.embedder import SentenceTransformerEmbedder
 from rag.settings import Settings
-from tests.api.helpers import ApiHandle, HostPage
+from tests.api.helpers import ApiHandle, HostPage, share_embedder
 from tests.helpers import CHROMIUM, CHROMIUM_ARGS, REPO, closed_llm_url, screenshot_for_docs
 
 OUTPUT = REPO / "test-output" / "widget"
@@ -230,3 +232,80 @@ def test_sources_and_checking_show_before_the_checked_answer(
         final.wait_for(timeout=60_000)
     assert final.locator("div").first.inner_text().strip()
     assert page.locator(".checking").count() == 0 and page.locator(".msg.bot[aria-busy='true']").count() == 0
+
+
+# A manual page with a table (a cell holding markup, which must show as text) and a command block.
+STRUCTURED_HTML = """<!doctype html><html><head><title>Sweep S3 modes</title></head><body>
+<h1>Cleaning modes</h1>
+<p>The Sweep S3 cleans in three modes, each with its own suction power and runtime on one charge.</p>
+<p>The cleaning modes of the Sweep S3 are listed below:</p>
+<table>
+<tr><th>Mode</th><th>Suction</th><th>Runtime</th></tr>
+<tr><td>Eco</td><td>1500 Pa</td><td>180 min</td></tr>
+<tr><td>Standard</td><td>2500 Pa</td><td>120 min</td></tr>
+<tr><td>Turbo</td><td>&lt;b id="cell"&gt;4000 Pa&lt;/b&gt;</td><td>65 min</td></tr>
+</table>
+<h1>Factory reset</h1>
+<p>To reset the Sweep S3 to its factory settings from a computer, run:</p>
+<pre>$ sweepctl reset --factory
+$ sweepctl reboot --now</pre>
+</body></html>
+"""
+
+
+def test_a_table_row_shows_as_a_table_and_a_command_as_code(
+    chromium, serve_api, embedder: SentenceTransformerEmbedder, tmp_path: Path, host_page: Callable[[str], HostPage]
+) -> None:
+    """Quote mode asks no model, so the real pipeline's evidence (a row with its lead-in, per item; the best
+    one only, to know which row is marked) reaches the real widget with the model server down."""
+    data = tmp_path / "data"
+    page_file = tmp_path / "modes.html"
+    page_file.write_text(STRUCTURED_HTML)
+    assert share_embedder(Settings(data_dir=data), embedder).ingestor.ingest([page_file], "modes").ok
+    settings = Settings(data_dir=data).with_overrides(
+        llm__base_url=closed_llm_url(), answer__mode="quote", evidence__max_block_chars=0, evidence__max_spans=1
+    )
+    api = serve_api(settings)
+    site_page, _ = _embedded(host_page, api, "modes")
+    page = chromium().new_page()
+    page.goto(site_page.url)
+    open_widget(page)
+
+    page.locator("textarea").fill("What is the runtime of the Sweep S3 in Turbo mode?")
+    page.locator("textarea").press("Enter")
+    answer = page.locator(".msg.bot:not([aria-busy])").last
+    page.locator(".msg.bot:not([aria-busy]) .sources, .msg.error").first.wait_for(timeout=WAIT_MS)
+    assert not page.locator(".msg.error").all_inner_texts()
+    # The quoted answer: its lead-in, then the row as a one-row table under the header of its table.
+    quoted = answer.locator(".quoted")
+    assert "The cleaning modes of the Sweep S3 are listed below:" in quoted.inner_text()
+    assert quoted.locator("th").all_inner_texts() == ["Mode", "Suction", "Runtime"]
+    assert quoted.locator("tbody td").all_inner_texts() == ["Turbo", '<b id="cell">4000 Pa</b>', "65 min"]
+    assert answer.locator("button.cite").count() == 1
+    # The cited passage: the whole table, the evidence row highlighted, no pipe text left.
+    source = answer.locator(".sources details[open] blockquote")
+    assert source.locator("th").all_inner_texts() == ["Mode", "Suction", "Runtime"]
+    rows = [r.locator("td").all_inner_texts() for r in source.locator("tbody tr").all()]
+    assert rows == [
+        ["Eco", "1500 Pa", "180 min"],
+        ["Standard", "2500 Pa", "120 min"],
+        ["Turbo", '<b id="cell">4000 Pa</b>', "65 min"],
+    ]
+    assert source.locator("tr.hit td").all_inner_texts() == ["Turbo", '<b id="cell">4000 Pa</b>', "65 min"]
+    assert " | " not in source.inner_text()
+    root = "document.querySelector('[data-docqa-widget]').shadowRoot"
+    assert page.evaluate(f"{root}.querySelectorAll('b, #cell').length") == 0  # markup in a cell is text
+
+    page.locator("button[aria-label='New conversation']").click()  # a follow-up would need the model
+    page.locator("textarea").fill("How do I reset the Sweep S3 to its factory settings from a computer?")
+    page.locator("textarea").press("Enter")
+    page.locator(".msg.bot:not([aria-busy]) .sources").first.wait_for(timeout=WAIT_MS)
+    answer = page.locator(".msg.bot:not([aria-busy])").last
+    code = answer.locator(".quoted pre code")
+    assert code.count() == 1 and code.inner_text().startswith("$ sweepctl ")
+    assert page.evaluate(f"getComputedStyle({root}.querySelector('.quoted pre')).whiteSpace") == "pre"
+    passage = answer.locator(".sources details[open] blockquote pre code")
+    assert passage.inner_text() == "$ sweepctl reset --factory\n$ sweepctl reboot --now"
+    assert passage.locator("mark").count() >= 1  # the evidence line, marked inside the code
+    OUTPUT.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(OUTPUT / "widget-structure.png"))

@@ -135,6 +135,14 @@
     "summary{cursor:pointer;padding:5px 8px;font-size:13px;color:#1a3f8f;overflow-wrap:anywhere}",
     "mark{background:#fff1a8;color:inherit;padding:0 1px;border-radius:2px}",
     "blockquote{margin:0;padding:6px 10px 8px;font-size:13px;color:#39404d;white-space:pre-wrap;border-top:1px solid #e1e4ea;max-height:220px;overflow-y:auto}",
+    ".tablewrap{overflow-x:auto;margin:4px 0;white-space:normal}",
+    "table{border-collapse:collapse;font-size:12px;line-height:1.35}",
+    "th,td{border:1px solid #d9dde5;padding:2px 6px;text-align:left;vertical-align:top;overflow-wrap:break-word}",
+    "th{background:#eef1f6;font-weight:600}",
+    "tr.hit td{background:#fff1a8}",
+    "pre{margin:4px 0;padding:6px 8px;background:#f0f2f5;border-radius:6px;overflow-x:auto;white-space:pre;",
+    "font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;color:#1d2330}",
+    ".quoted{margin:4px 0;padding:2px 0 2px 10px;border-left:3px solid #d9dde5}",
     ".typing::after{content:'…';animation:blink 1s steps(2,start) infinite}",
     "@keyframes blink{to{visibility:hidden}}",
     "form{display:flex;gap:8px;align-items:flex-end;padding:10px;border-top:1px solid #e1e4ea;background:#fff}",
@@ -314,6 +322,202 @@
     return spans;
   }
 
+  // ---- tables and code in a passage -------------------------------------------------------------
+  // Ingest writes a table row as "Name: value | Name: value" under a header line of " | "-joined names,
+  // and a list or code block as lines under the sentence that introduces it (ending in ":"). The rule,
+  // the same as ui/structure.py's (docs/api.md): a run of rows is a table (the " | " line above it its
+  // header); a line looks like code when it keeps layout (indented, or a run of inner spaces: ingest keeps
+  // them only in code), starts with a prompt, or is command-shaped (at most 16 words, no sentence end, no
+  // "term: definition", an option, path, name=value, call or a last "{ } ; \"); in a run of non-blank
+  // lines outside tables, the lines under a lead-in (a line ending in ":", the first this holds for) are
+  // code when at least half look like code, and so is a run right after code on the same test; elsewhere
+  // lines that keep layout or start with a prompt are code.
+  var ROW_RE = /^[^|]*\S: [^|]* \| /;
+  var PROMPT_RE = /^(?:\$|#|%|>|>>>) \S/;
+  var LAYOUT_RE = /^[ \t]+\S|\S[ \t]{2,}\S/;
+  var CODE_TOKEN_RE = /(?:^|\s)--?[A-Za-z]|(?:^|\s)(?:\.{1,2}|~)?\/[\w.-]|\w=\S|\b[A-Za-z_]\w*\([^()]*\)$|[{};\\]$/;
+  var SENTENCE_END_RE = /[.!?:]$/;
+  var MAX_COMMAND_WORDS = 16;
+  var CELL_SEP = " | ";
+
+  function keepsLayout(line) {
+    return LAYOUT_RE.test(line) || PROMPT_RE.test(line);
+  }
+
+  function looksLikeCode(line) {
+    if (keepsLayout(line)) return true;
+    var t = line.trim();
+    return !!t && !SENTENCE_END_RE.test(t) && t.indexOf(": ") < 0 &&
+      t.split(/\s+/).length <= MAX_COMMAND_WORDS && CODE_TOKEN_RE.test(t);
+  }
+
+  function lineKinds(text, lines) {
+    var line = function (i) { return text.slice(lines[i][0], lines[i][1]); };
+    var kinds = lines.map(function (_, i) { return ROW_RE.test(line(i)) ? "row" : "text"; });
+    for (var h = 1; h < lines.length; h++) {
+      if (kinds[h] === "row" && kinds[h - 1] === "text" && line(h - 1).indexOf(CELL_SEP) >= 0) kinds[h - 1] = "header";
+    }
+    var blocks = []; // runs of non-blank lines outside tables
+    lines.forEach(function (_, i) {
+      if (kinds[i] !== "text" || !line(i).trim()) return;
+      var last = blocks[blocks.length - 1];
+      if (last && last[last.length - 1] === i - 1) last.push(i);
+      else blocks.push([i]);
+    });
+    var previous = null;
+    blocks.forEach(function (block) {
+      var afterCode = !!previous && kinds[previous[previous.length - 1]] === "code";
+      for (var k = previous ? previous[previous.length - 1] + 1 : 0; afterCode && k < block[0]; k++) {
+        if (line(k).trim()) afterCode = false;
+      }
+      var bodies = [];
+      for (var j = 0; j < block.length - 1; j++) {
+        if (/:$/.test(line(block[j]).replace(/\s+$/, ""))) bodies.push(block.slice(j + 1));
+      }
+      if (afterCode) bodies.push(block);
+      var body = null; // the lines under the first lead-in whose lines are code
+      for (var b = 0; b < bodies.length && !body; b++) {
+        var votes = bodies[b].filter(function (i) { return looksLikeCode(line(i)); }).length;
+        if (2 * votes >= bodies[b].length) body = bodies[b];
+      }
+      if (body) {
+        body.forEach(function (i) { kinds[i] = "code"; });
+      } else {
+        block.forEach(function (i) { if (keepsLayout(line(i))) kinds[i] = "code"; });
+      }
+      previous = block;
+    });
+    return kinds;
+  }
+
+  function tableOf(text, header, rows) {
+    var columns = header ? text.slice(header[0], header[1]).split(CELL_SEP).map(function (c) { return c.trim(); }) : [];
+    var parsed = rows.map(function (sp) {
+      var cells = {};
+      var column = -1;
+      text.slice(sp[0], sp[1]).split(CELL_SEP).forEach(function (raw) {
+        var cell = raw.trim();
+        var name = null;
+        columns.forEach(function (c) {
+          if (c && cell.indexOf(c + ": ") === 0 && (name === null || c.length > name.length)) name = c;
+        });
+        if (name === null && cell.indexOf(": ") >= 0) {
+          name = cell.slice(0, cell.indexOf(": "));
+          columns.push(name);
+        }
+        var value = cell;
+        if (name !== null) {
+          column = columns.indexOf(name);
+          value = cell.slice(name.length + 2);
+        } else {
+          column = columns.indexOf(cell) >= 0 ? columns.indexOf(cell) : column + 1; // by position
+          if (column >= columns.length) columns.push("");
+        }
+        cells[column] = column in cells ? cells[column] + " " + value : value;
+      });
+      return { start: sp[0], end: sp[1], cells: cells };
+    });
+    parsed.forEach(function (r) {
+      r.cells = columns.map(function (_, i) { return i in r.cells ? r.cells[i] : ""; });
+    });
+    return { kind: "table", start: header ? header[0] : rows[0][0], end: rows[rows.length - 1][1], columns: columns, rows: parsed };
+  }
+
+  /** The passage cut into text, table and code segments that cover it in order. */
+  function segmentsOf(text) {
+    var lines = [];
+    var at = 0;
+    text.split("\n").forEach(function (l) {
+      lines.push([at, at + l.length]);
+      at += l.length + 1;
+    });
+    var kinds = lineKinds(text, lines);
+    var blankThenCode = function (i) {
+      while (i < lines.length && !text.slice(lines[i][0], lines[i][1]).trim()) i++;
+      return i < lines.length && kinds[i] === "code";
+    };
+    var found = [];
+    var i = 0;
+    while (i < lines.length) {
+      var j;
+      if (kinds[i] === "header" || kinds[i] === "row") {
+        var header = kinds[i] === "header" ? lines[i] : null;
+        j = header ? i + 1 : i;
+        var rows = [];
+        while (j < lines.length && kinds[j] === "row") rows.push(lines[j++]);
+        if (rows.length) found.push(tableOf(text, header, rows));
+        i = rows.length ? j : i + 1;
+      } else if (kinds[i] === "code") {
+        j = i;
+        while (j + 1 < lines.length && (kinds[j + 1] === "code" || blankThenCode(j + 1))) j++;
+        found.push({ kind: "code", start: lines[i][0], end: lines[j][1] });
+        i = j + 1;
+      } else {
+        i++;
+      }
+    }
+    var out = [];
+    at = 0;
+    found.forEach(function (seg) {
+      if (seg.start > at) out.push({ kind: "text", start: at, end: seg.start });
+      out.push(seg);
+      at = seg.end;
+    });
+    if (at < text.length || !out.length) out.push({ kind: "text", start: at, end: text.length });
+    return out;
+  }
+
+  /** ``text[a:b]`` as text nodes, the parts inside ``spans`` marked. */
+  function markedNodes(text, spans, a, b) {
+    var frag = document.createDocumentFragment();
+    var pos = a;
+    spans.forEach(function (sp) {
+      var x = Math.max(sp[0], pos);
+      var y = Math.min(sp[1], b);
+      if (y <= x) return;
+      frag.appendChild(document.createTextNode(text.slice(pos, x)));
+      frag.appendChild(el("mark", { text: text.slice(x, y) }));
+      pos = y;
+    });
+    frag.appendChild(document.createTextNode(text.slice(pos, b)));
+    return frag;
+  }
+
+  /** A small table of the rows ``[from, to)`` touches; a row an evidence span touches is highlighted. */
+  function tableNode(seg, spans, from, to) {
+    var head = el("tr", {}, seg.columns.map(function (c) { return el("th", { scope: "col", text: c }); }));
+    var body = el("tbody");
+    seg.rows.forEach(function (row) {
+      if (row.end <= from || row.start >= to) return;
+      var hit = spans.some(function (sp) { return sp[0] < row.end && sp[1] > row.start; });
+      body.appendChild(el("tr", hit ? { className: "hit" } : {}, row.cells.map(function (c) { return el("td", { text: c }); })));
+    });
+    return el("div", { className: "tablewrap" }, [el("table", {}, [el("thead", {}, [head]), body])]);
+  }
+
+  /** ``text[from:to]`` with its tables and code blocks shown as such; rows and code lines whole. */
+  function structureNodes(text, spans, from, to, segs) {
+    var frag = document.createDocumentFragment();
+    (segs || segmentsOf(text)).forEach(function (seg) {
+      if (seg.end <= from || seg.start >= to) return;
+      if (seg.kind === "table") {
+        frag.appendChild(tableNode(seg, spans, from, to));
+      } else if (seg.kind === "code") {
+        var a = Math.max(seg.start, text.lastIndexOf("\n", Math.max(seg.start, from) - 1) + 1);
+        var nl = text.indexOf("\n", Math.min(seg.end, to));
+        var b = nl < 0 ? seg.end : Math.min(nl, seg.end);
+        frag.appendChild(el("pre", {}, [el("code", {}, [markedNodes(text, spans, a, b)])]));
+      } else {
+        var x = Math.max(seg.start, from);
+        var y = Math.min(seg.end, to);
+        while (x < y && text.charAt(x) === "\n") x++; // the line breaks beside a table or code block
+        while (y > x && text.charAt(y - 1) === "\n") y--;
+        if (y > x) frag.appendChild(markedNodes(text, spans, x, y));
+      }
+    });
+    return frag;
+  }
+
   /** The passage with its evidence marked; a long passage is cut around the first span. */
   function quoteNodes(text, spans) {
     var from = 0;
@@ -324,17 +528,41 @@
     }
     var frag = document.createDocumentFragment();
     if (from > 0) frag.appendChild(document.createTextNode("…"));
-    var pos = from;
-    spans.forEach(function (sp) {
-      var a = Math.max(sp[0], pos);
-      var b = Math.min(sp[1], to);
-      if (b <= a) return;
-      frag.appendChild(document.createTextNode(text.slice(pos, a)));
-      frag.appendChild(el("mark", { text: text.slice(a, b) }));
-      pos = b;
-    });
-    frag.appendChild(document.createTextNode(text.slice(pos, to)));
+    frag.appendChild(structureNodes(text, spans, from, to));
     if (to < text.length) frag.appendChild(document.createTextNode("…"));
+    return frag;
+  }
+
+  /** A quoted answer whose evidence is a table row or code: "From FILE, page N:", the lead-in, the row as
+   * a small table with its header (or the code), the citation; null for any other answer. The header and
+   * the code's extent come from the cited passage the evidence lies in (else the evidence text alone). */
+  function quotedStructure(m, sourcesList) {
+    var best = (m.evidence || [])[0];
+    if (!m.quoted || !best || !best.text) return null;
+    var shown = best.lead ? best.lead + " … " + best.text : best.text;
+    var text = m.text || "";
+    var at = text.indexOf('"' + shown + '"');
+    if (at < 0) return null;
+    var source = best.text;
+    var from = 0;
+    var to = best.text.length;
+    (m.citations || []).concat(m.related || []).some(function (c) {
+      var found = c.n === best.n ? String(c.text || "").indexOf(best.text) : -1;
+      if (found < 0) return false;
+      source = String(c.text);
+      from = found;
+      to = found + best.text.length;
+      return true;
+    });
+    var segs = segmentsOf(source);
+    if (!segs.some(function (s) { return s.kind !== "text" && s.start < to && s.end > from; })) return null;
+    var frag = document.createDocumentFragment();
+    frag.appendChild(answerNodes(text.slice(0, at).replace(/\s+$/, ""), sourcesList));
+    frag.appendChild(el("div", { className: "quoted" }, [
+      best.lead ? el("div", { text: best.lead + " …" }) : null,
+      structureNodes(source, [], from, to, segs),
+    ]));
+    frag.appendChild(answerNodes(text.slice(at + shown.length + 2).trim(), sourcesList));
     return frag;
   }
 
@@ -369,7 +597,7 @@
     if (m.passagesOnly) {
       bubble.appendChild(el("p", { className: "note", text: "The assistant is unavailable right now. These passages may help:" }));
     } else {
-      bubble.appendChild(el("div", {}, [answerNodes(m.text || "", sources)]));
+      bubble.appendChild(el("div", {}, [quotedStructure(m, sources) || answerNodes(m.text || "", sources)]));
       if (m.quoted) bubble.appendChild(el("p", { className: "note", text: "Quoted from the source." }));
     }
     if (sources) bubble.appendChild(sources);
