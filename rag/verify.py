@@ -246,9 +246,17 @@ _QUALIFIERS = (
 )
 
 
-def _qualifiers(text: str) -> list[frozenset[str]]:
+_RANGE = re.compile(r"\bbetween\b.+\band\b|\bfrom\b.+\bto\b|\d\s*[-–]\s*\d", re.IGNORECASE)  # states both bounds
+
+
+def _qualifiers(text: str, *, ranges: bool = False) -> list[frozenset[str]]:
+    """The qualifier groups ``text`` names; with ``ranges``, a range in a source ("between 512 and 65536")
+    names the minimum and the maximum."""
     words = set(re.findall(r"[a-z]+", text.lower()))
-    return [group for group in _QUALIFIERS if words & group]
+    found = [group for group in _QUALIFIERS if words & group]
+    if ranges and _RANGE.search(text):
+        found += [g for g in _QUALIFIERS[1:3] if g not in found]
+    return found
 
 
 def anchor_problems(text: str, passages: Sequence[Passage], question: str) -> list[str]:
@@ -278,7 +286,7 @@ def anchor_problems(text: str, passages: Sequence[Passage], question: str) -> li
                 near = f"{before} {clause}"
                 # A qualifier in the clause before counts only where that clause gives no value of its own
                 # ("By default, ..."), not a sibling value ("The default is 5; at most 10 are kept").
-                said = _qualifiers(clause) + ([] if numbers(before) else _qualifiers(before))
+                said = _qualifiers(clause, ranges=True) + ([] if numbers(before) else _qualifiers(before))
                 if wanted <= numbers(near) and (not qualifiers or any(g in said for g in qualifiers)):
                     return []
     if not found:
