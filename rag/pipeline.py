@@ -196,7 +196,10 @@ class AnswerPipeline:
 
         budget = s.llm.context_window - s.llm.max_tokens - s.llm.prompt_overhead_tokens
         budget -= sum(self.count_tokens(t["content"]) for t in history) + self.count_tokens(question.text)
-        passages = fit_passages(passages, self.count_tokens, max(budget, s.llm.min_passage_tokens))
+        budget = max(budget, s.llm.min_passage_tokens)
+        if s.llm.passage_tokens:  # fewer prompt tokens: most of a model call's time on a CPU
+            budget = min(budget, s.llm.passage_tokens)
+        passages = fit_passages(passages, self.count_tokens, budget)
         kept = {p.n for p in passages}
         best, best_checked = self._best_evidence([e for e in ranked.evidence if e.n in kept], standalone)
         if best_checked is not None and best_checked < s.check.decline_below:

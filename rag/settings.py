@@ -346,6 +346,13 @@ class LLMSettings(BaseModel):
     min_passage_tokens: int = Field(
         128, ge=0, description="Tokens the passages always get, even when a long conversation fills the window."
     )
+    passage_tokens: int = Field(
+        0,
+        ge=0,
+        description="Most tokens the numbered sources may take in an answer prompt (the best passages that fit, "
+        "the first one cut when alone it is longer); 0: whatever the window leaves. Prompt tokens are most of a "
+        "model call's time on a CPU (bench/answer_docs.py).",
+    )
     chars_per_token: float = Field(
         3.5,
         gt=0,
