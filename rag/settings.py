@@ -105,6 +105,13 @@ class IngestSettings(BaseModel):
         "the embedder once from these settings (`pip install -e '.[ray]'`; every Ray node needs docqa and the "
         "model). Parsing, chunking, the incremental skip and the single commit stay in this process either way.",
     )
+    compute_threads: int = Field(
+        0,
+        ge=0,
+        description="Threads each numerical call (BLAS, OpenMP, torch) may use in a `docqa ingest` process; 0: "
+        "every core the process may run on (a container's CPU set, not the host's count). Ingest is a batch of "
+        "large matmuls, which use every core well.",
+    )
     ray_address: str | None = Field(
         None,
         description="engine 'ray': the cluster to embed on ('HOST:PORT' of its head as `ray start --head` prints "
@@ -473,6 +480,16 @@ class APISettings(BaseModel):
     )
 
 
+class CLISettings(BaseModel):
+    compute_threads: int = Field(
+        1,
+        ge=0,
+        description="Threads each numerical call (BLAS, OpenMP, torch) may use in a `docqa ask` or `docqa search` "
+        "process: a question is a few small matmuls, and the model server on the same machine needs the cores "
+        "(pools sized for the machine spin against it, see rag/compute.py); 0: every usable core.",
+    )
+
+
 class StateSettings(BaseModel):
     backend: Literal["sqlite", "postgres"] = Field(
         "sqlite",
@@ -572,6 +589,7 @@ class Settings(BaseSettings):
     model: ModelServerSettings = Field(default_factory=ModelServerSettings)
     api: APISettings = Field(default_factory=APISettings)
     ui: UISettings = Field(default_factory=UISettings)
+    cli: CLISettings = Field(default_factory=CLISettings)
     state: StateSettings = Field(default_factory=StateSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)
