@@ -356,9 +356,10 @@ class LLMSettings(BaseModel):
     passage_tokens: int = Field(
         0,
         ge=0,
-        description="Most tokens the numbered sources may take in an answer prompt (the best passages that fit, "
-        "the first one cut when alone it is longer); 0: whatever the window leaves. Prompt tokens are most of a "
-        "model call's time on a CPU (bench/answer_docs.py).",
+        description="Most tokens the numbered sources may take in an answer prompt: the passages that hold the "
+        "best evidence sentences first, as many as fit (the first one cut when alone it is longer); 0: whatever "
+        "the window leaves, in retrieval order. Prompt tokens are much of a model call's time on a CPU "
+        "(bench/answer_docs.py).",
     )
     chars_per_token: float = Field(
         3.5,

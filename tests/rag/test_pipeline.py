@@ -104,7 +104,7 @@ class TestPipeline:
         assert whole.ask(WARRANTY).grounded and short.ask(WARRANTY).grounded
         prompt_whole, prompt_short = gen_whole.calls[0][-1]["content"], gen_short.calls[0][-1]["content"]
         assert "[2]" in prompt_whole and "30 days" in prompt_whole  # the window holds both documents
-        assert "[2]" not in prompt_short and "24 months" in prompt_short  # the budget keeps the best one
+        assert "[2]" not in prompt_short and "24 months" in prompt_short  # the one the evidence points to
 
     def test_generate_mode_streams_the_model_as_it_comes(self, services: Services, tmp_path: Path) -> None:
         pipeline, _ = self._pipeline(services, tmp_path, "The warranty lasts 36 months [1].", answer__mode="generate")
