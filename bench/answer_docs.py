@@ -16,7 +16,8 @@ conversation id) for 60 s with the rate limits raised, and ``/healthz`` probed e
 
     python -m bench.answer_docs                                  # 1 and 8 users, the first 24 dev questions
     BENCH_ANSWER_DOCS_QUESTIONS=all BENCH_ANSWER_DOCS_CONCURRENCY=1 python -m bench.answer_docs
-    BENCH_ANSWER_DOCS_NAME=answer-docs-short DOCQA_LLM_MAX_TOKENS=96 python -m bench.answer_docs  # a variant
+    BENCH_ANSWER_DOCS_CONCURRENCY=1 BENCH_ANSWER_DOCS_VARIANTS='{"default": {}, "short": \\
+        {"DOCQA_LLM_PASSAGE_TOKENS": "384"}}' python -m bench.answer_docs   # variants, question by question
     BENCH_ANSWER_DOCS_LOAD=1 python -m bench.answer_docs         # 50 conversations, 60 s
 """
 
@@ -198,26 +199,62 @@ async def ask(
     return reply
 
 
-async def users(url: str, keys: list[str], questions: list[KeyedQuestion], concurrency: int) -> tuple[list, float]:
-    """``concurrency`` users pulling the questions from one queue; (rows in question order, elapsed s)."""
-    queue: asyncio.Queue[tuple[int, KeyedQuestion]] = asyncio.Queue()
-    for item in enumerate(questions):
-        queue.put_nowait(item)
-    rows: list[dict[str, Any] | None] = [None] * len(questions)
-    limits = httpx.Limits(max_connections=concurrency + 2)
+@dataclass
+class Variant:
+    """One `docqa serve` of the run: its name, URL, and the model server whose prefix cache it uses."""
 
+    name: str
+    url: str
+    model_url: str
+
+
+async def users(
+    variants: list[Variant], keys: list[str], questions: list[KeyedQuestion], concurrency: int
+) -> dict[str, tuple[list[dict[str, Any]], float]]:
+    """``concurrency`` users pulling the questions from one queue, per variant: {name: (rows, elapsed s)}.
+
+    One user: each question is asked of every variant in turn (the order rotating), so the variants meet the
+    same load on this shared machine, and the prefix cache is emptied before each question (no variant finds
+    another's prompt cached; an answer's own later calls still find its draft's). Several users: the variants
+    one after the other, the cache emptied before each."""
     timeout = httpx.Timeout(REQUEST_TIMEOUT_S, connect=10)
-    async with httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits) as c:
+    limits = httpx.Limits(max_connections=concurrency + 2)
+    clients = {v.name: httpx.AsyncClient(base_url=v.url, timeout=timeout, limits=limits) for v in variants}
+    rows: dict[str, list[dict[str, Any] | None]] = {v.name: [None] * len(questions) for v in variants}
+    spent = dict.fromkeys(clients, 0.0)
 
-        async def user(n: int) -> None:
-            while not queue.empty():
-                i, q = queue.get_nowait()
-                rows[i] = score(q, await ask(c, keys[n % len(keys)], q.question))
+    async def one(v: Variant, i: int, q: KeyedQuestion, key: str) -> None:
+        rows[v.name][i] = row = score(q, await ask(clients[v.name], key, q.question))
+        tag = f"{v.name} " if len(variants) > 1 else ""
+        print(f"  {tag}{q.id}: {row['final_s']} s, {row['verdict'] or row['error']}", flush=True)
 
-        started = time.perf_counter()
-        await asyncio.gather(*(user(n) for n in range(concurrency)))
-        elapsed = time.perf_counter() - started
-    return [r for r in rows if r is not None], elapsed
+    try:
+        if concurrency == 1:
+            for i, q in enumerate(questions):
+                for v in variants[i % len(variants) :] + variants[: i % len(variants)]:
+                    await asyncio.to_thread(reset_prefix_cache, v.model_url)
+                    started = time.perf_counter()
+                    await one(v, i, q, keys[0])
+                    spent[v.name] += time.perf_counter() - started
+        else:
+            for v in variants:
+                queue: asyncio.Queue[tuple[int, KeyedQuestion]] = asyncio.Queue()
+                for item in enumerate(questions):
+                    queue.put_nowait(item)
+
+                async def user(n: int, v: Variant = v, queue: asyncio.Queue = queue) -> None:
+                    while not queue.empty():
+                        i, q = queue.get_nowait()
+                        await one(v, i, q, keys[n % len(keys)])
+
+                await asyncio.to_thread(reset_prefix_cache, v.model_url)
+                started = time.perf_counter()
+                await asyncio.gather(*(user(n) for n in range(concurrency)))
+                spent[v.name] = time.perf_counter() - started
+    finally:
+        for client in clients.values():
+            await client.aclose()
+    return {name: ([r for r in got if r is not None], spent[name]) for name, got in rows.items()}
 
 
 @dataclass
@@ -327,10 +364,10 @@ def model_server(settings: Settings, stack: ExitStack) -> str:
     return f"a model server started for the run ({settings.llm.base_url})"
 
 
-def reset_prefix_cache(settings: Settings) -> bool:
-    """Empty vLLM's prefix cache (so a row does not find the last row's prompts cached); True when the server
-    allows it (it must run with VLLM_SERVER_DEV_MODE=1)."""
-    root = settings.llm.base_url.rstrip("/").removesuffix("/v1")
+def reset_prefix_cache(model_url: str) -> bool:
+    """Empty vLLM's prefix cache (so an answer does not find an earlier one's prompt cached); True when the
+    server allows it (it must run with VLLM_SERVER_DEV_MODE=1)."""
+    root = model_url.rstrip("/").removesuffix("/v1")
     try:
         return httpx.post(f"{root}/reset_prefix_cache", timeout=30).status_code == 200
     except httpx.HTTPError:
@@ -363,6 +400,9 @@ def main() -> None:
     _, asked = load_question_set(QUESTIONS, split)
     questions = pick(asked, how_many)
     settings = load_settings()
+    variant_env: dict[str, dict[str, str]] = json.loads(os.environ.get("BENCH_ANSWER_DOCS_VARIANTS", "{}")) or {
+        "default": {}
+    }
     loads = {"start": os.getloadavg()}
 
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="docqa-bench-docs-") as tmp:
@@ -380,30 +420,35 @@ def main() -> None:
             os.environ.setdefault("DOCQA_API_RATE_LIMIT_PER_MINUTE", "600")
             os.environ.setdefault("DOCQA_API_RATE_BURST", "100")
             os.environ.setdefault("DOCQA_API_WIDGET_KEY_RATE_PER_MINUTE", "0")
-        process, url = start_api(serving, data, Path(tmp) / "api.log")
-        stack.callback(stop, process)
-        asyncio.run(_warm_up(url, keys[0], questions[0].question))
+        variants = []
+        for vname, overrides in variant_env.items():
+            process, url = start_api(serving, data, Path(tmp) / f"api-{vname}.log", overrides)
+            stack.callback(stop, process)
+            variants.append(Variant(vname, url, overrides.get("DOCQA_LLM_BASE_URL", settings.llm.base_url)))
+            asyncio.run(_warm_up(url, keys[0], questions[0].question))
         if load_test:
             print(f"{conversations} conversations for {seconds:.0f} s …", flush=True)
-            reset = reset_prefix_cache(settings)
-            run = asyncio.run(load(url, keys, [q.question for q in questions], conversations, seconds))
+            reset = reset_prefix_cache(variants[0].model_url)
+            loads["before"] = os.getloadavg()
+            run = asyncio.run(load(variants[0].url, keys, [q.question for q in questions], conversations, seconds))
             loads["end"] = os.getloadavg()
             rows, tables = [load_row(run, conversations, seconds)], {}
         else:
-            rows, tables, reset = [], {}, True
+            rows, tables = [], {}
+            reset = all(reset_prefix_cache(v.model_url) for v in variants)
             for level in levels:
-                reset = reset_prefix_cache(settings) and reset
                 loads[f"before {level} user(s)"] = os.getloadavg()
-                print(f"{level} user(s), {len(questions)} questions …", flush=True)
-                answered, elapsed = asyncio.run(users(url, keys, questions, level))
-                rows.append(summarise(answered, level, elapsed))
-                tables[f"where the time goes, {level} user(s) (medians over the answers that made the call)"] = (
-                    where_time_goes(answered)
-                )
-                tables[f"answers, {level} user(s)"] = [
-                    {k: r[k] for k in ("id", "kind", "first_visible_s", "final_s", "verdict", "answer")}
-                    for r in answered
-                ]
+                print(f"{level} user(s), {len(questions)} questions, variants {list(variant_env)} …", flush=True)
+                for vname, (answered, elapsed) in asyncio.run(users(variants, keys, questions, level)).items():
+                    rows.append({"variant": vname, **summarise(answered, level, elapsed)})
+                    label = f"{vname}, {level} user(s)"
+                    tables[f"where the time goes: {label} (medians over the answers that made the call)"] = (
+                        where_time_goes(answered)
+                    )
+                    tables[f"answers: {label}"] = [
+                        {k: r[k] for k in ("id", "kind", "first_visible_s", "final_s", "verdict", "answer")}
+                        for r in answered
+                    ]
             loads["end"] = os.getloadavg()
     notes = [
         f"questions: {len(questions)} of the {split} split of bench/manuals/questions.json ({how_many}: "
@@ -411,7 +456,10 @@ def main() -> None:
         if not load_test
         else f"{len(questions)} {split} questions in rotation, 3 turns per conversation (follow-ups rewritten "
         "by the model); rate limits raised for the test",
-        f"model server: {server}; prefix cache emptied before each row: {'yes' if reset else 'no (not allowed)'}",
+        f"model server: {server}; prefix cache emptied before each question at 1 user and before each row at "
+        f"more: {'yes' if reset else 'no (the server does not allow it: VLLM_SERVER_DEV_MODE=1)'}",
+        "variants (DOCQA_* of each `docqa serve`; at 1 user asked in turn, question by question): "
+        + "; ".join(f"{k}: {v or 'the settings as they are'}" for k, v in variant_env.items()),
         "first visible: the `sources` SSE event (the passages, shown with 'checking the answer') or, for a "
         "decline, its text; final: the `final` event (the checked answer)",
         "verdicts by rag/evaluation/keyed.py on what was shown: right / quote_holds (the quote holds every key) /"
