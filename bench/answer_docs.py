@@ -49,6 +49,7 @@ COLLECTION = "manuals"
 REQUEST_TIMEOUT_S = 600  # an answer at 50 concurrent conversations on 2 cores can take minutes
 HEALTH_EVERY_S = 0.25
 VERDICTS = ("right", "quote_holds", "wrong", "quote_misses", "declined")
+NO_CALL = {"prompt_tokens_p50": None, "generated_tokens_p50": None, "first_token_ms_p50": None}
 SECRET_NAMES = ("KEY", "DSN", "PASSWORD", "SECRET")  # variables never written into a result's command
 
 
@@ -134,7 +135,7 @@ def where_time_goes(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         values = [r[stage] for r in ok if r[stage] is not None]
         if values:
             p50 = _round(median(values), 0)
-            out.append({"stage": stage.removesuffix("_ms"), "answers": len(values), "total_ms_p50": p50})
+            out.append({"stage": stage.removesuffix("_ms"), "answers": len(values), **NO_CALL, "total_ms_p50": p50})
     calls: dict[str, list[dict[str, Any]]] = {}
     for r in ok:
         for call in r["model_calls"]:
@@ -446,7 +447,7 @@ def main() -> None:
                         where_time_goes(answered)
                     )
                     tables[f"answers: {label}"] = [
-                        {k: r[k] for k in ("id", "kind", "first_visible_s", "final_s", "verdict", "answer")}
+                        {k: r[k] for k in ("id", "kind", "first_visible_s", "final_s", "verdict", "answer", "error")}
                         for r in answered
                     ]
             loads["end"] = os.getloadavg()

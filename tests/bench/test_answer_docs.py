@@ -56,6 +56,7 @@ def test_where_the_time_goes_splits_stages_and_model_calls() -> None:
     ]
     stages = {r["stage"]: r for r in where_time_goes(rows)}
     assert stages["retrieval"]["total_ms_p50"] == 40.0 and stages["verification"]["answers"] == 2
+    assert all(list(r) == list(stages["model: draft"]) for r in stages.values())  # one set of table columns
     assert stages["model: draft"]["answers"] == 2 and stages["model: draft"]["total_ms_p50"] == 1400.0
     assert stages["model: alternatives"] == {
         "stage": "model: alternatives", "answers": 1, "prompt_tokens_p50": 1800, "generated_tokens_p50": 9,
