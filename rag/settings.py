@@ -433,6 +433,15 @@ class ModelServerSettings(BaseModel):
     venv: Path = Field(Path(".venv-vllm"), description="Virtual environment holding vLLM.")
     startup_timeout_s: float = Field(600.0, description="How long to wait for the server to answer.")
     cpu_kvcache_gb: int = Field(2, description="VLLM_CPU_KVCACHE_SPACE on CPU hosts, GiB.")
+    cpu_threads: int = Field(
+        1,
+        ge=0,
+        description="CPU hosts: OpenMP threads of the vLLM worker, not pinned to cores and sleeping while they "
+        "wait (OMP_WAIT_POLICY=passive). 0: vLLM's own choice, one thread pinned to every core and spinning, "
+        "fastest on a machine vLLM has to itself; on this project's 2-core host, shared with docqa's API and "
+        "other work, answers took 3-5x longer that way (bench/results/answer-docs-variants.md). One thread also "
+        "leaves a core to the API's retrieval and checks.",
+    )
     max_loras: int = Field(4, description="Adapters resident at once.")
     max_lora_rank: int = Field(
         64, description="Largest adapter rank that may be registered (vLLM gets the smallest rank that fits)."
