@@ -264,12 +264,17 @@ class LoadRun:
     health_ms: list[float] = field(default_factory=list)
     health_errors: int = 0
     elapsed_s: float = 0.0
+    unfinished: int = 0  # still unanswered when the drain time ran out (cancelled)
 
 
-async def load(url: str, keys: list[str], questions: list[str], conversations: int, seconds: float) -> LoadRun:
+async def load(
+    url: str, keys: list[str], questions: list[str], conversations: int, seconds: float, drain_s: float
+) -> LoadRun:
     """``conversations`` widget conversations of 3 turns (follow-ups by id) for ``seconds``, requests in
-    flight at the end allowed to finish; ``/healthz`` timed every HEALTH_EVERY_S until they have."""
+    flight at the end allowed ``drain_s`` more to finish (then cancelled and counted as unfinished);
+    ``/healthz`` timed every HEALTH_EVERY_S until then."""
     run = LoadRun()
+    inflight = 0
     done = asyncio.Event()
     timeout = httpx.Timeout(REQUEST_TIMEOUT_S, connect=30)
     limits = httpx.Limits(max_connections=conversations + 2)
@@ -279,8 +284,11 @@ async def load(url: str, keys: list[str], questions: list[str], conversations: i
 
         async def conversation(n: int, deadline: float) -> None:
             conversation_id, turn, i = None, 0, n * 7
+            nonlocal inflight
             while time.monotonic() < deadline:
+                inflight += 1
                 reply = await ask(client, keys[n % len(keys)], questions[i % len(questions)], conversation_id)
+                inflight -= 1
                 run.replies.append(reply)
                 i, turn = i + 1, turn + 1
                 conversation_id = reply.conversation_id
@@ -302,7 +310,12 @@ async def load(url: str, keys: list[str], questions: list[str], conversations: i
 
         started = time.monotonic()
         prober = asyncio.create_task(health())
-        await asyncio.gather(*(conversation(n, started + seconds) for n in range(conversations)))
+        talks = [asyncio.create_task(conversation(n, started + seconds)) for n in range(conversations)]
+        _, late = await asyncio.wait(talks, timeout=seconds + drain_s)
+        for task in late:
+            task.cancel()
+        run.unfinished = inflight
+        await asyncio.gather(*late, return_exceptions=True)
         done.set()
         await prober
         run.elapsed_s = time.monotonic() - started
@@ -323,6 +336,7 @@ def load_row(run: LoadRun, conversations: int, seconds: float) -> dict[str, Any]
         "answers": len(ok),
         "rate_limited_429": len(limited),
         "errors": len(errors),
+        "unfinished_at_drain": run.unfinished,
         "first_visible_p50_s": _round(median(first)) if first else None,
         "final_p50_s": _round(median(final)) if final else None,
         "final_p95_s": _round(percentile(final, 95)) if final else None,
@@ -396,6 +410,7 @@ def main() -> None:
     corpus = Path(os.environ.get("MANUALS_CORPUS", REPO / "data" / "manuals-corpus"))
     conversations = int(os.environ.get("BENCH_ANSWER_DOCS_CONVERSATIONS", "50"))
     seconds = float(os.environ.get("BENCH_ANSWER_DOCS_SECONDS", "60"))
+    drain_s = float(os.environ.get("BENCH_ANSWER_DOCS_DRAIN_S", "300"))
     if split == "locked":
         print("the locked split reports finished changes only: tune nothing on these figures", flush=True)
     _, asked = load_question_set(QUESTIONS, split)
@@ -431,7 +446,8 @@ def main() -> None:
             print(f"{conversations} conversations for {seconds:.0f} s …", flush=True)
             reset = reset_prefix_cache(variants[0].model_url)
             loads["before"] = os.getloadavg()
-            run = asyncio.run(load(variants[0].url, keys, [q.question for q in questions], conversations, seconds))
+            talk = [q.question for q in questions]
+            run = asyncio.run(load(variants[0].url, keys, talk, conversations, seconds, drain_s))
             loads["end"] = os.getloadavg()
             rows, tables = [load_row(run, conversations, seconds)], {}
         else:
@@ -456,7 +472,8 @@ def main() -> None:
         "interleaved over doc set and kind), each a new conversation"
         if not load_test
         else f"{len(questions)} {split} questions in rotation, 3 turns per conversation (follow-ups rewritten "
-        "by the model); rate limits raised for the test",
+        f"by the model); rate limits raised for the test; answers in flight at the end of the window get "
+        f"{drain_s:.0f} s more, then are cancelled (unfinished_at_drain)",
         f"model server: {server}; prefix cache emptied before each question at 1 user and before each row at "
         f"more: {'yes' if reset else 'no (the server does not allow it: VLLM_SERVER_DEV_MODE=1)'}",
         "variants (DOCQA_* of each `docqa serve`; at 1 user asked in turn, question by question): "

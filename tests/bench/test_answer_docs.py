@@ -75,8 +75,8 @@ def test_the_fixed_list_covers_every_doc_set_of_the_dev_split() -> None:
 def test_the_load_row_counts_429_apart_from_errors() -> None:
     run = LoadRun(
         replies=[Reply(200, 0.5, 4.0, final("hex")), Reply(429, error="limit"), Reply(502, error="bad gateway")],
-        health_ms=[2.0] * 98 + [80.0, 90.0], health_errors=0, elapsed_s=61.0,
+        health_ms=[2.0] * 98 + [80.0, 90.0], health_errors=0, elapsed_s=61.0, unfinished=2,
     )
     row = load_row(run, conversations=50, seconds=60)
-    assert (row["answers"], row["rate_limited_429"], row["errors"]) == (1, 1, 1)
+    assert (row["answers"], row["rate_limited_429"], row["errors"], row["unfinished_at_drain"]) == (1, 1, 1, 2)
     assert row["healthz_p50_ms"] == 2.0 and row["healthz_p99_ms"] == 80.0 and row["healthz_probes"] == 100
