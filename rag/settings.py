@@ -434,13 +434,14 @@ class ModelServerSettings(BaseModel):
     startup_timeout_s: float = Field(600.0, description="How long to wait for the server to answer.")
     cpu_kvcache_gb: int = Field(2, description="VLLM_CPU_KVCACHE_SPACE on CPU hosts, GiB.")
     cpu_threads: int = Field(
-        1,
-        ge=0,
-        description="CPU hosts: OpenMP threads of the vLLM worker, not pinned to cores and sleeping while they "
-        "wait (OMP_WAIT_POLICY=passive). 0: vLLM's own choice, one thread pinned to every core and spinning, "
-        "fastest on a machine vLLM has to itself; on this project's 2-core host, shared with docqa's API and "
-        "other work, answers took 3-5x longer that way (bench/results/answer-docs-variants.md). One thread also "
-        "leaves a core to the API's retrieval and checks.",
+        0, ge=0, description="CPU hosts: OpenMP threads of the vLLM worker; 0: every core the server may use."
+    )
+    cpu_pin_threads: bool = Field(
+        False,
+        description="CPU hosts: let vLLM pin one OpenMP thread to each core, spinning while it waits (vLLM's own "
+        "default: fastest on a machine it has to itself). Off: the threads are not pinned and sleep while they "
+        "wait (OMP_WAIT_POLICY=passive); on this project's 2-core host, shared with docqa's API and other work, "
+        "answers took 5x longer pinned (bench/results/answer-docs-variants.md).",
     )
     max_loras: int = Field(4, description="Adapters resident at once.")
     max_lora_rank: int = Field(
