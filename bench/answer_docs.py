@@ -485,7 +485,9 @@ def main() -> None:
         f"settings: answer.mode {settings.answer.mode}, llm.max_tokens {settings.llm.max_tokens}, "
         f"retrieval.top_k {settings.retrieval.top_k}, llm.context_window {settings.llm.context_window}, "
         f"llm.passage_tokens {settings.llm.passage_tokens}, answer.alternatives {settings.answer.alternatives}, "
-        f"answer.sentence_draft {settings.answer.sentence_draft}, model.extra_args {settings.model.extra_args}",
+        f"answer.sentence_draft {settings.answer.sentence_draft}, model.extra_args {settings.model.extra_args}, "
+        f"model.cpu_threads {settings.model.cpu_threads}, model.cpu_pin_threads {settings.model.cpu_pin_threads} "
+        "(the model server's own settings when the bench started it)",
         "1-min load average (other work on this shared 2-core machine slows every figure): "
         + ", ".join(f"{k} {v[0]:.2f}" for k, v in loads.items()),
     ]

@@ -434,7 +434,10 @@ class ModelServerSettings(BaseModel):
     startup_timeout_s: float = Field(600.0, description="How long to wait for the server to answer.")
     cpu_kvcache_gb: int = Field(2, description="VLLM_CPU_KVCACHE_SPACE on CPU hosts, GiB.")
     cpu_threads: int = Field(
-        0, ge=0, description="CPU hosts: OpenMP threads of the vLLM worker; 0: every core the server may use."
+        0,
+        ge=0,
+        description="CPU hosts: OpenMP threads of the vLLM worker when they are not pinned (cpu_pin_threads off); "
+        "0: every core the server may use.",
     )
     cpu_pin_threads: bool = Field(
         False,
