@@ -7,12 +7,14 @@ fixed list of questions from ``bench/manuals/questions.json`` (the dev split by 
 tuned on) is asked over ``POST /v1/chat`` (SSE, one new conversation each) by 1 and then 8 concurrent users
 pulling from one queue. For each answer: the time to the first visible content (the ``sources`` event, or the
 decline), to the ``final`` event (the checked answer), and the verdict of ``rag.evaluation.keyed`` (right,
-quote holds, wrong, quote misses, declined), so a faster row that answers worse shows it. The first row's
-answers also say where the time went: retrieval, each model call (prompt and generated tokens, first token,
-total), checking.
+quote holds, wrong, quote misses, declined), so a faster row that answers worse shows it. Each row's answers
+also say where the time went: retrieval, each model call (prompt and generated tokens, first token, total),
+checking. ``BENCH_ANSWER_DOCS_VARIANTS`` (JSON: name -> DOCQA_* variables of that variant's `docqa serve`)
+compares settings or model servers; at 1 user each question is asked of every variant in turn.
 
 ``BENCH_ANSWER_DOCS_LOAD=1`` runs the load test instead: 50 widget conversations (3 turns each, follow-ups by
-conversation id) for 60 s with the rate limits raised, and ``/healthz`` probed every 0.25 s meanwhile.
+conversation id) for 60 s with the rate limits raised (RAISED_LIMITS), and ``/healthz`` probed every 0.25 s
+meanwhile.
 
     python -m bench.answer_docs                                  # 1 and 8 users, the first 24 dev questions
     BENCH_ANSWER_DOCS_QUESTIONS=all BENCH_ANSWER_DOCS_CONCURRENCY=1 python -m bench.answer_docs
@@ -50,6 +52,12 @@ REQUEST_TIMEOUT_S = 600  # an answer at 50 concurrent conversations on 2 cores c
 HEALTH_EVERY_S = 0.25
 VERDICTS = ("right", "quote_holds", "wrong", "quote_misses", "declined")
 NO_CALL = {"prompt_tokens_p50": None, "generated_tokens_p50": None, "first_token_ms_p50": None}
+# The load test's `docqa serve`: rate limits raised so that the model, not the limiter, is what is measured.
+RAISED_LIMITS = {
+    "DOCQA_API_RATE_LIMIT_PER_MINUTE": "600",
+    "DOCQA_API_RATE_BURST": "100",
+    "DOCQA_API_WIDGET_KEY_RATE_PER_MINUTE": "0",
+}
 SECRET_NAMES = ("KEY", "DSN", "PASSWORD", "SECRET")  # variables never written into a result's command
 
 
@@ -432,12 +440,10 @@ def main() -> None:
         store = KeyStore.for_settings(serving)
         n_keys = conversations if load_test else max(levels)
         keys = [store.create("widget", collections=[COLLECTION], origins=[ORIGIN])[0] for _ in range(n_keys)]
-        if load_test:  # the rate limits raised for the test, as an operator would for a load test
-            os.environ.setdefault("DOCQA_API_RATE_LIMIT_PER_MINUTE", "600")
-            os.environ.setdefault("DOCQA_API_RATE_BURST", "100")
-            os.environ.setdefault("DOCQA_API_WIDGET_KEY_RATE_PER_MINUTE", "0")
         variants = []
         for vname, overrides in variant_env.items():
+            if load_test:  # the rate limits raised for the test, as an operator would for a load test
+                overrides = {**RAISED_LIMITS, **overrides}
             process, url = start_api(serving, data, Path(tmp) / f"api-{vname}.log", overrides)
             stack.callback(stop, process)
             variants.append(Variant(vname, url, overrides.get("DOCQA_LLM_BASE_URL", settings.llm.base_url)))
