@@ -19,7 +19,7 @@ export TOKENIZERS_PARALLELISM := false
 
 .PHONY: setup run test lint serve-model register-adapter adapter answer-check gemma stop bench bench-ingest bench-answer \
         bench-retrieval bench-embed bench-generation bench-api bench-docs bench-cli eval browser manuals-corpus eval-manuals \
-        clean postgres bench-replicas bench-ingest-ray
+        clean postgres bench-replicas bench-ingest-ray bench-answer-docs bench-answer-load
 
 setup: $(VENV)/.ok $(VLLM_VENV)/.ok
 
@@ -154,6 +154,16 @@ eval-manuals: manuals-corpus
 	$(DOCQA) ingest $(MANUALS_CORPUS) --collection manuals
 	$(DOCQA) eval answers --questions bench/manuals/questions.json --docs $(MANUALS_CORPUS) --collection manuals \
 		--split $(MANUALS_SPLIT) --out bench/results/eval-manuals-$(MANUALS_SPLIT)
+
+# Time to a checked answer on the real manuals (issue 26): 1 and 8 users on the real stack (`docqa serve` + vLLM,
+# collection "manuals"), p50/p95 to the first visible content and to the final answer, each answer scored by its
+# keys beside the time. Uses a model server already up at llm.base_url, else starts one. Tune on the dev split only.
+bench-answer-docs: manuals-corpus
+	$(PY) -m bench.answer_docs
+
+# 50 widget conversations for 60 s against the same stack, rate limits raised: errors, 429s, /healthz p99.
+bench-answer-load: manuals-corpus
+	BENCH_ANSWER_DOCS_LOAD=1 $(PY) -m bench.answer_docs
 
 eval: setup
 	$(DOCQA) eval retrieval --squad ../shared/eval/squad-dev/squad.json --out bench/results/eval-squad

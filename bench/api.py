@@ -228,8 +228,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_api(settings: Settings, data_dir: Path, log: Path) -> tuple[subprocess.Popen, str]:
-    """`docqa serve` in its own process group (so the load generator does not share its interpreter)."""
+def start_api(
+    settings: Settings, data_dir: Path, log: Path, overrides: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, str]:
+    """`docqa serve` in its own process group (so the load generator does not share its interpreter);
+    ``overrides``: DOCQA_* variables for this process only (a variant's settings)."""
     port = free_port()
     env = {
         **os.environ,
@@ -237,6 +240,7 @@ def start_api(settings: Settings, data_dir: Path, log: Path) -> tuple[subprocess
         "DOCQA_DATA_DIR": str(data_dir),
         "DOCQA_LLM_BASE_URL": settings.llm.base_url,
         "DOCQA_LOG_LEVEL": "WARNING",
+        **(overrides or {}),
     }
     with open(log, "wb") as fh:
         process = subprocess.Popen(

@@ -30,6 +30,7 @@ from types import TracebackType
 from typing import Any
 
 from rag.checkpoints import BUNDLED_MODELS, BUNDLED_PREFIX, HF_ID, hf_snapshot, resolve_checkpoint
+from rag.compute import threads_for, usable_cores
 from rag.errors import ConfigError, MissingDependencyError, ModelServerError
 from rag.hashing import sha256_file
 from rag.settings import Settings
@@ -382,14 +383,6 @@ def cuda_visible(environ: Mapping[str, str]) -> bool:
     return any(Path("/dev").glob("nvidia[0-9]*"))
 
 
-def _usable_cores() -> int:
-    """Cores this process may run on (a container's CPU set, not the host's count)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
-
-
 def server_env(settings: Settings, environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """The server's environment: ours, plus the CPU KV-cache size when no GPU is visible, and the
     offline/no-telemetry switches (the checkpoint is local; a self-hosted service should not phone home)."""
@@ -400,10 +393,16 @@ def server_env(settings: Settings, environ: Mapping[str, str] | None = None) -> 
     env["PYTHONUNBUFFERED"] = "1"  # the log tail we quote on failure should be current
     if not cuda_visible(env):
         env["VLLM_CPU_KVCACHE_SPACE"] = str(settings.model.cpu_kvcache_gb)
-        if _usable_cores() <= SMALL_HOST_CORES:
+        if usable_cores() <= SMALL_HOST_CORES:
             # vLLM-CPU keeps a core for its scheduler; on a small host that halves the compute
             # (2 cores, 8 concurrent requests: 19.9 tok/s with one core reserved, 28.8 with none).
             env.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
+        if not settings.model.cpu_pin_threads:
+            # Unpinned threads that sleep when they wait: vLLM pins one spinning OpenMP thread to every core,
+            # and on a host it shares (docqa's API, other work) each op then waits for a descheduled thread.
+            env.setdefault("VLLM_CPU_OMP_THREADS_BIND", "nobind")
+            env["OMP_NUM_THREADS"] = str(threads_for(settings.model.cpu_threads))
+            env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     return env
 
 

@@ -40,3 +40,17 @@ def limit_compute_threads(threads: int) -> None:
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(threads)
+
+
+def usable_cores() -> int:
+    """Cores this process may run on: a container's CPU set, not the host's count (which the libraries
+    read by default, so a 2-core container on a 64-core host would start 64 spinning threads)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def threads_for(setting: int) -> int:
+    """A ``*.compute_threads`` setting resolved: 0 means every usable core."""
+    return setting or usable_cores()

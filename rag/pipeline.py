@@ -219,7 +219,14 @@ class AnswerPipeline:
 
         budget = s.llm.context_window - s.llm.max_tokens - s.llm.prompt_overhead_tokens
         budget -= sum(self.count_tokens(t["content"]) for t in history) + self.count_tokens(question.text)
-        passages = fit_passages(passages, self.count_tokens, max(budget, s.llm.min_passage_tokens))
+        budget = max(budget, s.llm.min_passage_tokens)
+        if s.llm.passage_tokens and s.llm.passage_tokens < budget:
+            # Fewer prompt tokens (most of a model call's time on a CPU): the passages the evidence points to.
+            by_evidence = list(dict.fromkeys(e.n for e in ranked.evidence))
+            first = sorted(passages, key=lambda p: by_evidence.index(p.n) if p.n in by_evidence else len(passages))
+            passages = sorted(fit_passages(first, self.count_tokens, s.llm.passage_tokens), key=lambda p: p.n)
+        else:
+            passages = fit_passages(passages, self.count_tokens, budget)
         kept = {p.n for p in passages}
         best, best_checked = self._best_evidence([e for e in ranked.evidence if e.n in kept], standalone)
         if best_checked is not None and best_checked < s.check.decline_below:

@@ -105,6 +105,13 @@ class IngestSettings(BaseModel):
         "the embedder once from these settings (`pip install -e '.[ray]'`; every Ray node needs docqa and the "
         "model). Parsing, chunking, the incremental skip and the single commit stay in this process either way.",
     )
+    compute_threads: int = Field(
+        0,
+        ge=0,
+        description="Threads each numerical call (BLAS, OpenMP, torch) may use in a `docqa ingest` process; 0: "
+        "every core the process may run on (a container's CPU set, not the host's count). Ingest is a batch of "
+        "large matmuls, which use every core well.",
+    )
     ray_address: str | None = Field(
         None,
         description="engine 'ray': the cluster to embed on ('HOST:PORT' of its head as `ray start --head` prints "
@@ -353,6 +360,14 @@ class LLMSettings(BaseModel):
     min_passage_tokens: int = Field(
         128, ge=0, description="Tokens the passages always get, even when a long conversation fills the window."
     )
+    passage_tokens: int = Field(
+        0,
+        ge=0,
+        description="Most tokens the numbered sources may take in an answer prompt: the passages that hold the "
+        "best evidence sentences first, as many as fit (the first one cut when alone it is longer); 0: whatever "
+        "the window leaves, in retrieval order. Prompt tokens are much of a model call's time on a CPU "
+        "(bench/answer_docs.py).",
+    )
     chars_per_token: float = Field(
         3.5,
         gt=0,
@@ -425,6 +440,19 @@ class ModelServerSettings(BaseModel):
     venv: Path = Field(Path(".venv-vllm"), description="Virtual environment holding vLLM.")
     startup_timeout_s: float = Field(600.0, description="How long to wait for the server to answer.")
     cpu_kvcache_gb: int = Field(2, description="VLLM_CPU_KVCACHE_SPACE on CPU hosts, GiB.")
+    cpu_threads: int = Field(
+        0,
+        ge=0,
+        description="CPU hosts: OpenMP threads of the vLLM worker when they are not pinned (cpu_pin_threads off); "
+        "0: every core the server may use.",
+    )
+    cpu_pin_threads: bool = Field(
+        False,
+        description="CPU hosts: let vLLM pin one OpenMP thread to each core, spinning while it waits (vLLM's own "
+        "default: fastest on a machine it has to itself). Off: the threads are not pinned and sleep while they "
+        "wait (OMP_WAIT_POLICY=passive); on this project's 2-core host, shared with docqa's API and other work, "
+        "answers took 5x longer pinned (bench/results/answer-docs-variants.md).",
+    )
     max_loras: int = Field(4, description="Adapters resident at once.")
     max_lora_rank: int = Field(
         64, description="Largest adapter rank that may be registered (vLLM gets the smallest rank that fits)."
@@ -470,6 +498,16 @@ class APISettings(BaseModel):
         description="Threads each numerical call (BLAS, OpenMP, torch) may use in an API process. Requests run "
         "side by side, each a few small matmuls: more threads per call only spin against the other requests "
         "and replicas (see rag/compute.py). Raise it for one process on an otherwise idle many-core machine.",
+    )
+
+
+class CLISettings(BaseModel):
+    compute_threads: int = Field(
+        1,
+        ge=0,
+        description="Threads each numerical call (BLAS, OpenMP, torch) may use in a `docqa ask` or `docqa search` "
+        "process: a question is a few small matmuls, and the model server on the same machine needs the cores "
+        "(pools sized for the machine spin against it, see rag/compute.py); 0: every usable core.",
     )
 
 
@@ -628,6 +666,7 @@ class Settings(BaseSettings):
     model: ModelServerSettings = Field(default_factory=ModelServerSettings)
     api: APISettings = Field(default_factory=APISettings)
     ui: UISettings = Field(default_factory=UISettings)
+    cli: CLISettings = Field(default_factory=CLISettings)
     state: StateSettings = Field(default_factory=StateSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)

@@ -71,6 +71,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+        self.server.gate.wait(timeout=120)  # a reply starts only once the test opens the gate
         for piece in self.server.pieces:
             time.sleep(self.server.delay)
             delta = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": self.server.model,
@@ -95,6 +96,7 @@ class _Server(http.server.ThreadingHTTPServer):
     root: str | None
     status: int
     delay: float
+    gate: threading.Event
     requests: list[dict]
 
 
@@ -108,12 +110,18 @@ def fake_model_server(
     status: int = 200,
     port: int = 0,
     delay: float = 0.0,
+    gate: threading.Event | None = None,
 ) -> Iterator[_Server]:
     """Serve on 127.0.0.1 (``port``, else a free one); the base URL is ``base_url(server)``. ``status``
-    other than 200: every chat request is answered with it (and an OpenAI-style error body)."""
+    other than 200: every chat request is answered with it (and an OpenAI-style error body). ``gate``: a
+    streamed reply sends nothing until it is set (a model still reading its prompt)."""
     server = _Server(("127.0.0.1", port), _Handler)
     server.model, server.pieces, server.drop, server.root, server.requests = model, pieces, drop, root, []
     server.status, server.delay = status, delay
+    if gate is None:
+        gate = threading.Event()
+        gate.set()
+    server.gate = gate
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

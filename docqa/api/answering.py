@@ -3,6 +3,7 @@ starting a pipeline run whose failure to reach the model still becomes a proper 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -187,8 +188,14 @@ def finish(state: ApiState, req: AnswerRequest, answer: Answer, tokens: int) -> 
 
 
 async def start_stream(state: ApiState, req: AnswerRequest) -> tuple[PipelineRun, list[dict[str, Any]]]:
-    """Start the pipeline and read ahead to its first token (or its end), so that an unreachable model
-    server or an unknown collection is still an HTTP status and not an event inside a 200 stream."""
+    """Start the pipeline and read ahead to its sources (or its end), so that an unreachable model server
+    or an unknown collection is still an HTTP status and not an event inside a 200 stream.
+
+    The model server is checked (one quick request) while retrieval runs, and the stream starts once the
+    sources are found: reading ahead to the model's first token instead held the sources back until the
+    prompt was read, seconds on a busy CPU, while the user saw nothing."""
+    asks_model = state.settings.answer.mode != "quote"
+    check = asyncio.ensure_future(run_in_threadpool(state.services.generator.check)) if asks_model else None
     run = PipelineRun(state.services.pipeline.stream(req.question)).start()
     head: list[dict[str, Any]] = []
     try:
@@ -197,12 +204,22 @@ async def start_stream(state: ApiState, req: AnswerRequest) -> tuple[PipelineRun
             if event is None:
                 break
             head.append(event)
-            if event["event"] in ("token", "progress", "final"):  # the model answers: past the risky part
+            if event["event"] in ("sources", "token", "progress", "final"):  # past retrieval
                 break
+        if check is not None and head and head[-1]["event"] == "sources" and head[-1]["passages"]:
+            await check  # the model will be asked: a stopped server is a 503 here
     except BaseException:
         run.cancel()
         raise
+    finally:
+        if check is not None:  # unread where not needed (a decline): asyncio must not log its failure
+            check.add_done_callback(_ignore_outcome)
     return run, head
+
+
+def _ignore_outcome(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 async def follow(state: ApiState, req: AnswerRequest, run: PipelineRun, head: list[dict[str, Any]]):

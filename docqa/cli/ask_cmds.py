@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from docqa.services import Services, build
+from rag.compute import limit_compute_threads, threads_for
 from rag.settings import load_settings
 from rag.types import Answer, Filters, Question, page_ref
 
@@ -78,6 +79,7 @@ def ask(
       docqa ask --collection support
     """
     settings = load_settings()
+    limit_compute_threads(threads_for(settings.cli.compute_threads))  # before faiss or the encoder load
     services = build(settings)
     name = collection or settings.collection
     services.reader(name)  # an unknown collection fails here, before any model call

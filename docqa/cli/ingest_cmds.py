@@ -12,6 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from docqa.services import build
+from rag.compute import limit_compute_threads, threads_for
 from rag.prompting import build_passages
 from rag.settings import load_settings
 from rag.types import Filters, page_ref
@@ -81,6 +82,7 @@ def ingest(
       docqa ingest ./site-export --exclude '*/search/*' --report
     """
     settings = load_settings()
+    limit_compute_threads(threads_for(settings.ingest.compute_threads))  # before torch or faiss load
     services = build(settings)
     name = collection or settings.collection
     bar = _Bar() if (sys.stderr.isatty() and not as_json) else None
@@ -143,6 +145,7 @@ def search(
       docqa search "refund" --type docx -k 3 --json
     """
     settings = load_settings()
+    limit_compute_threads(threads_for(settings.cli.compute_threads))  # before faiss or the encoder load
     services = build(settings)
     reader = services.reader(collection or settings.collection)
     filters = Filters(source_glob=source, doc_types=tuple(doc_type) if doc_type else None)

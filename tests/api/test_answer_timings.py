@@ -5,6 +5,7 @@ histograms per stage, from the real app and index with a model server that speak
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,3 +36,24 @@ def test_ask_chat_and_metrics_carry_the_stages(make_api: Callable[..., ApiHandle
         assert f'docqa_answer_stage_seconds_count{{stage="{stage}"}} 2.0' in metrics
     assert 'docqa_model_first_token_seconds_count{purpose="draft"} 2.0' in metrics
     assert 'docqa_model_tokens_total{kind="generated",purpose="draft"} 6.0' in metrics
+
+
+def test_the_sources_arrive_while_the_model_is_still_reading(
+    serve_api: Callable[..., ApiHandle], api_data_dir: Path
+) -> None:
+    """The first visible content: the stream's ``sources`` (with ``checking``) reach the client before the
+    model has sent anything, and the checked answer follows once it does."""
+    gate = threading.Event()
+    with fake_model_server(PIECES, gate=gate) as server:
+        api = serve_api(Settings(data_dir=api_data_dir).with_overrides(llm__base_url=base_url(server)))
+        headers = api.auth(api.key())
+        # Read timeout below the gate's 120 s: sources held back until the model's first token fail here.
+        with api.client.stream("POST", "/v1/chat", json=BATTERY, headers=headers, timeout=60) as response:
+            assert response.status_code == 200
+            events = sse_events(response.iter_lines())
+            seen = [next(events), next(events)]  # the model is held: these came without it
+            assert [name for name, _ in seen] == ["meta", "sources"] and not gate.is_set()
+            assert json.loads(seen[1][1])["checking"] is True
+            gate.set()
+            rest = dict(events)
+    assert "5200 mAh" in json.loads(rest["final"])["answer"]

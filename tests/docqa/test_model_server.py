@@ -122,6 +122,16 @@ class TestServerCommand:
         if not any(Path("/dev").glob("nvidia[0-9]*")):
             assert not cuda_visible({})
 
+    def test_cpu_threads_float_and_sleep_unless_vllm_is_left_to_pin_them(self, settings: Settings) -> None:
+        cpu = {"CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "9"}  # an API process's own limit is not the server's
+        env = server_env(settings, cpu)
+        assert (env["OMP_NUM_THREADS"], env["VLLM_CPU_OMP_THREADS_BIND"], env["OMP_WAIT_POLICY"]) == (
+            str(len(os.sched_getaffinity(0))), "nobind", "PASSIVE"
+        )
+        assert server_env(settings.with_overrides(model__cpu_threads=1), cpu)["OMP_NUM_THREADS"] == "1"
+        pinned = server_env(settings.with_overrides(model__cpu_pin_threads=True), cpu)
+        assert "VLLM_CPU_OMP_THREADS_BIND" not in pinned and "OMP_WAIT_POLICY" not in pinned
+
     def test_wildcard_bind_is_reached_locally(self, settings: Settings) -> None:
         assert server_url(settings.with_overrides(model__host="0.0.0.0", model__port=9001)) == (
             "http://127.0.0.1:9001/v1"

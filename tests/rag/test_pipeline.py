@@ -97,6 +97,15 @@ class TestPipeline:
         assert answer.generated and "36 months" in answer.generated  # kept for the logs, not shown
         assert answer.checks and not answer.checks[0].supported
 
+    def test_the_passage_budget_bounds_the_sources_in_the_prompt(self, services: Services, tmp_path: Path) -> None:
+        reply = "The warranty lasts 24 months [1]."
+        whole, gen_whole = self._pipeline(services, tmp_path / "whole", reply)
+        short, gen_short = self._pipeline(services, tmp_path / "short", reply, llm__passage_tokens=24)
+        assert whole.ask(WARRANTY).grounded and short.ask(WARRANTY).grounded
+        prompt_whole, prompt_short = gen_whole.calls[0][-1]["content"], gen_short.calls[0][-1]["content"]
+        assert "[2]" in prompt_whole and "30 days" in prompt_whole  # the window holds both documents
+        assert "[2]" not in prompt_short and "24 months" in prompt_short  # the one the evidence points to
+
     def test_generate_mode_streams_the_model_as_it_comes(self, services: Services, tmp_path: Path) -> None:
         pipeline, _ = self._pipeline(services, tmp_path, "The warranty lasts 36 months [1].", answer__mode="generate")
         events = list(pipeline.stream(WARRANTY))
