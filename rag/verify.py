@@ -239,8 +239,8 @@ def _short_span(text: str) -> str:
 # must come from where its source says the same, not from the neighbouring value of the same type.
 _QUALIFIERS = (
     frozenset({"default", "defaults", "defaulted"}),
-    frozenset({"maximum", "max", "most", "largest", "highest", "upper", "limit", "limits", "at most"}),
-    frozenset({"minimum", "min", "least", "smallest", "lowest", "lower", "at least"}),
+    frozenset({"maximum", "max", "largest", "highest", "limit", "limits"}),
+    frozenset({"minimum", "min", "smallest", "lowest"}),
     frozenset({"first"}),
     frozenset({"last"}),
 )
@@ -249,11 +249,16 @@ _QUALIFIERS = (
 _RANGE = re.compile(r"\bbetween\b.+\band\b|\bfrom\b.+\bto\b|\d\s*[-–]\s*\d", re.IGNORECASE)  # states both bounds
 
 
+_AT_MOST_LEAST = {"at most": _QUALIFIERS[1], "at least": _QUALIFIERS[2]}
+_STATES = re.compile(r"\d|\b(?:is|are|was|were|equals?|defaults? to)\b", re.IGNORECASE)  # gives its own value
+
+
 def _qualifiers(text: str, *, ranges: bool = False) -> list[frozenset[str]]:
     """The qualifier groups ``text`` names; with ``ranges``, a range in a source ("between 512 and 65536")
     names the minimum and the maximum."""
     words = set(re.findall(r"[a-z]+", text.lower()))
     found = [group for group in _QUALIFIERS if words & group]
+    found += [g for phrase, g in _AT_MOST_LEAST.items() if phrase in text.lower() and g not in found]
     if ranges and _RANGE.search(text):
         found += [g for g in _QUALIFIERS[1:3] if g not in found]
     return found
@@ -267,8 +272,8 @@ def anchor_problems(text: str, passages: Sequence[Passage], question: str) -> li
     wrong; so does "10" for a default from "The default is 5; at most 10 are kept". When the question has
     numbers (a year, an article) or a qualifier (default, maximum, minimum, first, last) and the answer is
     a span found in its cited passages, the clause holding the span, or the one before it ("In 1589, it
-    was granted by ...", "By default, it samples 100 points"), must hold the numbers and one of the
-    qualifiers."""
+    was granted by ...", "By default, it samples 100 points"), must hold the numbers, and it or a
+    neighbouring clause without a value of its own one of the qualifiers ("Warsaw, the largest city")."""
     wanted = numbers(question)
     qualifiers = _qualifiers(question)
     body = _short_span(text)
@@ -278,15 +283,24 @@ def anchor_problems(text: str, passages: Sequence[Passage], question: str) -> li
     needle = body.lower()
     found = False
     for p in cited:
-        clauses = [c for sentence in split_sentences(p.text) for c in _CLAUSE.split(sentence) if c and c.strip()]
-        for i, clause in enumerate(clauses):
+        clauses = [
+            (k, c)
+            for k, sentence in enumerate(split_sentences(p.text))
+            for c in _CLAUSE.split(sentence)
+            if c and c.strip()
+        ]
+        for i, (k, clause) in enumerate(clauses):
             if _holds(clause, needle):
                 found = True
-                before = clauses[i - 1] if i else ""
+                before = clauses[i - 1][1] if i else ""
+                after = clauses[i + 1][1] if i + 1 < len(clauses) and clauses[i + 1][0] == k else ""
                 near = f"{before} {clause}"
-                # A qualifier in the clause before counts only where that clause gives no value of its own
-                # ("By default, ..."), not a sibling value ("The default is 5; at most 10 are kept").
-                said = _qualifiers(clause, ranges=True) + ([] if numbers(before) else _qualifiers(before))
+                # A qualifier in a neighbouring clause counts only where that clause states no value of its own
+                # ("By default, ...", "Warsaw, the largest city"), not a sibling one ("The default is 5; at
+                # most 10 are kept", "zstd compresses best; the default is lz4").
+                said = _qualifiers(clause, ranges=True) + [
+                    g for side in (before, after) if not _STATES.search(side) for g in _qualifiers(side)
+                ]
                 if wanted <= numbers(near) and (not qualifiers or any(g in said for g in qualifiers)):
                     return []
     if not found:

@@ -270,6 +270,8 @@ def test_a_reply_that_is_one_item_of_a_list_in_the_quote_is_flagged() -> None:
         ("lz4 [1]", "Which compression does borg create use by default?", True),
         ("zstd [1]", "Which compression does borg create use by default?", False),
         ("512 and 65536 [1]", "What are the smallest and largest page sizes?", True),  # a range gives both
+        ("Warsaw [1]", "What is the largest city of Poland?", True),  # "Warsaw, the ... largest city"
+        ("Krakow [1]", "What is the largest city of Poland?", False),
     ],
 )
 def test_a_short_answer_comes_from_where_the_source_says_the_question_s_qualifier(
@@ -278,7 +280,8 @@ def test_a_short_answer_comes_from_where_the_source_says_the_question_s_qualifie
     text = (
         "The default is 5; at most 10 copies are kept. By default, sampling is set to 100 points. "
         "--compression COMPRESSION: select compression algorithm, zstd and lzma compress best; the default is lz4. "
-        "The page size must be a power of two between 512 and 65536."
+        "The page size must be a power of two between 512 and 65536. Warsaw, the capital and largest city of "
+        "Poland, lies on the Vistula; Krakow was the capital before it."
     )
     source = [Passage(1, [chunk(13, text, "manual.md")], 1.0)]
     assert (anchor_problems(answer, source, question) == []) is anchored
