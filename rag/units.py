@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from rag.sentences import sentence_spans
 
 MIN_UNIT_CHARS = 3  # shorter units ("1.", "a)") are list labels, not evidence
-MAX_LEAD_CHARS = 240  # a lead-in longer than this is a paragraph, repeated with every item it would crowd it
+MAX_LEAD_CHARS = 240  # a longer lead-in is a paragraph: repeated with every item, it would crowd the item out
 MAX_ITEM_CHARS = 300  # a longer item or line is split into sentences
 _BLOCK = re.compile(r"\n[ \t]*\n")
 _TABLE_ROW = re.compile(r"[^|]*\S: [^|]* \| ")  # "Name: value | Name: value", as ingest writes table rows
