@@ -46,7 +46,7 @@ def uploaded(api: ApiHandle, key: str, collection: str = "kb", name: str = "valv
     """Upload and wait for the ingest; the job's status URL."""
     response = upload(api, key, collection, name)
     assert response.status_code == 202, response.text
-    job = api.state.jobs.wait(response.json()["job_id"], 120)
+    job = api.state.jobs.wait(response.json()["job_id"], 300)  # generous: CI machines are shared
     assert job is not None and job.state == "done", job
     return response.json()["status_url"]
 
