@@ -107,10 +107,6 @@ class ApiKey:
     def at_least(self, role: Role) -> bool:
         return role_at_least(self.role, role)
 
-    def can_edit(self, collection: str) -> bool:
-        """Upload and delete documents in ``collection``: editors and admins, in their collections."""
-        return self.scope == "staff" and self.at_least("editor") and self.can_use(collection)
-
     def as_json(self) -> dict[str, Any]:
         return {
             "id": self.id,

@@ -220,4 +220,4 @@ class TestGrants:
         with pytest.raises(ConfigError, match="widget key has no role"):
             store.create("widget", collections=["kb"], origins=["https://a.example"], role="editor")
         _, widget = store.create("widget", collections=["kb"], origins=["https://a.example"])
-        assert widget.role == "reader" and not widget.can_edit("kb")
+        assert widget.role == "reader" and not widget.at_least("editor")
