@@ -114,7 +114,7 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         openapi_tags=[
             {"name": "answers", "description": "Questions answered from a collection, with citations."},
             {"name": "openai-compatible", "description": "Use docqa from any OpenAI client."},
-            {"name": "documents", "description": "Collections, uploads and ingest jobs (staff keys)."},
+            {"name": "documents", "description": "Collections, uploads and ingest jobs (staff keys, by role)."},
             {"name": "health", "description": "Probes and metrics."},
             {"name": "widget", "description": "The embeddable chat widget."},
         ],

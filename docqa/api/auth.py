@@ -1,9 +1,11 @@
 """Who is calling and what they may do: Bearer key -> ``ApiKey``, then origin, rate limit, scope and
 collection checks. Widget keys are public (they sit in web pages), so what they can reach is narrow:
-asking, in the collections they are bound to, from the origins they list."""
+asking, in the collections they are bound to, from the origins they list. Staff keys carry a role of the staff
+UI's, checked here on each route as ``docqa.auth.access`` checks it for signed-in users (see ``KEY_ROLES``)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
@@ -13,14 +15,26 @@ from docqa.api.errors import ApiError
 from docqa.api.keys import ApiKey, normalize_origin
 from docqa.api.ratelimit import RateLimiter
 from docqa.api.state import ApiState, get_state
+from docqa.auth.users import ROLES, Role, role_at_least
 from rag.errors import DocqaError
 from rag.store import validate_collection_name
 
 bearer = HTTPBearer(
     auto_error=False,
     scheme_name="docqa key",
-    description="An API key from `docqa keys create`: staff (everything) or widget (ask only).",
+    description="An API key from `docqa keys create`: staff (reader, editor or admin) or widget (ask only).",
 )
+
+# What each role of a staff key may do, as a refusal says it (the staff UI's roles: docs/auth.md).
+KEY_ROLES: dict[Role, str] = {
+    "reader": "ask, chat and list documents (read sources) in its collections",
+    "editor": "ask, chat, list, upload and delete documents and follow their ingest jobs in its collections",
+    "admin": "do everything in its collections, and with no collection limit also /metrics",
+}
+
+
+def _a(word: str) -> str:
+    return "an" if word[:1] in "aeiou" else "a"
 
 
 def _refuse(state: ApiState, status: int, reason: str, message: str) -> ApiError:
@@ -105,16 +119,36 @@ def require_staff(request: Request, key: Annotated[ApiKey, Depends(authenticate)
 
 
 def require_staff_all(request: Request, key: Annotated[ApiKey, Depends(require_staff)]) -> ApiKey:
-    """Staff keys for every collection: what spans all keys and collections (metrics list every key id)."""
+    """Admin keys for every collection: what spans all keys and collections (metrics list every key id)."""
+    if not key.at_least("admin"):
+        role = key.role
+        message = f"this needs an admin key for all collections; {_a(role)} {role} key may {KEY_ROLES[role]}"
+        raise _refuse(get_state(request), 403, "role", message)
     if key.collections:
         limited = ", ".join(key.collections)
-        message = f"this needs a staff key for all collections; this one is limited to {limited}"
+        message = f"this needs an admin key for all collections; this one is limited to {limited}"
         raise _refuse(get_state(request), 403, "scope", message)
     return key
 
 
+def require_role(minimum: Role, action: str) -> Callable[..., ApiKey]:
+    """A dependency: a staff key of at least ``minimum``; a lower one gets a 403 that says what it may do."""
+
+    def check(request: Request, key: Annotated[ApiKey, Depends(require_staff)]) -> ApiKey:
+        if not key.at_least(minimum):
+            needs = " or ".join(r for r in ROLES if role_at_least(r, minimum))
+            message = (
+                f"{_a(key.role)} {key.role} key may not {action} (that needs {_a(needs)} {needs} key); "
+                f"it may {KEY_ROLES[key.role]}"
+            )
+            raise _refuse(get_state(request), 403, "role", message)
+        return key
+
+    return check
+
+
 AnyKey = Annotated[ApiKey, Depends(authenticate)]
-StaffKey = Annotated[ApiKey, Depends(require_staff)]
+StaffKey = Annotated[ApiKey, Depends(require_staff)]  # any role: reading, in the key's collections
 AdminKey = Annotated[ApiKey, Depends(require_staff_all)]
 
 

@@ -2,8 +2,10 @@
 
 A key reads ``dq_<id>_<secret>``: the public id finds the row, the secret is 32 random bytes, and only
 the SHA-256 of the whole key is stored, compared in constant time. The plain key is shown once, at
-creation. Every check reads the database, so a revocation from the CLI takes effect at once in a
-running server (and, on the PostgreSQL state store, in every replica).
+creation. A staff key carries a role of the staff UI's (reader, editor, admin: ``docqa.auth.users``) and may
+name the user it was made for; keys stored before roles existed read as admin, as they could do everything.
+Every check reads the database, so a revocation from the CLI takes effect at once in a running server (and,
+on the PostgreSQL state store, in every replica).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from docqa.auth.users import Role, User, check_role, role_at_least
 from rag.errors import ConfigError, DocqaError
 from rag.settings import Settings
 from rag.store import validate_collection_name
@@ -44,9 +47,13 @@ CREATE TABLE IF NOT EXISTS api_keys (
     name TEXT,
     created_at REAL NOT NULL,
     revoked_at REAL,
-    last_used_at REAL
+    last_used_at REAL,
+    role TEXT NOT NULL DEFAULT 'admin',
+    user_name TEXT
 );
 """
+# Columns added since the first release: a table from before gets them, old rows read as admin keys.
+MIGRATIONS = {"role": "TEXT NOT NULL DEFAULT 'admin'", "user_name": "TEXT"}
 
 
 def key_store_path(settings: Settings) -> Path:
@@ -87,6 +94,8 @@ class ApiKey:
     created_at: float
     revoked_at: float | None = None
     last_used_at: float | None = None
+    role: Role = "admin"  # staff keys: what the staff UI's role allows; widget keys are readers
+    user: str | None = None  # the staff account it was made for; None: a service
 
     @property
     def active(self) -> bool:
@@ -95,10 +104,15 @@ class ApiKey:
     def can_use(self, collection: str) -> bool:
         return not self.collections or collection in self.collections
 
+    def at_least(self, role: Role) -> bool:
+        return role_at_least(self.role, role)
+
     def as_json(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "scope": self.scope,
+            "role": self.role,
+            "user": self.user,
             "collections": list(self.collections),
             "origins": list(self.origins),
             "name": self.name,
@@ -119,7 +133,26 @@ def key_from_row(row: Any) -> ApiKey:
         created_at=row["created_at"],
         revoked_at=row["revoked_at"],
         last_used_at=row["last_used_at"],
+        role=row["role"] if row["scope"] == "staff" else "reader",
+        user=row["user_name"],
     )
+
+
+def grant_for_user(user: User, role: Role | None, collections: Sequence[str]) -> tuple[Role, tuple[str, ...]]:
+    """The role and collections of a key made for ``user``: the user's own unless narrower ones are asked
+    for. A key never carries more than its user may do, so it cannot lend them rights they lack."""
+    wanted = user.role if role is None else check_role(role)
+    if not role_at_least(user.role, wanted):
+        raise ConfigError(f"user '{user.name}' is {user.role}: a key made for them cannot be {wanted}")
+    cols = tuple(collections) or user.collections
+    if user.collections and user.role != "admin":
+        outside = [c for c in cols if c not in user.collections]
+        if outside:
+            raise ConfigError(
+                f"user '{user.name}' is not granted collection(s) {', '.join(outside)}; "
+                f"theirs: {', '.join(user.collections)}"
+            )
+    return wanted, cols
 
 
 class KeyLogic:
@@ -158,10 +191,17 @@ class KeyLogic:
         collections: Sequence[str] = (),
         origins: Sequence[str] = (),
         name: str | None = None,
+        role: str | None = None,
+        user: str | None = None,
     ) -> tuple[str, ApiKey]:
-        """Store a new key; returns the plain key (shown once) and its record."""
+        """Store a new key; returns the plain key (shown once) and its record. A staff key's role defaults
+        to admin (what a staff key could always do); ``user`` is recorded as given (the CLI checks it
+        against the user store, ``grant_for_user``)."""
         if scope not in SCOPES:
             raise ConfigError(f"unknown scope '{scope}': use one of {', '.join(SCOPES)}")
+        if scope == "widget" and role not in (None, "reader"):
+            raise ConfigError("a widget key has no role to choose: it may only ask; give --role to staff keys")
+        key_role: Role = check_role(role or "admin") if scope == "staff" else "reader"
         cols = tuple(dict.fromkeys(validate_collection_name(c) for c in collections))
         oris = tuple(dict.fromkeys(normalize_origin(o) for o in origins))
         if scope == "widget" and not cols:
@@ -173,7 +213,7 @@ class KeyLogic:
             )
         key_id = secrets.token_hex(6)
         key = f"dq_{key_id}_{secrets.token_urlsafe(32)}"
-        record = ApiKey(key_id, scope, cols, oris, name, time.time())  # type: ignore[arg-type]
+        record = ApiKey(key_id, scope, cols, oris, name, time.time(), role=key_role, user=user)  # type: ignore[arg-type]
         self._insert(record, hash_key(key))
         self._origins = None
         return key, record
@@ -236,6 +276,7 @@ class KeyStore(KeyLogic):
     def __init__(self, path: Path) -> None:
         super().__init__()
         self.path = path
+        self._migrated = False
 
     @classmethod
     def for_settings(cls, settings: Settings) -> KeyStore:
@@ -255,16 +296,32 @@ class KeyStore(KeyLogic):
         conn.row_factory = sqlite3.Row
         try:
             conn.executescript(SCHEMA)
+            if not self._migrated:
+                self._migrate(conn)
             with conn:
                 yield conn
         finally:
             conn.close()
 
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Add the columns a table from an earlier release lacks (SQLite has no ADD COLUMN IF NOT EXISTS)."""
+        have = {row["name"] for row in conn.execute("PRAGMA table_info(api_keys)")}
+        for column, decl in MIGRATIONS.items():
+            if column in have:
+                continue
+            try:
+                with conn:
+                    conn.execute(f"ALTER TABLE api_keys ADD COLUMN {column} {decl}")
+            except sqlite3.OperationalError as exc:  # another process added it a moment ago
+                if "duplicate column" not in str(exc):
+                    raise
+        self._migrated = self.path.exists()
+
     def _insert(self, record: ApiKey, key_hash: str) -> None:
         with self._connect(write=True) as conn:
             conn.execute(
-                "INSERT INTO api_keys (id, key_hash, scope, collections, origins, name, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO api_keys (id, key_hash, scope, collections, origins, name, created_at, role, user_name) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.id,
                     key_hash,
@@ -273,6 +330,8 @@ class KeyStore(KeyLogic):
                     json.dumps(record.origins),
                     record.name,
                     record.created_at,
+                    record.role,
+                    record.user,
                 ),
             )
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 
-from docqa.api.auth import AnyKey, StaffKey, authorize_collection
+from docqa.api.auth import AnyKey, StaffKey, authorize_collection, require_role
 from docqa.api.errors import ApiError
 from docqa.api.jobs import document_id
+from docqa.api.keys import ApiKey
 from docqa.api.schemas import DocumentOut, UploadResponse
 from docqa.api.state import ApiState, get_state
 from ingest.formats import SUPPORTED_SUFFIXES
@@ -19,6 +20,12 @@ from rag.store import DocumentInfo
 router = APIRouter(prefix="/v1", tags=["documents"])
 
 REMOVE_LOCK_WAIT_S = 5.0  # a DELETE waits this long for a running ingest of the collection, then 409
+
+# Roles of staff keys, as in the staff UI: readers list, editors also change documents, admins drop collections.
+UploadKey = Annotated[ApiKey, Depends(require_role("editor", "upload documents"))]
+DeleteKey = Annotated[ApiKey, Depends(require_role("editor", "delete documents"))]
+JobKey = Annotated[ApiKey, Depends(require_role("editor", "follow ingest jobs"))]
+DropKey = Annotated[ApiKey, Depends(require_role("admin", "delete a whole collection"))]
 
 
 def _document(state: ApiState, collection: str, info: DocumentInfo) -> dict[str, Any]:
@@ -49,8 +56,8 @@ def list_collections(request: Request, key: AnyKey) -> dict[str, Any]:
 
 
 @router.delete("/collections/{collection}")
-def drop_collection(collection: str, request: Request, key: StaffKey) -> dict[str, Any]:
-    """Delete a whole collection: its index and the files uploaded into it. Staff keys only."""
+def drop_collection(collection: str, request: Request, key: DropKey) -> dict[str, Any]:
+    """Delete a whole collection: its index and the files uploaded into it. Admin staff keys only."""
     state = get_state(request)
     name = authorize_collection(state, key, collection)
     lock = state.jobs.collection_lock(name)
@@ -68,7 +75,7 @@ def drop_collection(collection: str, request: Request, key: StaffKey) -> dict[st
 def upload_documents(
     collection: str,
     request: Request,
-    key: StaffKey,
+    key: UploadKey,
     files: Annotated[list[UploadFile], File(description="Documents: pdf, docx, pptx, html, md, txt, csv, eml.")],
     replace: Annotated[
         bool,
@@ -81,7 +88,7 @@ def upload_documents(
     """Upload documents into a collection (created if new); they are ingested in the background.
 
     Returns 202 with a job id; `GET /v1/jobs/{id}` reports progress. File names are sanitised and never
-    used as paths. Staff keys only.
+    used as paths. Editor or admin staff keys only.
 
     Example: `curl -H "Authorization: Bearer $KEY" -F files=@manual.pdf -F files=@faq.md
     http://127.0.0.1:8080/v1/collections/support/documents`
@@ -112,7 +119,7 @@ def upload_documents(
 
 @router.get("/collections/{collection}/documents")
 def list_documents(collection: str, request: Request, key: StaffKey) -> dict[str, Any]:
-    """The documents of a collection. Staff keys only."""
+    """The documents of a collection. Staff keys only (any role)."""
     state = get_state(request)
     name = authorize_collection(state, key, collection)
     reader = state.services.reader(name)
@@ -120,9 +127,9 @@ def list_documents(collection: str, request: Request, key: StaffKey) -> dict[str
 
 
 @router.delete("/collections/{collection}/documents/{doc_id}")
-def delete_document(collection: str, doc_id: str, request: Request, key: StaffKey) -> dict[str, Any]:
+def delete_document(collection: str, doc_id: str, request: Request, key: DeleteKey) -> dict[str, Any]:
     """Remove one document (by the `id` the listing shows) from the index; a file uploaded through the
-    API is deleted too. Staff keys only."""
+    API is deleted too. Editor or admin staff keys only."""
     state = get_state(request)
     name = authorize_collection(state, key, collection)
     reader = state.services.reader(name)
@@ -134,9 +141,9 @@ def delete_document(collection: str, doc_id: str, request: Request, key: StaffKe
 
 
 @router.get("/jobs/{job_id}")
-def get_job(job_id: str, request: Request, key: StaffKey) -> dict[str, Any]:
+def get_job(job_id: str, request: Request, key: JobKey) -> dict[str, Any]:
     """Progress of an upload's ingest: state (queued, waiting, running, done, failed), files done, chunks,
-    and each file's outcome. Staff keys only."""
+    and each file's outcome. Editor or admin staff keys only."""
     state = get_state(request)
     job = state.jobs.get(job_id)
     if job is None or not key.can_use(job.collection):

@@ -65,6 +65,6 @@ def readyz(request: Request) -> JSONResponse:
 
 @router.get("/metrics", response_class=Response)
 def metrics(request: Request, key: AdminKey) -> Response:
-    """Prometheus metrics (a staff key for all collections: they list every key id): requests, latencies,
+    """Prometheus metrics (an admin key for all collections: they list every key id): requests, latencies,
     retrieval and generation time, tokens."""
     return Response(get_state(request).metrics.render(), media_type=CONTENT_TYPE)

@@ -2,12 +2,14 @@
 
 Append-only; ``docqa audit export`` writes it as JSONL. Events name sign-ins (and refusals: wrong password,
 locked account, limited address, single sign-on without a role or refused by Streamlit's callback), sign-outs,
-uploads, deletes, questions, feedback and account changes. A question's text is written only when
-``audit.log_questions`` is on: the callers leave it out otherwise (``access.StaffActions``).
+uploads, deletes, questions, feedback, account changes and API keys made or revoked (with their role). A
+question's text is written only when ``audit.log_questions`` is on: the callers leave it out otherwise
+(``access.StaffActions``).
 """
 
 from __future__ import annotations
 
+import getpass
 import json
 import sqlite3
 import time
@@ -41,7 +43,17 @@ ACTIONS = (
     "user_set_role",
     "user_set_password",
     "user_unlock",
+    "key_create",
+    "key_revoke",
 )
+
+
+def cli_actor() -> str:
+    """Who runs a command, as the trail names them: ``cli:<os user>``."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS audit (

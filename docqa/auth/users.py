@@ -54,6 +54,11 @@ def check_role(role: str) -> Role:
     return role  # type: ignore[return-value]
 
 
+def role_at_least(role: Role, minimum: Role) -> bool:
+    """The one ordering of roles (reader < editor < admin), for accounts and staff API keys alike."""
+    return _RANK[role] >= _RANK[minimum]
+
+
 def check_name(name: str) -> str:
     if not _NAME.match(name):
         raise ConfigError(
@@ -75,7 +80,7 @@ class User:
     last_sign_in_at: float | None = None
 
     def at_least(self, role: Role) -> bool:
-        return _RANK[self.role] >= _RANK[role]
+        return role_at_least(self.role, role)
 
     def can_read(self, collection: str) -> bool:
         return self.role == "admin" or not self.collections or collection in self.collections

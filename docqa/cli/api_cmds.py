@@ -1,4 +1,5 @@
-"""`docqa serve` (the HTTP API and widget) and `docqa keys create|list|revoke` (its API keys)."""
+"""`docqa serve` (the HTTP API and widget) and `docqa keys create|list|revoke` (its API keys). Making and
+revoking a key is written to the audit trail as ``cli:<os user>``, with the key's role."""
 
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ from rich.table import Table
 from rag.settings import load_settings
 
 if TYPE_CHECKING:
-    from docqa.state import Keys
+    from docqa.api.keys import ApiKey
+    from docqa.state import StateStore
 
 out = Console()
 err = Console(stderr=True)
@@ -24,15 +26,24 @@ app = typer.Typer(no_args_is_help=True, help="Create, list and revoke API keys (
 
 
 @contextmanager
-def _keys() -> Iterator[Keys]:
-    """The key table of the configured state store, closed after the command."""
+def _state() -> Iterator[StateStore]:
+    """The configured state store (keys, users, audit trail), closed after the command."""
     from docqa.state import open_state
 
     store = open_state(load_settings())
     try:
-        yield store.keys
+        yield store
     finally:
         store.close()
+
+
+def _audit(store: StateStore, action: str, record: ApiKey) -> None:
+    from docqa.auth.audit import cli_actor
+
+    detail = {"scope": record.scope, "role": record.role, "collections": list(record.collections)}
+    if record.user:
+        detail["user"] = record.user
+    store.audit.record(cli_actor(), action, target=record.id, detail=detail)
 
 
 def serve(
@@ -65,11 +76,20 @@ def serve(
 
 @app.command("create")
 def create(
-    scope: str = typer.Option(..., "--scope", help="staff (everything) or widget (ask only)."),
+    scope: str = typer.Option(..., "--scope", help="staff (by role) or widget (ask only)."),
+    role: str = typer.Option(
+        None,
+        "--role",
+        help="Staff keys: reader (ask, list), editor (also upload, delete) or admin (everything); default admin, "
+        "or the --user's role.",
+    ),
     collection: Annotated[
         list[str] | None,
         typer.Option("--collection", "-c", help="Collection the key may use (repeat; required for widget keys)."),
     ] = None,
+    user: str = typer.Option(
+        None, "--user", help="The staff account (`docqa users list`) the key is for; default: a service."
+    ),
     origin: Annotated[
         list[str] | None,
         typer.Option("--origin", help="Web origin allowed to use the key, like https://www.example.com (repeat)."),
@@ -81,20 +101,40 @@ def create(
 
     Examples:
       docqa keys create --scope staff --name ops
+      docqa keys create --scope staff --role reader -c support --name helpdesk-bot
+      docqa keys create --scope staff --role editor -c support --user bob
       docqa keys create --scope widget --collection support --origin https://www.example.com
       docqa keys create --scope widget -c support -c faq --origin https://a.example --origin https://b.example --json
     """
-    with _keys() as keys:
-        key, record = keys.create(scope, collections=collection or (), origins=origin or (), name=name)
+    from docqa.api.keys import grant_for_user
+
+    collections = tuple(collection or ())
+    with _state() as store:
+        if user is not None:
+            if scope != "staff":
+                raise typer.BadParameter("only staff keys are made for a user", param_hint="--user")
+            account = store.users.get(user)
+            if account is None:
+                raise typer.BadParameter(f"no user '{user}'; `docqa users list` shows them", param_hint="--user")
+            role, collections = grant_for_user(account, role, collections)  # type: ignore[arg-type]
+        key, record = store.keys.create(
+            scope, collections=collections, origins=origin or (), name=name, role=role, user=user
+        )
+        _audit(store, "key_create", record)
     if as_json:
         print(json.dumps({"key": key, **record.as_json()}))
         return
     print(key)
     err.print(
-        f"[dim]id {record.id} · {record.scope} · collections: {', '.join(record.collections) or 'all'} · "
+        f"[dim]id {record.id} · {record.scope} · {_role(record)} · "
+        f"collections: {', '.join(record.collections) or 'all'} · "
         f"origins: {', '.join(record.origins) or 'any'} — store the key now, it is not shown again[/dim]",
         highlight=False,
     )
+
+
+def _role(k: ApiKey) -> str:
+    return k.role if k.scope == "staff" else "ask only"
 
 
 def _when(ts: float | None) -> str:
@@ -106,22 +146,25 @@ def list_keys(
     all_keys: bool = typer.Option(False, "--all", help="Include revoked keys."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (never the keys themselves)."),
 ) -> None:
-    """List API keys: id, scope, collections, origins, last use (never the keys, which are not stored).
+    """List API keys: id, scope, role, user, collections, origins, last use (never the keys, which are not
+    stored).
 
     Examples:
       docqa keys list
       docqa keys list --all --json
     """
-    with _keys() as store:
-        keys = store.list(include_revoked=all_keys)
+    with _state() as store:
+        keys = store.keys.list(include_revoked=all_keys)
     if as_json:
         print(json.dumps([k.as_json() for k in keys], indent=2))
         return
-    table = Table("id", "scope", "name", "collections", "origins", "created", "last used", "revoked")
+    table = Table("id", "scope", "role", "user", "name", "collections", "origins", "created", "last used", "revoked")
     for k in keys:
         table.add_row(
             k.id,
             k.scope,
+            _role(k),
+            k.user or "",
             k.name or "",
             ", ".join(k.collections) or "all",
             ", ".join(k.origins) or "any",
@@ -139,9 +182,10 @@ def revoke(key_id: str = typer.Argument(..., help="The key's id (from `docqa key
     Example:
       docqa keys revoke 3f9a1c2b7d4e
     """
-    with _keys() as keys:
-        record = keys.revoke(key_id)
-    err.print(f"revoked {record.id} ({record.scope})", highlight=False)
+    with _state() as store:
+        record = store.keys.revoke(key_id)
+        _audit(store, "key_revoke", record)
+    err.print(f"revoked {record.id} ({record.scope}, {_role(record)})", highlight=False)
 
 
 def register_commands(root: typer.Typer) -> None:

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import sys
 from collections.abc import Iterator
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import typer
 
+from docqa.auth.audit import cli_actor as _actor
 from docqa.auth.users import ROLES
 from docqa.state import StateStore, open_state
 from rag.settings import load_settings
@@ -29,13 +29,6 @@ def _state() -> Iterator[StateStore]:
         yield store
     finally:
         store.close()
-
-
-def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
 
 
 def _role(value: str | None) -> str | None:

@@ -54,6 +54,8 @@ CREATE TABLE IF NOT EXISTS docqa_api_keys (
     revoked_at float8,
     last_used_at float8
 );
+ALTER TABLE docqa_api_keys ADD COLUMN IF NOT EXISTS role text NOT NULL DEFAULT 'admin';
+ALTER TABLE docqa_api_keys ADD COLUMN IF NOT EXISTS user_name text;
 CREATE TABLE IF NOT EXISTS docqa_conversations (
     id text PRIMARY KEY,
     key_id text NOT NULL,
@@ -239,8 +241,9 @@ class PostgresKeys(KeyLogic):
     def _insert(self, record: ApiKey, key_hash: str) -> None:
         with self.db.connection() as conn:
             conn.execute(
-                "INSERT INTO docqa_api_keys (id, key_hash, scope, collections, origins, name, created_at) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                "INSERT INTO docqa_api_keys "
+                "(id, key_hash, scope, collections, origins, name, created_at, role, user_name) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
                 (
                     record.id,
                     key_hash,
@@ -249,6 +252,8 @@ class PostgresKeys(KeyLogic):
                     json.dumps(record.origins),
                     record.name,
                     record.created_at,
+                    record.role,
+                    record.user,
                 ),
             )
 

@@ -24,7 +24,14 @@ class Keys(Protocol):
     """API keys, stored hashed. ``verify`` reads the store every time: a revocation is seen at once."""
 
     def create(
-        self, scope: str, *, collections: Sequence[str] = (), origins: Sequence[str] = (), name: str | None = None
+        self,
+        scope: str,
+        *,
+        collections: Sequence[str] = (),
+        origins: Sequence[str] = (),
+        name: str | None = None,
+        role: str | None = None,
+        user: str | None = None,
     ) -> tuple[str, ApiKey]: ...
 
     def verify(self, key: str) -> ApiKey | None: ...
