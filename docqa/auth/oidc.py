@@ -21,13 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from docqa.auth.errors import SignInError
-from docqa.auth.users import ROLES, Role, User
+from docqa.auth.users import Role, User, highest_role
 from rag.errors import ConfigError
 from rag.settings import AuthSettings, Settings
 
 CALLBACK_PATH = "/oauth2callback"  # Streamlit's fixed callback route
 DEFAULT_REDIRECT_URI = "http://localhost:{port}" + CALLBACK_PATH  # Streamlit fills in {port}
-_RANK = {role: i for i, role in enumerate(ROLES)}
 
 
 # -- who a signed-in person is ------------------------------------------------------------------------------
@@ -68,7 +67,7 @@ def user_from_claims(claims: Mapping[str, Any], auth: AuthSettings) -> User:
             f"{name} is signed in at the provider, but no group of theirs ({listed}) has a docqa role: an admin "
             "can map one in auth.oidc_group_roles"
         )
-    role: Role = max(roles, key=_RANK.__getitem__) if roles else auth.oidc_default_role  # type: ignore[assignment]
+    role: Role = highest_role(roles) if roles else auth.oidc_default_role  # type: ignore[assignment]
     collections: tuple[str, ...] = ()
     if role != "admin" and auth.oidc_group_collections:
         granted = [c for g in groups for c in auth.oidc_group_collections.get(g, [])]

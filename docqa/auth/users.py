@@ -55,8 +55,13 @@ def check_role(role: str) -> Role:
 
 
 def role_at_least(role: Role, minimum: Role) -> bool:
-    """The one ordering of roles (reader < editor < admin), for accounts and staff API keys alike."""
+    """The one ordering of roles (reader < editor < admin), for accounts, OIDC groups and staff API keys."""
     return _RANK[role] >= _RANK[minimum]
+
+
+def highest_role(roles: list[Role]) -> Role:
+    """The most a person may do of several roles (their OIDC groups'), by the same ordering."""
+    return max(roles, key=_RANK.__getitem__)
 
 
 def check_name(name: str) -> str:
