@@ -25,7 +25,7 @@ MIN_UNIT_CHARS = 3  # shorter units ("1.", "a)") are list labels, not evidence
 MAX_LEAD_CHARS = 240  # a longer lead-in is a paragraph: repeated with every item, it would crowd the item out
 MAX_ITEM_CHARS = 300  # a longer item or line is split into sentences
 _BLOCK = re.compile(r"\n[ \t]*\n")
-_TABLE_ROW = re.compile(r"[^|]*\S: [^|]* \| ")  # "Name: value | Name: value", as ingest writes table rows
+TABLE_ROW = re.compile(r"[^|]*\S: [^|]* \| ")  # "Name: value | Name: value", as ingest writes table rows
 _POINTER = re.compile(r"^\(?(?:see(?: also)?|refer to|for (?:more|further) (?:information|details)[^,]*, see)\s", re.I)
 
 
@@ -60,8 +60,8 @@ def _lead(text: str, lines: list[tuple[int, int]]) -> tuple[int, int] | None:
     if len(lines) < 2:
         return None
     first = text[lines[0][0] : lines[0][1]]
-    rows = sum(bool(_TABLE_ROW.match(text[a:b])) for a, b in lines[1:])
-    if first.endswith(":") or (rows >= 1 and not _TABLE_ROW.match(first) and " | " not in first):
+    rows = sum(bool(TABLE_ROW.match(text[a:b])) for a, b in lines[1:])
+    if first.endswith(":") or (rows >= 1 and not TABLE_ROW.match(first) and " | " not in first):
         return _sentences(text, *lines[0])[-1]
     return None
 
@@ -80,7 +80,7 @@ def unit_spans(text: str, max_block_chars: int) -> Iterator[tuple[int, int, str 
             continue
         yield from ((a, b, None) for a, b in _sentences(text, lines[0][0], lead[0]))  # before the lead-in
         items = lines[1:]
-        rows = [s for s in items if _TABLE_ROW.match(text[s[0] : s[1]])]
+        rows = [s for s in items if TABLE_ROW.match(text[s[0] : s[1]])]
         if rows and items[0] not in rows:
             items = [s for s in items if s is not items[0]]  # a header line: the rows carry its names
         if items[-1][1] - lead[0] <= max_block_chars:
@@ -89,6 +89,6 @@ def unit_spans(text: str, max_block_chars: int) -> Iterator[tuple[int, int, str 
         lead_text = text[lead[0] : lead[1]]
         carried = lead_text if len(lead_text) <= MAX_LEAD_CHARS else None
         for a, b in items:
-            whole = b - a <= MAX_ITEM_CHARS or _TABLE_ROW.match(text[a:b]) is not None
+            whole = b - a <= MAX_ITEM_CHARS or TABLE_ROW.match(text[a:b]) is not None
             for x, y in [(a, b)] if whole else _sentences(text, a, b):
                 yield x, y, carried

@@ -28,7 +28,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-_ROW = re.compile(r"[^|]*\S: [^|]* \| ")  # as rag/units.py reads the rows ingest writes
+from rag.units import TABLE_ROW  # the rows ingest writes, read as the evidence units read them
+
 _PROMPT = re.compile(r"^(?:\$|#|%|>|>>>) \S")
 _LAYOUT = re.compile(r"^[ \t]+\S|\S[ \t]{2,}\S")
 _CODE_TOKEN = re.compile(r"(?:^|\s)--?[A-Za-z]|(?:^|\s)(?:\.{1,2}|~)?/[\w.-]|\w=\S|\b[A-Za-z_]\w*\([^()]*\)$|[{};\\]$")
@@ -58,7 +59,7 @@ class Segment:
 
 
 def is_row(line: str) -> bool:
-    return _ROW.match(line) is not None
+    return TABLE_ROW.match(line) is not None
 
 
 def keeps_layout(line: str) -> bool:
