@@ -68,7 +68,13 @@ def drop_collection(collection: str, request: Request, key: DropKey) -> dict[str
         state.services.uploads.drop(name)
     finally:
         lock.release()
+    _audit(state, key, "drop_collection", name, name)
     return {"deleted": name}
+
+
+def _audit(state: ApiState, key: ApiKey, action: str, collection: str, target: str, **fields: Any) -> None:
+    """The same trail as the staff UI's actions: who is the key (its name, else its id)."""
+    state.store.audit.record(f"key:{key.name or key.id}", action, collection=collection, target=target, **fields)
 
 
 @router.post("/collections/{collection}/documents", status_code=202, response_model=UploadResponse)
@@ -109,6 +115,8 @@ def upload_documents(
             )
     saved = [state.services.uploads.save(name, u.filename, u.file, replace=replace) for u in files]
     job = state.jobs.submit(name, saved)
+    for s in saved:  # accepted for ingest; the job reports each file's outcome
+        _audit(state, key, "upload", name, s.original, detail={"job": job.id, "stored": s.outcome})
     return {
         "job_id": job.id,
         "status_url": f"/v1/jobs/{job.id}",
@@ -137,6 +145,7 @@ def delete_document(collection: str, doc_id: str, request: Request, key: DeleteK
     if match is None:
         raise ApiError(404, f"no document '{doc_id}' in collection '{name}'", type="document_not_found")
     state.jobs.remove_document(name, match.path, REMOVE_LOCK_WAIT_S)
+    _audit(state, key, "delete", name, Path(match.path).name)
     return {"deleted": doc_id, "name": Path(match.path).name, "collection": name}
 
 

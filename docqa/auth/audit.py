@@ -37,6 +37,7 @@ ACTIONS = (
     "feedback",
     "upload",
     "delete",
+    "drop_collection",
     "denied",
     "user_add",
     "user_remove",

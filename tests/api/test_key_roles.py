@@ -111,6 +111,9 @@ class TestRolesOnRoutes:
         error = refusal(api.client.delete("/v1/collections/kb", headers=api.auth(editor)))
         assert "a editor key" not in error["message"] and "an admin key" in error["message"]
         assert refusal(api.client.get("/metrics", headers=api.auth(editor)))["type"] == "role"
+        # The API's uploads and deletes are in the same audit trail as the staff UI's, by key.
+        trail = {(e.action, e.target, e.collection) for e in api.state.store.audit.list() if e.actor.startswith("key:")}
+        assert {("upload", "second.md", "kb"), ("delete", "valves.md", "kb")} <= trail
 
     def test_jobs_are_for_editors(self, api: ApiHandle) -> None:
         editor = api.key(role="editor", collections=["kb"])
@@ -128,6 +131,7 @@ class TestRolesOnRoutes:
         deleted = api.client.delete(f"/v1/collections/kb/documents/{doc['id']}", headers=api.auth(admin))
         assert deleted.status_code == 200, deleted.text
         assert api.client.delete("/v1/collections/other", headers=api.auth(admin)).status_code == 200
+        assert ("drop_collection", "other") in {(e.action, e.target) for e in api.state.store.audit.list()}
         assert api.client.get("/metrics", headers=api.auth(admin)).status_code == 200
 
 
