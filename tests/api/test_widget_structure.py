@@ -15,8 +15,10 @@ from ui.structure import segments
 
 NODE = shutil.which("node")
 WIDGET = REPO / "docqa" / "api" / "static" / "widget.js"
-# The widget's structure rule: from its first regex to the first renderer (plain functions, no DOM).
-START, END = "  var ROW_RE", "  /** ``text[a:b]`` as text nodes"
+# The widget's structure rule: its patterns (at the top of the script) and its functions, from the note
+# where the patterns once stood to the first renderer (plain functions, no DOM).
+PATTERNS = ("  var ROW_RE", '  var CELL_SEP = " | ";\n')
+START, END = "  // (The patterns are defined at the top", "  /** ``text[a:b]`` as text nodes"
 TEXTS = [
     TABLE,
     CODE,
@@ -47,7 +49,8 @@ def python_segments(text: str) -> list[dict[str, object]]:
 @pytest.mark.skipif(NODE is None, reason="node missing")
 def test_the_widget_and_the_ui_cut_passages_alike() -> None:
     source = WIDGET.read_text()
-    rule = source[source.index(START) : source.index(END)]
+    patterns = source[source.index(PATTERNS[0]) : source.index(PATTERNS[1]) + len(PATTERNS[1])]
+    rule = patterns + source[source.index(START) : source.index(END)]
     script = rule + (
         "\nconst texts = JSON.parse(require('fs').readFileSync(0, 'utf8'));"
         "\nconsole.log(JSON.stringify(texts.map((t) => segmentsOf(t).map((s) => ({kind: s.kind, start: s.start,"

@@ -13,6 +13,15 @@
  */
 (function () {
   "use strict";
+  // How segmentsOf (below) reads ingest's table rows and code lines; defined first, because a conversation
+  // restored from the page session is rendered while the script is still running, before later lines.
+  var ROW_RE = /^[^|]*\S: [^|]* \| /;
+  var PROMPT_RE = /^(?:\$|#|%|>|>>>) \S/;
+  var LAYOUT_RE = /^[ \t]+\S|\S[ \t]{2,}\S/;
+  var CODE_TOKEN_RE = /(?:^|\s)--?[A-Za-z]|(?:^|\s)(?:\.{1,2}|~)?\/[\w.-]|\w=\S|\b[A-Za-z_]\w*\([^()]*\)$|[{};\\]$/;
+  var SENTENCE_END_RE = /[.!?:]$/;
+  var MAX_COMMAND_WORDS = 16;
+  var CELL_SEP = " | ";
 
   var script = document.currentScript;
   if (!script) {
@@ -332,13 +341,7 @@
   // lines outside tables, the lines under a lead-in (a line ending in ":", the first this holds for) are
   // code when at least half look like code, and so is a run right after code on the same test; elsewhere
   // lines that keep layout or start with a prompt are code.
-  var ROW_RE = /^[^|]*\S: [^|]* \| /;
-  var PROMPT_RE = /^(?:\$|#|%|>|>>>) \S/;
-  var LAYOUT_RE = /^[ \t]+\S|\S[ \t]{2,}\S/;
-  var CODE_TOKEN_RE = /(?:^|\s)--?[A-Za-z]|(?:^|\s)(?:\.{1,2}|~)?\/[\w.-]|\w=\S|\b[A-Za-z_]\w*\([^()]*\)$|[{};\\]$/;
-  var SENTENCE_END_RE = /[.!?:]$/;
-  var MAX_COMMAND_WORDS = 16;
-  var CELL_SEP = " | ";
+  // (The patterns are defined at the top of this script: a conversation restored at load renders before here.)
 
   function keepsLayout(line) {
     return LAYOUT_RE.test(line) || PROMPT_RE.test(line);
