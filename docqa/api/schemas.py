@@ -118,6 +118,11 @@ class EvidenceOut(BaseModel):
     end: int = Field(..., description="End offset (exclusive) of the span in that chunk's text.")
     text: str
     score: float
+    lead: str | None = Field(
+        None,
+        description="The sentence or caption introducing the list or table this item or row belongs to; a quote "
+        "shows it before the text (rag/units.py).",
+    )
 
 
 class ModelCallOut(BaseModel):
