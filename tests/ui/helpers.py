@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from streamlit import config
 
 from docqa.cli.ui_cmds import child_environment
 from rag.settings import Settings
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS
 
 
 def use_settings(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
@@ -29,3 +33,27 @@ class RunningUI:
     url: str
     process: subprocess.Popen
     log: Path
+
+
+@contextmanager
+def fresh_tab(url: str, profile: Path, wait_ms: int) -> Iterator[Any]:
+    """A tab of a fresh Chromium profile (a new session, no cookies) on ``url``; ``wait_ms`` is every wait's
+    timeout, generous because a loaded machine's first UI run loads the embedder."""
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=wait_ms)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 1000},
+        )
+        try:
+            tab = browser.new_page()
+            tab.set_default_timeout(wait_ms)
+            tab.goto(url, wait_until="domcontentloaded")
+            yield tab
+        finally:
+            browser.close()

@@ -20,9 +20,9 @@ from docqa.services import Services
 from docqa.state import open_state
 from rag.embedder import SentenceTransformerEmbedder
 from rag.settings import Settings
-from tests.helpers import CHROMIUM, CHROMIUM_ARGS, REPO, closed_llm_url
+from tests.helpers import CHROMIUM, REPO, closed_llm_url
 from tests.ui.conftest import running_ui
-from tests.ui.helpers import RunningUI
+from tests.ui.helpers import RunningUI, fresh_tab
 
 PASSWORD = "correct horse battery"
 WAIT_MS = 120_000
@@ -61,24 +61,8 @@ def ui(auth_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Ite
 @pytest.fixture
 def page(ui: RunningUI, tmp_path: Path):
     """A fresh browser profile (a new session) on the UI's front page."""
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=WAIT_MS)  # a loaded machine: the first run loads the embedder
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1280, "height": 1000},
-        )
-        try:
-            tab = browser.new_page()
-            tab.set_default_timeout(WAIT_MS)
-            tab.goto(ui.url, wait_until="domcontentloaded")
-            yield tab
-        finally:
-            browser.close()
+    with fresh_tab(ui.url, tmp_path / "chromium-profile", WAIT_MS) as tab:
+        yield tab
 
 
 def sign_in(page, name: str, password: str = PASSWORD) -> None:

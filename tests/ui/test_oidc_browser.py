@@ -18,10 +18,10 @@ from docqa.services import Services
 from docqa.state import open_state
 from rag.embedder import SentenceTransformerEmbedder
 from rag.settings import Settings
-from tests.helpers import CHROMIUM, CHROMIUM_ARGS, closed_llm_url
+from tests.helpers import CHROMIUM, closed_llm_url
 from tests.oidc_provider import Provider, running_provider
 from tests.ui.conftest import running_ui
-from tests.ui.helpers import RunningUI
+from tests.ui.helpers import RunningUI, fresh_tab
 
 WAIT_MS = 120_000
 CLIENT_SECRET = "client-secret-that-must-stay-hidden"
@@ -74,25 +74,11 @@ def ui(oidc_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Ite
 @pytest.fixture
 def page(ui: RunningUI, provider: Provider, tmp_path: Path):
     """A fresh browser profile on the UI's front page; the provider's tampering is off again afterwards."""
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=WAIT_MS)
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1280, "height": 1000},
-        )
-        try:
-            tab = browser.new_page()
-            tab.set_default_timeout(WAIT_MS)
-            tab.goto(ui.url, wait_until="domcontentloaded")
+    try:
+        with fresh_tab(ui.url, tmp_path / "chromium-profile", WAIT_MS) as tab:
             yield tab
-        finally:
-            browser.close()
-            provider.tamper = None
+    finally:
+        provider.tamper = None
 
 
 def sso_sign_in(page, provider: Provider, user: dict) -> int:
