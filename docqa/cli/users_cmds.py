@@ -166,9 +166,10 @@ def export(out: str = typer.Option(..., "--out", "-o", help="JSONL file to write
     """Write the audit trail, oldest first, one JSON object per line.
 
     Each line: {"id", "at" (UTC), "actor", "action", "outcome", "collection", "target", "detail"}.
-    Actions: sign_in, sign_in_failed, sign_in_locked, sign_out, session_expired, ask, feedback, upload,
-    delete, denied, user_add, user_remove, user_set_role, user_set_password, user_unlock. A question's
-    text is there only when audit.log_questions is on.
+    Actions: sign_in, sign_in_failed, sign_in_locked, sign_in_throttled, sign_out, session_expired, ask,
+    feedback, upload, delete, drop_collection, denied, user_add, user_remove, user_set_role,
+    user_set_password, user_unlock, key_create, key_revoke. A question's text is there only when
+    audit.log_questions is on.
 
     Examples:
       docqa audit export --out audit.jsonl

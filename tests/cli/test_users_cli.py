@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -90,3 +91,11 @@ def test_which_addresses_need_a_sign_in() -> None:
     none = Settings()
     assert check_sign_in(none, "127.0.0.1") is None and check_sign_in(none, "0.0.0.0")
     assert check_sign_in(none.with_overrides(auth__method="local"), "0.0.0.0") is None
+
+
+def test_audit_export_help_names_every_action() -> None:
+    from docqa.auth.audit import ACTIONS
+    from docqa.cli.users_cmds import export
+
+    listed = set(re.findall(r"\w+", export.__doc__ or ""))
+    assert set(ACTIONS) <= listed, set(ACTIONS) - listed
