@@ -20,6 +20,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import resource
 import shutil
 import tempfile
 from pathlib import Path
@@ -141,6 +142,8 @@ def main() -> None:
             "hit@5": round(sum(h["rank"] is not None for h in hits) / len(hits), 3),
             "questions": len(hits),
             "ingest_s": round(t.s, 1),
+            # Linux reports kilobytes: the whole bench process at its peak (the ingest, the embedder loaded).
+            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             "documents": len(report.added),
             "skipped_non_documents": len(report.skipped),
             "failed": len(report.failed),

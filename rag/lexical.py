@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Collection
 from functools import lru_cache
 from pathlib import Path
 
@@ -69,6 +70,10 @@ class BM25Index:
 
     def __len__(self) -> int:
         return len(self.chunk_ids)
+
+    def vocabulary(self) -> Collection[str]:
+        """Every term of the indexed chunks, as ``tokenize`` writes it."""
+        return self._retriever.vocab_dict.keys() if len(self.chunk_ids) else frozenset()
 
     def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Top-k (chunk id, score) with a positive score; ``allowed`` is a boolean row mask."""

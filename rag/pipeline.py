@@ -26,6 +26,7 @@ from rag.errors import DocqaError
 from rag.evidence import EvidenceSelector, Ranked, units_of
 from rag.generation import Generator
 from rag.lexical import tokenize
+from rag.mentions import unmentioned
 from rag.prompting import (
     DECLINE_TEXT,
     Passage,
@@ -202,6 +203,12 @@ class AnswerPipeline:
         history = self._recent(question.history)
         t0 = time.perf_counter()
         reader = self.readers(question.collection)  # an unknown collection fails here, before the model is asked
+        missing = unmentioned(question.text, reader.vocabulary()) if s.answer.decline_unmentioned else []
+        if missing:
+            # It names what no document mentions: whatever retrieval finds is about something else. The
+            # user's own words are read, not a follow-up's rewrite (the model may add a name to it).
+            yield from self._decline(model, question.text, (time.perf_counter() - t0) * 1000, None, missing=missing)
+            return
         standalone = self._standalone(question, model, timer)
         retrieval = self.retriever.search(
             reader, standalone, top_k=question.top_k, filters=question.filters, rerank=question.rerank
@@ -264,7 +271,8 @@ class AnswerPipeline:
 
         1. the model's draft, if it passes every check (in ``generate`` mode it is shown as it is);
         2. one of the model's other replies, then its reply to the best sentence alone, if it is a checked
-           piece of that sentence (a shorter form of the quote);
+           piece of that sentence (a shorter form of the quote); both off by default (``answer.alternatives``,
+           ``answer.sentence_draft``: on real manuals they cost two calls for no more answers that hold);
         3. the best sentence quoted, if the draft was refused, or the model declined where retrieval is sure
            the answer is there and the sentence can answer the question;
         4. the decline.
@@ -433,12 +441,21 @@ class AnswerPipeline:
 
     @staticmethod
     def _decline(
-        model: str, standalone: str, retrieval_ms: float, answerable: float, checked: float | None = None
+        model: str,
+        standalone: str,
+        retrieval_ms: float,
+        answerable: float | None,
+        checked: float | None = None,
+        missing: Sequence[str] = (),
     ) -> Iterator[dict[str, Any]]:
+        """The decline; ``missing``: the question's names the documents never mention, said in the reply."""
+        text = DECLINE_TEXT
+        if missing:
+            text += " They never mention " + ", ".join(f"\u201c{n}\u201d" for n in missing) + "."
         yield {"event": "sources", "passages": []}
-        yield {"event": "token", "text": DECLINE_TEXT}
+        yield {"event": "token", "text": text}
         answer = Answer(
-            DECLINE_TEXT, [], retrieval_ms, 0.0, True, 0, model, standalone, [], answerable=answerable,
+            text, [], retrieval_ms, 0.0, True, 0, model, standalone, [], answerable=answerable,
             checked=checked, evidence_checked=checked,
         )
         yield {"event": "final", "answer": answer}

@@ -276,6 +276,12 @@ class AnswerSettings(BaseModel):
         },
         description="Logistic-regression coefficients over the retrieval and evidence signals.",
     )
+    decline_unmentioned: bool = Field(
+        True,
+        description="Decline a question that names something (a capitalised word, an acronym, an identifier) "
+        "the collection never mentions, not even as a near spelling, and say which name (rag/mentions.py): "
+        "on topic, yet no document can answer it.",
+    )
     span_sentences: int = Field(
         2,
         ge=0,
@@ -284,23 +290,26 @@ class AnswerSettings(BaseModel):
         "test half in the adapter's eval card (finetune/adapters/docqa-grounded/README.md).",
     )
     alternatives: int = Field(
-        1,
+        0,
         ge=0,
         le=10,
         description="verify mode: when the model's answer fails verification, or it declines although the "
         "answerability probability reaches quote_over_decline, check up to this many other replies, each "
         "starting with one of the model's next most likely first tokens, and show the first that passes and is "
         "a piece of the evidence quote (sharing no word with a refused draft); else the quote (or the decline). "
-        "0: off. On 200 SQuAD test-half questions 1 raised F1 from 0.42 to 0.47 with no answer lost; 2 and 3 "
-        "raised it further and cost 2.5 to 3 points of correctness (partial spans).",
+        "0 (default): off. On 200 SQuAD test-half questions 1 raised F1 from 0.42 to 0.47 with no answer lost; 2 "
+        "and 3 raised it further and cost 2.5 to 3 points of correctness (partial spans). On the real-manual dev "
+        "questions, 1 with the sentence draft turned 3 quotes holding the answer into short answers and 1 into a "
+        "wrong one, and took the median answer from 2.4 to 5.2 s (docs/quality.md): off by default.",
     )
     sentence_draft: bool = Field(
-        True,
+        False,
         description="verify mode: when no alternative replaces the evidence quote, ask the model once more with "
         "the quoted sentence as its only source, and show its reply if it passes every check, is a piece of that "
         "sentence (not one item of a list in it) and shares no word with a refused draft; else the quote. On 200 "
         "SQuAD test-half questions it raised F1 from 0.47 to 0.51 with no answer lost; the earlier retry from "
-        "the whole best passage (removed) had shown 3 wrong answers in 5.",
+        "the whole best passage (removed) had shown 3 wrong answers in 5. Off by default: on real manuals it "
+        "costs a model call for no more answers that hold (see alternatives).",
     )
     max_repeats: int = Field(
         2, ge=1, description="A sentence (or long phrase) repeated more than this is a loop: the rest is cut."

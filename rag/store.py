@@ -27,7 +27,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -477,6 +477,10 @@ class CollectionReader:
     ) -> list[tuple[int, float]]:
         """(chunk id, cosine) of the ``k`` nearest chunks, among ``allowed_ids`` when given."""
         return self._loaded.vectors.search(vector, k, allowed_ids)
+
+    def vocabulary(self) -> Collection[str]:
+        """Every term the collection's chunks hold (stemmed, as ``rag.lexical.tokenize`` writes them)."""
+        return self._loaded.bm25.vocabulary()
 
     def search_lexical(self, query: str, k: int, allowed_ids: np.ndarray | None = None) -> list[tuple[int, float]]:
         """(chunk id, BM25 score) of the ``k`` best chunks for ``query``, among ``allowed_ids`` when given."""

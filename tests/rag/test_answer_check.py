@@ -143,12 +143,15 @@ class TestPolicy:
     def test_the_draft_from_the_quote_must_pass_the_check_too(self, services: Services, tmp_path: Path) -> None:
         spans = {"Tidy robot": 0.05, "24 months": 0.9}
         check = ScriptedCheck({"24 months": 0.9}, spans, default=0.1)
-        pipeline, gen = self._pipeline(services, tmp_path, check, "The Tidy robot [1].", "24 months [1].")
+        on = {"answer__sentence_draft": True}
+        pipeline, gen = self._pipeline(services, tmp_path, check, "The Tidy robot [1].", "24 months [1].", **on)
         answer = pipeline.ask(WARRANTY)
         assert len(gen.calls) == 2 and answer.retried and answer.answer == "24 months [1]."
         # The reply from the quote doubted as well: the quote.
         check = ScriptedCheck({"24 months": 0.9}, {"Tidy robot": 0.05, "24 months": 0.05}, default=0.1)
-        pipeline, gen = self._pipeline(services, tmp_path / "b", check, "The Tidy robot [1].", "24 months [1].")
+        pipeline, gen = self._pipeline(
+            services, tmp_path / "b", check, "The Tidy robot [1].", "24 months [1].", **on
+        )
         answer = pipeline.ask(WARRANTY)
         assert len(gen.calls) == 2 and answer.mode == "quote" and "24 months from purchase" in answer.answer
 

@@ -134,7 +134,7 @@ class TestPipeline:
         that would be quoted as its only source, its reply is shown when it passes verification and is a piece
         of that sentence; otherwise the quote, as before."""
         second = "24 months [1]."
-        on = {"answer__quote_over_decline": 0.0, "answer__alternatives": 0}
+        on = {"answer__quote_over_decline": 0.0, "answer__alternatives": 0, "answer__sentence_draft": True}
         pipeline, gen = self._pipeline(services, tmp_path, first, second, **on)
         answer = pipeline.ask(WARRANTY)
         assert len(gen.calls) == 2 and answer.retried and answer.mode == "generate" and answer.grounded
@@ -142,10 +142,13 @@ class TestPipeline:
         sources = gen.calls[1][-1]["content"].split("Sources:\n", 1)[1].split("\n\nQuestion:")[0]
         assert sources.splitlines()[0].startswith("[1] (warranty.md")  # the sentence's file, numbered 1
         assert sources.splitlines()[1:] == ["The Tidy robot warranty lasts 24 months from purchase."]
-        # Off, or a reply that is not a piece of the sentence (true, but more than it says): the quote.
-        pipeline, gen = self._pipeline(services, tmp_path / "off", first, second, answer__sentence_draft=False, **on)
+        # Off (the default: one model call per answer), or a reply that is not a piece of the sentence (true,
+        # but more than it says): the quote.
+        off_settings = {**on, "answer__sentence_draft": False}
+        pipeline, gen = self._pipeline(services, tmp_path / "off", first, second, **off_settings)
         off = pipeline.ask(WARRANTY)
         assert len(gen.calls) == 1 and off.mode == "quote" and not off.retried
+        assert not services.settings.answer.sentence_draft
         pipeline, gen = self._pipeline(
             services, tmp_path / "bad", first, "24 months from purchase, with a receipt [1].", **on
         )
@@ -159,7 +162,9 @@ class TestPipeline:
         (kb / "cover.md").write_text("# Cover\n\nThe dock and the charger are covered for 12 months.\n")
         services.ingestor.ingest([kb], "kb")
         question = Question("Which parts are covered for 12 months?", "kb")
-        on = services.settings.with_overrides(answer__quote_over_decline=0.0, answer__alternatives=0)
+        on = services.settings.with_overrides(
+            answer__quote_over_decline=0.0, answer__alternatives=0, answer__sentence_draft=True
+        )
         shown = {}
         for reply in ("The dock [1].", "The dock and the charger [1]."):
             gen = ScriptedGenerator("The battery [1].", reply)
@@ -191,10 +196,10 @@ class TestPipeline:
         gen, answer = ask(others, answer__alternatives=4)
         assert gen.alternative_calls == [4] and answer.retried and answer.mode == "generate" and answer.grounded
         assert answer.answer == "24 months [1]." and Path(answer.citations[0].source).name == "warranty.md"
-        # Off: never asked (the default asks for one). None passing: the quote, as before.
-        gen, off = ask(others, answer__alternatives=0)
+        # Off (the default): never asked. None passing: the quote, as before.
+        gen, off = ask(others)
         assert gen.alternative_calls == [] and off.mode == "quote" and not off.retried
-        gen, _ = ask(others)
+        gen, _ = ask(others, answer__alternatives=1)
         assert gen.alternative_calls == [1]
         gen, bad = ask([others[0], others[1], others[3]], answer__alternatives=4)
         assert gen.alternative_calls == [4] and bad.mode == "quote" and "24 months" in bad.answer
@@ -301,6 +306,19 @@ class TestPipeline:
         answer = services.pipeline.ask(Question("Who won the 1998 football world cup final?", "kb"))
         assert answer.declined and answer.answer == DECLINE_TEXT and answer.citations == []
         assert gen.calls == []
+
+    def test_a_question_naming_what_no_document_mentions_is_declined_with_the_name(
+        self, services: Services, tmp_path: Path
+    ) -> None:
+        # On topic (the robot's warranty is indexed), but the documents never name the Tidy X9.
+        pipeline, gen = self._pipeline(services, tmp_path, "The warranty lasts 24 months [1].")
+        answer = pipeline.ask(Question("How long is the warranty of the Tidy X9?", "kb"))
+        assert answer.declined and answer.citations == [] and gen.calls == []
+        assert answer.answer == f"{DECLINE_TEXT} They never mention \u201cX9\u201d."
+        # A near spelling of an indexed name ("Tiddy") is a typo, not another product; the setting turns it off.
+        assert not pipeline.ask(Question("How long is the warranty of the Tiddy robot?", "kb")).declined
+        pipeline, _ = self._pipeline(services, tmp_path / "b", "24 months [1].", answer__decline_unmentioned=False)
+        assert not pipeline.ask(Question("How long is the warranty of the Tidy X9?", "kb")).declined
 
     def test_follow_up_is_condensed_before_retrieval(self, services: Services, tmp_path: Path) -> None:
         self._ingest(services, tmp_path)
