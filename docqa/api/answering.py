@@ -240,7 +240,9 @@ async def follow(state: ApiState, req: AnswerRequest, run: PipelineRun, head: li
                     continue  # nothing to send: the draft is held back until checked
                 if event["event"] == "final":
                     complete = True
-                    finish(state, req, event["answer"], pieces.tokens)
+                    # The conversation's new turn is a database write: off the event loop, which serves
+                    # every other stream and /healthz meanwhile.
+                    await run_in_threadpool(finish, state, req, event["answer"], pieces.tokens)
                 yield event
                 if complete:
                     return

@@ -19,8 +19,9 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
-def healthz() -> dict[str, Any]:
-    """Liveness: the API process is up."""
+async def healthz() -> dict[str, Any]:
+    """Liveness: the API process is up. Answered on the event loop itself: a sync route would wait for a
+    worker thread, and under load every worker thread is busy with answers."""
     return {"status": "ok", "version": __version__}
 
 
