@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection
+import threading
+from collections import defaultdict
+from collections.abc import Collection, Iterator
 from functools import lru_cache
 from pathlib import Path
 
@@ -34,6 +36,36 @@ def tokenize(text: str) -> list[str]:
     return _stemmer().stemWords(words)
 
 
+class Vocabulary:
+    """A collection's terms, with its terms grouped by first letter and length (built on the first near-spelling
+    lookup), so a lookup reads a few hundred terms, not a million."""
+
+    def __init__(self, terms: Collection[str]) -> None:
+        self.terms = terms
+        self._groups: dict[tuple[str, int], list[str]] | None = None
+        self._lock = threading.Lock()
+
+    def __contains__(self, term: object) -> bool:
+        return term in self.terms
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.terms)
+
+    def __len__(self) -> int:
+        return len(self.terms)
+
+    def alike(self, term: str, budget: int) -> list[str]:
+        """The terms starting with ``term``'s letter whose length is within ``budget`` of its length."""
+        with self._lock:
+            if self._groups is None:
+                groups: dict[tuple[str, int], list[str]] = defaultdict(list)
+                for t in self.terms:
+                    groups[(t[:1], len(t))].append(t)
+                self._groups = dict(groups)
+        lengths = range(len(term) - budget, len(term) + budget + 1)
+        return [t for n in lengths for t in self._groups.get((term[:1], n), ())]
+
+
 class BM25Index:
     """A bm25s index whose rows line up with ``chunk_ids``."""
 
@@ -42,6 +74,7 @@ class BM25Index:
         self.chunk_ids = chunk_ids
         self.k1 = k1
         self.b = b
+        self._vocabulary: Vocabulary | None = None
 
     @classmethod
     def build(cls, texts: list[str], chunk_ids: np.ndarray, *, k1: float, b: float) -> BM25Index:
@@ -71,9 +104,12 @@ class BM25Index:
     def __len__(self) -> int:
         return len(self.chunk_ids)
 
-    def vocabulary(self) -> Collection[str]:
-        """Every term of the indexed chunks, as ``tokenize`` writes it."""
-        return self._retriever.vocab_dict.keys() if len(self.chunk_ids) else frozenset()
+    def vocabulary(self) -> Vocabulary:
+        """Every term of the indexed chunks, as ``tokenize`` writes it (one object per loaded index, so its
+        grouping for near spellings is built once)."""
+        if self._vocabulary is None:
+            self._vocabulary = Vocabulary(self._retriever.vocab_dict.keys() if len(self.chunk_ids) else frozenset())
+        return self._vocabulary
 
     def search(self, query: str, k: int, allowed: np.ndarray | None = None) -> list[tuple[int, float]]:
         """Top-k (chunk id, score) with a positive score; ``allowed`` is a boolean row mask."""

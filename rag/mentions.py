@@ -18,7 +18,7 @@ import difflib
 import re
 from collections.abc import Collection, Iterator
 
-from rag.lexical import tokenize
+from rag.lexical import Vocabulary, tokenize
 
 _WORD = re.compile(r"[A-Za-z0-9_][\w.+#-]*")
 _QUOTED = re.compile(r"[\"'`\u2018\u201c]([^\"'`\u2019\u201d]{2,40})[\"'`\u2019\u201d]")
@@ -44,22 +44,22 @@ def names(question: str) -> list[str]:
     return list(dict.fromkeys(w for w in out if not _NUMBER.match(w)))
 
 
-def _near(term: str, vocabulary: Collection[str]) -> bool:
+def _near(term: str, vocabulary: Vocabulary) -> bool:
     """Whether ``vocabulary`` holds a near spelling of ``term`` (one edit for short terms, two for long)."""
     if len(term) < 5:
         return False
     budget = 1 if len(term) < 8 else 2
-    pool = [v for v in vocabulary if abs(len(v) - len(term)) <= budget and v[:1] == term[:1]]
     cutoff = 1 - (budget + 0.5) / len(term)
-    return bool(difflib.get_close_matches(term, pool, n=1, cutoff=cutoff))
+    return bool(difflib.get_close_matches(term, vocabulary.alike(term, budget), n=1, cutoff=cutoff))
 
 
 def unmentioned(question: str, vocabulary: Collection[str]) -> list[str]:
     """The names of ``question`` whose every term is absent from ``vocabulary``, near spellings included."""
-    return list(_missing(question, vocabulary))
+    terms = vocabulary if isinstance(vocabulary, Vocabulary) else Vocabulary(vocabulary)
+    return list(_missing(question, terms))
 
 
-def _missing(question: str, vocabulary: Collection[str]) -> Iterator[str]:
+def _missing(question: str, vocabulary: Vocabulary) -> Iterator[str]:
     for name in names(question):
         terms = tokenize(name)
         if terms and not any(t in vocabulary or _near(t, vocabulary) for t in terms):

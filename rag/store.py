@@ -27,14 +27,14 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from rag.errors import CollectionLockedError, CollectionNotFoundError, DocqaError, IndexMismatchError
-from rag.lexical import BM25Index
+from rag.lexical import BM25Index, Vocabulary
 from rag.settings import IndexSettings, RetrievalSettings, Settings
 from rag.types import ChunkDraft, Filters, StoredChunk
 from rag.vector_index import FaissIndex
@@ -478,7 +478,7 @@ class CollectionReader:
         """(chunk id, cosine) of the ``k`` nearest chunks, among ``allowed_ids`` when given."""
         return self._loaded.vectors.search(vector, k, allowed_ids)
 
-    def vocabulary(self) -> Collection[str]:
+    def vocabulary(self) -> Vocabulary:
         """Every term the collection's chunks hold (stemmed, as ``rag.lexical.tokenize`` writes them)."""
         return self._loaded.bm25.vocabulary()
 

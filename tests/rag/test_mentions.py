@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rag.lexical import tokenize
+from rag.lexical import Vocabulary, tokenize
 from rag.mentions import names, unmentioned
 
 VOCABULARY = set(tokenize("borg creates archives in a repository over ssh; Maastricht treaty; SQLITE_MAX_LENGTH"))
@@ -23,3 +23,11 @@ def test_a_name_the_vocabulary_lacks_is_unmentioned_unless_a_near_spelling_is_th
     assert unmentioned("When was the Maastrich treaty signed?", VOCABULARY) == []  # a typo of a known name
     assert unmentioned("What is SQLITE_MAX_LENGTH?", VOCABULARY) == []
     assert unmentioned("How deep can trigger recursion go?", VOCABULARY) == []  # ordinary words: never looked up
+
+
+def test_near_spellings_are_looked_for_among_terms_of_the_same_first_letter_and_about_the_same_length() -> None:
+    vocabulary = Vocabulary({"maastricht", "maastrichter", "mast", "treaty", "zmaastricht"})
+    assert sorted(vocabulary.alike("maastrich", 2)) == ["maastricht"]  # 7 to 11 letters, starting with m
+    assert "treaty" in vocabulary and "treati" not in vocabulary and len(vocabulary) == 5
+    assert unmentioned("When was the Maastrich treaty signed?", vocabulary) == []
+    assert unmentioned("When was the Zastrich treaty signed?", vocabulary) == ["Zastrich"]
