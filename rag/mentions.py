@@ -32,8 +32,7 @@ def names(question: str) -> list[str]:
     for m in _QUOTED.finditer(question):
         out.extend(w.group() for w in _WORD.finditer(m.group(1)))
     for i, m in enumerate(_WORD.finditer(question)):
-        word = m.group().rstrip(".-")
-        word = re.sub(r"'s$", "", word)
+        word = m.group().rstrip(".-")  # a possessive stops at its apostrophe: "Warsaw's" is "Warsaw"
         if len(word) < MIN_NAME_CHARS or _NUMBER.match(word):
             continue
         acronym = sum(c.isupper() for c in word) >= 2
