@@ -14,6 +14,8 @@ import pytest
 from streamlit import config
 
 from docqa.cli.ui_cmds import child_environment
+from docqa.services import Services
+from rag.embedder import SentenceTransformerEmbedder
 from rag.settings import Settings
 from tests.helpers import CHROMIUM, CHROMIUM_ARGS
 
@@ -26,6 +28,19 @@ def use_settings(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> None:
         monkeypatch.setenv(key, value)
     # AppTest serves nothing, but the app checks where it listens (no sign-in only on loopback): as `docqa ui`.
     config.set_option("server.address", "127.0.0.1")
+
+
+SUPPORT_AND_LEGAL = (("support", "The dock has a blue status light."), ("legal", "The warranty is two years."))
+
+
+def ingest_support_and_legal(settings: Settings, embedder: SentenceTransformerEmbedder, root: Path) -> None:
+    """The access tests' two collections, 'support' and 'legal', one small document each (written under
+    ``root``), ingested with the real pipeline into ``settings``' data directory."""
+    services = Services(settings, embedder=embedder)
+    for collection, text in SUPPORT_AND_LEGAL:
+        src = root / f"{collection}.md"
+        src.write_text(f"# {collection}\n\n{text}\n")
+        assert services.ingestor.ingest([src], collection, prune=False).ok
 
 
 @dataclass

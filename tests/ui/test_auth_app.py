@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from docqa.services import Services
 from docqa.state import StateStore, open_state
 from rag.embedder import SentenceTransformerEmbedder
 from rag.settings import Settings
 from tests.helpers import REPO, closed_llm_url
-from tests.ui.helpers import use_settings
+from tests.ui.helpers import ingest_support_and_legal, use_settings
 
 APP = str(REPO / "ui" / "app.py")
 RUN_TIMEOUT_S = 180
@@ -28,11 +27,7 @@ GUIDE = b"# Setup\n\nConnect the Kestrel base station to a wall socket before th
 def settings(tmp_path: Path, embedder: SentenceTransformerEmbedder) -> Settings:
     """Local sign-in over two collections, 'support' and 'legal', one small document each; no model server."""
     settings = Settings(data_dir=tmp_path / "data").with_overrides(llm__base_url=closed_llm_url(), auth__method="local")
-    services = Services(settings, embedder=embedder)
-    for collection, text in (("support", "The dock has a blue status light."), ("legal", "The warranty is two years.")):
-        src = tmp_path / f"{collection}.md"
-        src.write_text(f"# {collection}\n\n{text}\n")
-        assert services.ingestor.ingest([src], collection, prune=False).ok
+    ingest_support_and_legal(settings, embedder, tmp_path)
     return settings
 
 

@@ -16,13 +16,12 @@ from pathlib import Path
 import pytest
 
 from docqa.cli.ui_cmds import child_environment
-from docqa.services import Services
 from docqa.state import open_state
 from rag.embedder import SentenceTransformerEmbedder
 from rag.settings import Settings
 from tests.helpers import CHROMIUM, REPO, closed_llm_url
 from tests.ui.conftest import running_ui
-from tests.ui.helpers import RunningUI, fresh_tab
+from tests.ui.helpers import RunningUI, fresh_tab, ingest_support_and_legal
 
 PASSWORD = "correct horse battery"
 WAIT_MS = 120_000
@@ -39,11 +38,7 @@ def auth_settings(tmp_path_factory: pytest.TempPathFactory, embedder: SentenceTr
     """Two collections, 'support' and 'legal'; a reader and an editor granted 'support'; no model server."""
     root = tmp_path_factory.mktemp("auth-browser")
     settings = Settings(data_dir=root / "data").with_overrides(llm__base_url=closed_llm_url(), auth__method="local")
-    services = Services(settings, embedder=embedder)
-    for collection, text in (("support", "The dock has a blue status light."), ("legal", "The warranty is two years.")):
-        src = root / f"{collection}.md"
-        src.write_text(f"# {collection}\n\n{text}\n")
-        assert services.ingestor.ingest([src], collection, prune=False).ok
+    ingest_support_and_legal(settings, embedder, root)
     state = open_state(settings)
     state.users.add("rita", PASSWORD, "reader", ["support"])
     state.users.add("ed", PASSWORD, "editor", ["support"])

@@ -14,14 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from docqa.services import Services
 from docqa.state import open_state
 from rag.embedder import SentenceTransformerEmbedder
 from rag.settings import Settings
 from tests.helpers import CHROMIUM, closed_llm_url
 from tests.oidc_provider import Provider, running_provider
 from tests.ui.conftest import running_ui
-from tests.ui.helpers import RunningUI, fresh_tab
+from tests.ui.helpers import RunningUI, fresh_tab, ingest_support_and_legal
 
 WAIT_MS = 120_000
 CLIENT_SECRET = "client-secret-that-must-stay-hidden"
@@ -57,11 +56,7 @@ def oidc_settings(
         auth__oidc_group_roles={"staff": "reader", "docs-editors": "editor", "docqa-admins": "admin"},
         auth__oidc_group_collections={"staff": ["support"]},
     )
-    services = Services(settings, embedder=embedder)
-    for collection, text in (("support", "The dock has a blue status light."), ("legal", "The warranty is two years.")):
-        src = root / f"{collection}.md"
-        src.write_text(f"# {collection}\n\n{text}\n")
-        assert services.ingestor.ingest([src], collection, prune=False).ok
+    ingest_support_and_legal(settings, embedder, root)
     return settings
 
 
