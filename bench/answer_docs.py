@@ -14,7 +14,7 @@ compares settings or model servers; at 1 user each question is asked of every va
 
 ``BENCH_ANSWER_DOCS_LOAD=1`` runs the load test instead: 50 widget conversations (3 turns each, follow-ups by
 conversation id) for 60 s with the rate limits raised (RAISED_LIMITS), and ``/healthz`` probed every 0.25 s
-meanwhile.
+meanwhile from a process of its own, beside a control server that does nothing else (the floor the load sets).
 
     python -m bench.answer_docs                                  # 1 and 8 users, the first 24 dev questions
     BENCH_ANSWER_DOCS_QUESTIONS=all BENCH_ANSWER_DOCS_CONCURRENCY=1 python -m bench.answer_docs
@@ -26,11 +26,14 @@ meanwhile.
 from __future__ import annotations
 
 import asyncio
+import http.server
 import json
+import multiprocessing
 import os
 import tempfile
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -271,8 +274,74 @@ class LoadRun:
     replies: list[Reply] = field(default_factory=list)
     health_ms: list[float] = field(default_factory=list)
     health_errors: int = 0
+    control_ms: list[float] = field(default_factory=list)  # the control server's latencies, probed alike
     elapsed_s: float = 0.0
     unfinished: int = 0  # still unanswered when the drain time ran out (cancelled)
+
+
+def _probe_process(url: str, done: Any, out: Any) -> None:
+    """``url`` timed every HEALTH_EVERY_S until ``done``; the latencies (None: failed) go to ``out``."""
+    times: list[float | None] = []
+    with httpx.Client(timeout=10) as probe:
+        while not done.is_set():
+            t0 = time.perf_counter()
+            try:
+                ok = probe.get(url).status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            times.append((time.perf_counter() - t0) * 1000 if ok else None)
+            done.wait(HEALTH_EVERY_S)
+    out.send(times)
+
+
+class _Ok(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *_: Any) -> None:
+        return None
+
+
+def _control_server(port: Any) -> None:
+    """The control: a server with nothing to do but answer 200, in a process of its own."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
+    port.send(server.server_address[1])
+    server.serve_forever()
+
+
+def probe(url: str, done: Any) -> tuple[list[float], int]:
+    """Time ``url`` from a process of its own until ``done``: (latencies in ms, failures). In the load
+    generator's event loop, a probe's time would include the wait for 50 streams' parsing (what the client,
+    not the API, spends)."""
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    process = context.Process(target=_probe_process, args=(url, done, send), daemon=True)
+    process.start()
+    times = receive.recv()
+    process.join()
+    return [t for t in times if t is not None], sum(t is None for t in times)
+
+
+def probe_health(url: str, done: Any, run: LoadRun) -> None:
+    """``/healthz`` and, beside it, a control server that does nothing else, probed alike: on a machine the
+    load saturates, the control's latency is the floor that no server on it can beat (the probe, too,
+    waits for a core)."""
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    control = context.Process(target=_control_server, args=(send,), daemon=True)
+    control.start()
+    try:
+        control_url = f"http://127.0.0.1:{receive.recv()}/"
+        with ThreadPoolExecutor(2) as pool:
+            api = pool.submit(probe, f"{url}/healthz", done)
+            floor = pool.submit(probe, control_url, done)
+            run.health_ms, run.health_errors = api.result()
+            run.control_ms, _ = floor.result()
+    finally:
+        control.terminate()
 
 
 async def load(
@@ -283,12 +352,10 @@ async def load(
     ``/healthz`` timed every HEALTH_EVERY_S until then."""
     run = LoadRun()
     inflight = 0
-    done = asyncio.Event()
+    done_flag = multiprocessing.get_context("spawn").Event()
     timeout = httpx.Timeout(REQUEST_TIMEOUT_S, connect=30)
     limits = httpx.Limits(max_connections=conversations + 2)
-    async with httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits) as client, httpx.AsyncClient(
-        base_url=url, timeout=10
-    ) as probe:
+    async with httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits) as client:
 
         async def conversation(n: int, deadline: float) -> None:
             conversation_id, turn, i = None, 0, n * 7
@@ -303,28 +370,15 @@ async def load(
                 if turn >= 3 or not reply.ok:
                     conversation_id, turn = None, 0
 
-        async def health() -> None:
-            while not done.is_set():
-                t0 = time.perf_counter()
-                try:
-                    response = await probe.get("/healthz")
-                    if response.status_code == 200:
-                        run.health_ms.append((time.perf_counter() - t0) * 1000)
-                    else:
-                        run.health_errors += 1
-                except httpx.HTTPError:
-                    run.health_errors += 1
-                await asyncio.sleep(HEALTH_EVERY_S)
-
         started = time.monotonic()
-        prober = asyncio.create_task(health())
+        prober = asyncio.create_task(asyncio.to_thread(probe_health, url, done_flag, run))
         talks = [asyncio.create_task(conversation(n, started + seconds)) for n in range(conversations)]
         _, late = await asyncio.wait(talks, timeout=seconds + drain_s)
         for task in late:
             task.cancel()
         run.unfinished = inflight
         await asyncio.gather(*late, return_exceptions=True)
-        done.set()
+        done_flag.set()
         await prober
         run.elapsed_s = time.monotonic() - started
     return run
@@ -352,6 +406,7 @@ def load_row(run: LoadRun, conversations: int, seconds: float) -> dict[str, Any]
         "healthz_p50_ms": _round(median(run.health_ms), 1) if run.health_ms else None,
         "healthz_p99_ms": _round(percentile(run.health_ms, 99), 1) if run.health_ms else None,
         "healthz_failed": run.health_errors,
+        "control_p99_ms": _round(percentile(run.control_ms, 99), 1) if run.control_ms else None,
         "error_examples": sorted({f"{r.status}: {r.error}"[:160] for r in errors})[:3],
     }
 
@@ -484,6 +539,9 @@ def main() -> None:
         f"more: {'yes' if reset else 'no (the server does not allow it: VLLM_SERVER_DEV_MODE=1)'}",
         "variants (DOCQA_* of each `docqa serve`; at 1 user asked in turn, question by question): "
         + "; ".join(f"{k}: {v or 'the settings as they are'}" for k, v in variant_env.items()),
+        *(["/healthz probed every 0.25 s from a process of its own; control_p99_ms: a server that does nothing "
+           "but answer 200, in its own process, probed alike at the same time (the floor this machine's load "
+           "sets for any server on it)"] if load_test else []),
         "first visible: the `sources` SSE event (the passages, shown with 'checking the answer') or, for a "
         "decline, its text; final: the `final` event (the checked answer)",
         "verdicts by rag/evaluation/keyed.py on what was shown: right / quote_holds (the quote holds every key) /"

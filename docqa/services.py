@@ -101,6 +101,9 @@ class Services:
             count_tokens=self.count_tokens,
             evidence=self.evidence,
             checker=self.checker,
+            gate=threading.BoundedSemaphore(self.settings.answer.compute_slots)
+            if self.settings.answer.compute_slots
+            else None,
         )
 
     def reader(self, collection: str) -> CollectionReader:

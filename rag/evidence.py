@@ -12,7 +12,9 @@ the answer came from. Offsets are characters in the stored chunk text, so a UI c
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -83,12 +85,40 @@ def coverage(query_terms: Sequence[str], terms: set[str], idf: dict[str, float])
     return sum(idf.get(t, default) for t in unique if t in terms) / total
 
 
+class VectorCache:
+    """The vectors of texts embedded before, least recently used dropped first; thread-safe."""
+
+    def __init__(self, embed: Callable[[list[str]], np.ndarray], size: int) -> None:
+        self.embed = embed
+        self.size = size
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        if not self.size:
+            return self.embed(texts)
+        with self._lock:
+            found = {t: self._vectors[t] for t in texts if t in self._vectors}
+            for t in found:
+                self._vectors.move_to_end(t)
+        new = list(dict.fromkeys(t for t in texts if t not in found))
+        if new:
+            vectors = self.embed(new)
+            with self._lock:
+                for t, v in zip(new, vectors, strict=True):
+                    found[t] = self._vectors[t] = v
+                while len(self._vectors) > self.size:
+                    self._vectors.popitem(last=False)
+        return np.stack([found[t] for t in texts]) if texts else self.embed([])
+
+
 class EvidenceSelector:
     """Scores the sentences of retrieved passages; cheap to build, uses the already loaded embedder."""
 
     def __init__(self, settings: EvidenceSettings, embedder: Embedder) -> None:
         self.settings = settings
         self.embedder = embedder
+        self.unit_vectors = VectorCache(embedder.embed, settings.cache_units)
 
     def measure(self, question: str, passages: Sequence[Passage]) -> Signals:
         """The per-sentence signals; weighting them is cheap, so tuning re-weights without re-embedding."""
@@ -98,7 +128,7 @@ class EvidenceSelector:
         q_terms = tokenize(question)
         lexical = np.array([coverage(q_terms, set(t), idf) for t in terms], dtype=np.float32)
         if units:
-            dense = self.embedder.embed([u.shown for u in units]) @ self.embedder.embed_query(question)
+            dense = self.unit_vectors([u.shown for u in units]) @ self.embedder.embed_query(question)
         else:
             dense = np.zeros(0, dtype=np.float32)
         retrieval_score = {p.n: p.score for p in passages}

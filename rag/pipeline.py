@@ -17,7 +17,8 @@ import re
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from collections.abc import Generator as Coroutine
-from dataclasses import dataclass, replace
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rag.answer_check import AnswerChecker
@@ -122,6 +123,19 @@ class _Turn:
         return [e.text for e in self.about_evidence]
 
 
+@dataclass
+class _Found:
+    """What the documents offer a question, before the model is asked."""
+
+    passages: list[Passage] | None  # None: the documents do not hold the answer (decline)
+    ranked: Ranked
+    answerable: float
+    retrieval_ms: float  # up to answerability; fitting the prompt and the check's reading count as verification
+    kept: set[int] = field(default_factory=set)  # the passages' numbers that fit the prompt
+    best: list[Evidence] = field(default_factory=list)  # what a quote may show, best first
+    best_checked: float | None = None  # the learned check's probability for the best of them
+
+
 class AnswerPipeline:
     """Answers questions from one settings object and the collaborators it is handed.
 
@@ -140,8 +154,11 @@ class AnswerPipeline:
         count_tokens: Callable[[str], int],
         evidence: EvidenceSelector,
         checker: AnswerChecker | None = None,
+        gate: AbstractContextManager[Any] | None = None,
     ) -> None:
         self.settings = settings
+        # Held around each CPU-bound step (``answer.compute_slots``), never around a model call.
+        self.gate: AbstractContextManager[Any] = gate if gate is not None else nullcontext()
         self.checker = checker if settings.check.enabled else None
         self.retriever = retriever
         self.generator = generator
@@ -202,40 +219,26 @@ class AnswerPipeline:
         model = question.model or self.default_model()
         history = self._recent(question.history)
         t0 = time.perf_counter()
-        reader = self.readers(question.collection)  # an unknown collection fails here, before the model is asked
-        missing = unmentioned(question.text, reader.vocabulary()) if s.answer.decline_unmentioned else []
+        with self.gate:
+            reader = self.readers(question.collection)  # an unknown collection fails here, before the model is asked
+            missing = unmentioned(question.text, reader.vocabulary()) if s.answer.decline_unmentioned else []
         if missing:
             # It names what no document mentions: whatever retrieval finds is about something else. The
             # user's own words are read, not a follow-up's rewrite (the model may add a name to it).
             yield from self._decline(model, question.text, (time.perf_counter() - t0) * 1000, None, missing=missing)
             return
         standalone = self._standalone(question, model, timer)
-        retrieval = self.retriever.search(
-            reader, standalone, top_k=question.top_k, filters=question.filters, rerank=question.rerank
+        with self.gate:
+            found = self._find(question, reader, standalone, history, t0)
+        passages, ranked, answerable, kept, best, best_checked = (
+            found.passages, found.ranked, found.answerable, found.kept, found.best, found.best_checked
         )
-        passages = build_passages(retrieval.hits, s.retrieval.merge_adjacent)
-        ranked = self.evidence.rank(standalone, passages)
-        answerable = probability(signals(standalone, retrieval, ranked), s.answer.answerable_weights)
-        retrieval_ms = (time.perf_counter() - t0) * 1000
-
-        if not passages or answerable < s.answer.answerable_threshold:
+        retrieval_ms = found.retrieval_ms
+        if passages is None:
             # The documents do not hold the answer: say so rather than let the model improvise. The
             # decision depends on the standalone question alone, so it is the same in every turn.
             yield from self._decline(model, standalone, retrieval_ms, answerable)
             return
-
-        budget = s.llm.context_window - s.llm.max_tokens - s.llm.prompt_overhead_tokens
-        budget -= sum(self.count_tokens(t["content"]) for t in history) + self.count_tokens(question.text)
-        budget = max(budget, s.llm.min_passage_tokens)
-        if s.llm.passage_tokens and s.llm.passage_tokens < budget:
-            # Fewer prompt tokens (most of a model call's time on a CPU): the passages the evidence points to.
-            by_evidence = list(dict.fromkeys(e.n for e in ranked.evidence))
-            first = sorted(passages, key=lambda p: by_evidence.index(p.n) if p.n in by_evidence else len(passages))
-            passages = sorted(fit_passages(first, self.count_tokens, s.llm.passage_tokens), key=lambda p: p.n)
-        else:
-            passages = fit_passages(passages, self.count_tokens, budget)
-        kept = {p.n for p in passages}
-        best, best_checked = self._best_evidence([e for e in ranked.evidence if e.n in kept], standalone)
         if best_checked is not None and best_checked < s.check.decline_below:
             # On topic (retrieval found the passages) yet no sentence of them answers this question.
             yield from self._decline(model, standalone, retrieval_ms, answerable, best_checked)
@@ -265,6 +268,35 @@ class AnswerPipeline:
         if mode != "generate":
             yield {"event": "token", "text": answer.answer}
         yield {"event": "final", "answer": answer}
+
+    def _find(
+        self, question: Question, reader: CollectionReader, standalone: str, history: list[dict], t0: float
+    ) -> _Found:
+        """Retrieval, the evidence ranked, answerability, the passages fitted to the prompt and the sentences a
+        quote may show (``_Found``). All CPU: the caller holds the gate."""
+        s = self.settings
+        retrieval = self.retriever.search(
+            reader, standalone, top_k=question.top_k, filters=question.filters, rerank=question.rerank
+        )
+        passages = build_passages(retrieval.hits, s.retrieval.merge_adjacent)
+        ranked = self.evidence.rank(standalone, passages)
+        answerable = probability(signals(standalone, retrieval, ranked), s.answer.answerable_weights)
+        retrieval_ms = (time.perf_counter() - t0) * 1000
+        if not passages or answerable < s.answer.answerable_threshold:
+            return _Found(None, ranked, answerable, retrieval_ms)
+        budget = s.llm.context_window - s.llm.max_tokens - s.llm.prompt_overhead_tokens
+        budget -= sum(self.count_tokens(t["content"]) for t in history) + self.count_tokens(question.text)
+        budget = max(budget, s.llm.min_passage_tokens)
+        if s.llm.passage_tokens and s.llm.passage_tokens < budget:
+            # Fewer prompt tokens (most of a model call's time on a CPU): the passages the evidence points to.
+            by_evidence = list(dict.fromkeys(e.n for e in ranked.evidence))
+            first = sorted(passages, key=lambda p: by_evidence.index(p.n) if p.n in by_evidence else len(passages))
+            passages = sorted(fit_passages(first, self.count_tokens, s.llm.passage_tokens), key=lambda p: p.n)
+        else:
+            passages = fit_passages(passages, self.count_tokens, budget)
+        kept = {p.n for p in passages}
+        best, best_checked = self._best_evidence([e for e in ranked.evidence if e.n in kept], standalone)
+        return _Found(passages, ranked, answerable, retrieval_ms, kept, best, best_checked)
 
     def _chain(self, t: _Turn) -> Coroutine[dict[str, Any], None, Answer]:
         """The answer policy: an ordered chain of candidates, the first one accepted is shown.
@@ -406,29 +438,30 @@ class AnswerPipeline:
         """Map ``raw``'s citations into ``answer`` and verify each sentence (``answer.grounded``), and that
         a short answer comes from one of ``about_question`` (the sentences that best fit the question);
         True when the model declined (then nothing is checked and ``grounded`` stays None)."""
-        text, citations, dropped = map_citations(raw, passages)
-        answer.answer, answer.citations, answer.dropped_markers = text, citations, dropped
-        if is_decline(text) and not citations:
-            return True
-        text, checks = recite(text, passages, standalone)
-        answer.answer, answer.checks = text, checks
-        answer.grounded = all(c.supported for c in checks)
-        answer.citations = [p.citation() for p in passages if f"[{p.n}]" in text] or answer.citations
-        cited = {c.n for c in answer.citations} or kept
-        answer.evidence = self.evidence.rank(
-            standalone, passages, strip_markers(text), signals=signals, only=cited
-        ).evidence[: self.settings.evidence.max_spans]
-        problems = off_topic_problems(text, passages, about_question)
-        if self.checker is not None and answer.grounded and not problems:
-            s = self.settings.check
-            answer.checked = self._answer_probability(standalone, text, passages, cited)
-            short = len(strip_markers(text).split()) <= s.max_span_words
-            if answer.checked < (s.accept_span if short else s.accept_sentence):
-                problems = [f"the learned check doubts it answers the question (p={answer.checked:.2f})"]
-        if problems:
-            answer.checks.append(ClaimCheck(strip_markers(text), [], False, problems))
-            answer.grounded = False
-        return False
+        with self.gate:
+            text, citations, dropped = map_citations(raw, passages)
+            answer.answer, answer.citations, answer.dropped_markers = text, citations, dropped
+            if is_decline(text) and not citations:
+                return True
+            text, checks = recite(text, passages, standalone)
+            answer.answer, answer.checks = text, checks
+            answer.grounded = all(c.supported for c in checks)
+            answer.citations = [p.citation() for p in passages if f"[{p.n}]" in text] or answer.citations
+            cited = {c.n for c in answer.citations} or kept
+            answer.evidence = self.evidence.rank(
+                standalone, passages, strip_markers(text), signals=signals, only=cited
+            ).evidence[: self.settings.evidence.max_spans]
+            problems = off_topic_problems(text, passages, about_question)
+            if self.checker is not None and answer.grounded and not problems:
+                s = self.settings.check
+                answer.checked = self._answer_probability(standalone, text, passages, cited)
+                short = len(strip_markers(text).split()) <= s.max_span_words
+                if answer.checked < (s.accept_span if short else s.accept_sentence):
+                    problems = [f"the learned check doubts it answers the question (p={answer.checked:.2f})"]
+            if problems:
+                answer.checks.append(ClaimCheck(strip_markers(text), [], False, problems))
+                answer.grounded = False
+            return False
 
     @staticmethod
     def _quote_instead(

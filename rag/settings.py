@@ -187,6 +187,13 @@ class EvidenceSettings(BaseModel):
     passage_weight: float = Field(0.1, ge=0, description="Weight of the passage's retrieval score (min-max).")
     answer_weight: float = Field(1.0, ge=0, description="Weight of the answer's words, once an answer exists.")
     max_spans: int = Field(3, ge=1, description="Evidence spans returned with an answer.")
+    cache_units: int = Field(
+        20000,
+        ge=0,
+        description="Evidence units whose vectors a process keeps (about 1.5 kB each), most recently used first: "
+        "embedding every sentence of the passages was the largest CPU cost of an answer (0.5 s of 0.8 s on "
+        "this 2-core machine), and the same passages answer many questions. 0: none kept.",
+    )
     max_block_chars: int = Field(
         300,
         ge=0,
@@ -275,6 +282,15 @@ class AnswerSettings(BaseModel):
             "fused_margin": 2.3937,
         },
         description="Logistic-regression coefficients over the retrieval and evidence signals.",
+    )
+    compute_slots: int = Field(
+        1,
+        ge=0,
+        description="How many questions of one process may be in their CPU-bound steps (retrieval, evidence, "
+        "the learned check, verification) at once; the rest wait, without holding the interpreter lock, and "
+        "their model calls go on meanwhile. Python runs one thread at a time: fifty answering threads "
+        "contending for the lock (and two cores shared with the model server) stalled the API's event loop "
+        "for seconds. 0: no limit.",
     )
     decline_unmentioned: bool = Field(
         True,

@@ -10,17 +10,60 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from rag.types import Answer, Citation, Evidence
+
+log = logging.getLogger(__name__)
 
 KEEPALIVE_S = 15.0  # an SSE comment this often keeps proxies from closing a quiet stream
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "Connection": "keep-alive"}
 
 _END = object()
+
+
+class Workers:
+    """Daemon threads kept between answers, started only when none is idle. ``Thread.start`` waits until
+    the new thread runs: under load, with the cores busy and the interpreter lock contended, that wait held
+    the event loop for hundreds of milliseconds per answer. Daemons, so a model call in flight never holds
+    up the process's exit."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._idle = 0
+        self._lock = threading.Lock()
+
+    @property
+    def idle(self) -> int:
+        return self._idle
+
+    def submit(self, job: Callable[[], None]) -> None:
+        with self._lock:
+            grow = self._idle == 0
+            if not grow:
+                self._idle -= 1
+        self._jobs.put(job)
+        if grow:
+            threading.Thread(target=self._work, name=self.name, daemon=True).start()
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            try:
+                job()
+            except BaseException:  # a job reports its own errors; the worker lives on
+                log.exception("a %s job failed", self.name)
+            with self._lock:
+                self._idle += 1
+
+
+_WORKERS = Workers("docqa-answer")
 
 
 def sse(event: str | None, data: Any) -> bytes:
@@ -36,16 +79,18 @@ SSE_KEEPALIVE = b": keep-alive\n\n"
 class PipelineRun:
     """One pipeline generator running in a worker thread; events come out with ``await next_event()``."""
 
-    def __init__(self, events: Iterator[dict[str, Any]]) -> None:
+    def __init__(self, events: Iterator[dict[str, Any]], workers: Workers | None = None) -> None:
         self._events = events
+        self._workers = workers or _WORKERS
         self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._loop = asyncio.get_running_loop()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._drive, name="docqa-answer", daemon=True)
+        self._done = threading.Event()
         self.finished = False
+        self.drafted = 0  # the model's pieces held back so far (``progress`` events; verify mode)
 
     def start(self) -> PipelineRun:
-        self._thread.start()
+        self._workers.submit(self._drive)
         return self
 
     def _put(self, item: tuple[str, Any]) -> None:
@@ -59,14 +104,24 @@ class PipelineRun:
             for event in self._events:
                 if self._stop.is_set():
                     break
+                if event["event"] == "progress" and self.drafted:
+                    # Counted here, not handed over: a wake-up of the event loop per generated piece, for
+                    # fifty streams at once, kept it from serving anything else (the first one still goes:
+                    # it says the model has started).
+                    self.drafted += 1
+                    continue
+                self.drafted += event["event"] == "progress"
                 self._put(("event", event))
             self._put(("end", _END))
         except BaseException as exc:  # handed to the awaiting request, which re-raises or reports it
             self._put(("error", exc))
         finally:
             close = getattr(self._events, "close", None)
-            if close is not None:
-                close()
+            try:
+                if close is not None:
+                    close()
+            finally:
+                self._done.set()
 
     async def next_event(self, timeout: float | None = None) -> dict[str, Any] | None:
         """The next event; None at the end; raises what the pipeline raised; TimeoutError on ``timeout``."""
@@ -82,8 +137,8 @@ class PipelineRun:
         self._stop.set()
 
     def is_alive(self) -> bool:
-        """Whether the worker thread still runs the pipeline (tests check a cancel really stops it)."""
-        return self._thread.is_alive()
+        """Whether a worker thread still runs the pipeline (tests check a cancel really stops it)."""
+        return not self._done.is_set()
 
 
 def _file_name(path: str) -> str:

@@ -584,6 +584,58 @@ class TestPureParts:
         now[0] += 61
         assert store.get(b.id, "key1", "support") is None and store.get(c.id, "key1", "support") is None
 
+    def test_a_run_hands_over_one_progress_event_and_counts_the_rest(self) -> None:
+        """A wake-up of the event loop per generated piece, for fifty streams, starved every other request:
+        the run hands over the first ``progress`` (the model has started) and counts the others."""
+        import asyncio
+
+        from docqa.api.streaming import PipelineRun
+
+        def pipeline():
+            yield {"event": "sources", "passages": []}
+            for _ in range(50):
+                yield {"event": "progress"}
+            yield {"event": "final", "answer": None}
+
+        async def scenario() -> tuple[list[str], int]:
+            run = PipelineRun(pipeline()).start()
+            kinds = []
+            while (event := await run.next_event(timeout=5)) is not None:
+                kinds.append(event["event"])
+            return kinds, run.drafted
+
+        assert asyncio.run(scenario()) == (["sources", "progress", "final"], 50)
+
+    def test_runs_reuse_idle_worker_threads(self) -> None:
+        """Starting a thread waits for it to run, on the event loop: a finished run's thread takes the next."""
+        import asyncio
+        import threading
+
+        from docqa.api.streaming import PipelineRun, Workers
+
+        threads: list[int] = []
+        workers = Workers("test-answer")
+
+        def pipeline():
+            threads.append(threading.get_ident())
+            yield {"event": "final", "answer": None}
+
+        async def one() -> None:
+            run = PipelineRun(pipeline(), workers).start()
+            while await run.next_event(timeout=5) is not None:
+                pass
+            for _ in range(500):  # the worker goes idle once the generator is closed
+                if workers.idle:
+                    return
+                await asyncio.sleep(0.01)
+
+        async def scenario() -> None:
+            for _ in range(3):
+                await one()
+
+        asyncio.run(scenario())
+        assert len(threads) == 3 and len(set(threads)) == 1
+
     def test_cancelled_run_closes_the_pipeline_generator(self) -> None:
         import asyncio
         import threading
@@ -609,5 +661,7 @@ class TestPureParts:
 
         run = asyncio.run(scenario())
         assert closed.wait(2), "the generator was not closed after cancel"
-        run._thread.join(2)
+        deadline = time.monotonic() + 2
+        while run.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert not run.is_alive()

@@ -330,6 +330,64 @@ class TestPipeline:
         assert Path(answer.passages[0].source).name == "returns.md"
 
 
+    def test_the_compute_gate_is_held_around_cpu_work_and_never_around_a_model_call(
+        self, services: Services, tmp_path: Path
+    ) -> None:
+        """``answer.compute_slots``: one question at a time in retrieval and checking; a model call, seconds
+        long, never holds the others up."""
+        self._ingest(services, tmp_path)
+        gate = RecordingGate()
+        gen = ScriptedGenerator("The warranty lasts 24 months [1].", "How long are returns accepted?", "30 days [2].")
+        watched = GateWatchingGenerator(gen, gate)
+        pipeline = Services(services.settings, embedder=services.embedder, generator=watched).pipeline
+        pipeline.gate = gate
+        follow_up = Question("And how long for returns?", "kb", history=[
+            {"role": "user", "content": WARRANTY.text}, {"role": "assistant", "content": "24 months [1]."}])
+        assert pipeline.ask(WARRANTY).grounded and pipeline.ask(follow_up).answer
+        assert watched.kinds == ["stream", "chat", "stream"]  # a draft, the follow-up's rewrite, its draft
+        assert watched.calls_while_held == 0
+        assert gate.entered >= 5 and not gate.held  # lookup, retrieval, checks: each question, all released
+
+
+class RecordingGate:
+    """A gate that counts its uses and knows whether it is held (unit tests only)."""
+
+    def __init__(self) -> None:
+        self.held = False
+        self.entered = 0
+
+    def __enter__(self) -> None:
+        assert not self.held, "the gate was entered twice by one question"
+        self.held, self.entered = True, self.entered + 1
+
+    def __exit__(self, *_: object) -> None:
+        self.held = False
+
+
+class GateWatchingGenerator:
+    """Counts the model calls made while the gate is held."""
+
+    def __init__(self, inner: ScriptedGenerator, gate: RecordingGate) -> None:
+        self.inner, self.gate = inner, gate
+        self.kinds: list[str] = []
+        self.calls_while_held = 0
+
+    def _call(self, kind: str) -> None:
+        self.kinds.append(kind)
+        self.calls_while_held += self.gate.held
+
+    def chat(self, messages: list[dict], **kw: object) -> str:
+        self._call("chat")
+        return self.inner.chat(messages, **kw)
+
+    def stream(self, messages: list[dict], **kw: object) -> Iterator[str]:
+        self._call("stream")
+        yield from self.inner.stream(messages, **kw)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
 class TestCollaborators:
     """The pipeline gets its collaborators, not the services: what it is handed is all it uses."""
 
