@@ -91,24 +91,24 @@ class VectorCache:
     def __init__(self, embed: Callable[[list[str]], np.ndarray], size: int) -> None:
         self.embed = embed
         self.size = size
-        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._kept: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         if not self.size:
             return self.embed(texts)
         with self._lock:
-            found = {t: self._vectors[t] for t in texts if t in self._vectors}
+            found = {t: self._kept[t] for t in texts if t in self._kept}
             for t in found:
-                self._vectors.move_to_end(t)
+                self._kept.move_to_end(t)
         new = list(dict.fromkeys(t for t in texts if t not in found))
         if new:
             vectors = self.embed(new)
             with self._lock:
                 for t, v in zip(new, vectors, strict=True):
-                    found[t] = self._vectors[t] = v
-                while len(self._vectors) > self.size:
-                    self._vectors.popitem(last=False)
+                    found[t] = self._kept[t] = v
+                while len(self._kept) > self.size:
+                    self._kept.popitem(last=False)
         return np.stack([found[t] for t in texts]) if texts else self.embed([])
 
 

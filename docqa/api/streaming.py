@@ -37,16 +37,25 @@ class Workers:
         self.name = name
         self._jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._idle = 0
+        self._threads = 0
         self._lock = threading.Lock()
 
     @property
     def idle(self) -> int:
         return self._idle
 
+    @property
+    def busy(self) -> int:
+        """Jobs running or waiting for a worker."""
+        with self._lock:
+            return self._threads - self._idle
+
     def submit(self, job: Callable[[], None]) -> None:
         with self._lock:
             grow = self._idle == 0
-            if not grow:
+            if grow:
+                self._threads += 1
+            else:
                 self._idle -= 1
         self._jobs.put(job)
         if grow:
@@ -63,7 +72,7 @@ class Workers:
                 self._idle += 1
 
 
-_WORKERS = Workers("docqa-answer")
+WORKERS = Workers("docqa-answer")  # the API process's answer threads
 
 
 def sse(event: str | None, data: Any) -> bytes:
@@ -81,7 +90,7 @@ class PipelineRun:
 
     def __init__(self, events: Iterator[dict[str, Any]], workers: Workers | None = None) -> None:
         self._events = events
-        self._workers = workers or _WORKERS
+        self._workers = workers or WORKERS
         self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._loop = asyncio.get_running_loop()
         self._stop = threading.Event()

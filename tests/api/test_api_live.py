@@ -4,13 +4,13 @@ the way a client reads it, follow-ups by conversation id, the OpenAI client, and
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from docqa.api.streaming import WORKERS
 from rag.adapters import register_adapter, registered_adapters
 from tests.api.helpers import ApiHandle, sse_events
 from tests.helpers import SAMPLES
@@ -125,10 +125,9 @@ def test_client_that_hangs_up_stops_the_generation(live: ApiHandle) -> None:
     deadline = time.monotonic() + 20
     metrics = live.state.metrics
     while time.monotonic() < deadline:
-        answering = [t for t in threading.enumerate() if t.name == "docqa-answer"]
-        if metrics.active_streams._value.get() == 0 and not answering:
+        if metrics.active_streams._value.get() == 0 and not WORKERS.busy:
             break
         time.sleep(0.1)
     assert metrics.active_streams._value.get() == 0
     assert metrics.cancelled_streams._value.get() == 1
-    assert not [t for t in threading.enumerate() if t.name == "docqa-answer"], "the pipeline kept running"
+    assert not WORKERS.busy, "the pipeline kept running"
