@@ -295,6 +295,8 @@ def _probe_process(url: str, done: Any, out: Any) -> None:
 
 
 class _Ok(http.server.BaseHTTPRequestHandler):
+    """200 and "ok" to every GET, unlogged: the control server's whole job."""
+
     def do_GET(self) -> None:
         self.send_response(200)
         self.send_header("Content-Length", "2")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing
+
 from bench.answer_docs import LoadRun, Reply, load_row, pick, score, summarise, where_time_goes
 from bench.manuals import QUESTIONS
 from rag.evaluation.question_set import KeyedQuestion, load_question_set
@@ -80,3 +82,30 @@ def test_the_load_row_counts_429_apart_from_errors() -> None:
     row = load_row(run, conversations=50, seconds=60)
     assert (row["answers"], row["rate_limited_429"], row["errors"], row["unfinished_at_drain"]) == (1, 1, 1, 2)
     assert row["healthz_p50_ms"] == 2.0 and row["healthz_p99_ms"] == 80.0 and row["healthz_probes"] == 100
+
+
+def test_healthz_is_probed_from_its_own_process_beside_a_control_server() -> None:
+    """The probe and the control run in processes of their own and report every latency; a dead address
+    counts as failed probes, not as fast ones."""
+    import http.server
+    import threading
+
+    from bench.answer_docs import _Ok, probe_health
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    done = multiprocessing.get_context("spawn").Event()
+    threading.Timer(3.0, done.set).start()
+    run = LoadRun()
+    try:
+        probe_health(f"http://127.0.0.1:{server.server_address[1]}", done, run)
+    finally:
+        server.shutdown()
+    assert run.health_ms and run.control_ms and run.health_errors == 0
+    assert load_row(run, conversations=1, seconds=3)["control_p99_ms"] is not None
+
+    dead = LoadRun()
+    done = multiprocessing.get_context("spawn").Event()
+    threading.Timer(2.0, done.set).start()
+    probe_health("http://127.0.0.1:9", done, dead)  # the discard port: nothing answers
+    assert dead.health_errors > 0 and not dead.health_ms and dead.control_ms
