@@ -290,7 +290,7 @@ class AnswerSettings(BaseModel):
         "the learned check, verification) at once; the rest wait, without holding the interpreter lock, and "
         "their model calls go on meanwhile. Python runs one thread at a time: fifty answering threads "
         "contending for the lock (and two cores shared with the model server) stalled the API's event loop "
-        "for seconds. 0: no limit.",
+        "for seconds. Raise it on a many-core host (numpy releases the lock in its matrix products); 0: no limit.",
     )
     decline_unmentioned: bool = Field(
         True,
