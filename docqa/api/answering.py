@@ -240,7 +240,7 @@ async def follow(state: ApiState, req: AnswerRequest, run: PipelineRun, head: li
                     continue  # nothing to send: the draft is held back until checked
                 if event["event"] == "final":
                     complete = True
-                    pieces.drafted = max(pieces.drafted, run.drafted)  # the run counts what it did not hand over
+                    pieces.drafted = run.drafted  # every progress event, the ones it did not hand over too
                     # The conversation's new turn is a database write: off the event loop, which serves
                     # every other stream and /healthz meanwhile.
                     await run_in_threadpool(finish, state, req, event["answer"], pieces.tokens)
