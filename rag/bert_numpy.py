@@ -21,11 +21,36 @@ _POOLING = "sentence_transformers.models.Pooling"
 _TRANSFORMER = "sentence_transformers.models.Transformer"
 
 
-def _gelu(x: np.ndarray) -> np.ndarray:
-    """The exact (erf) GELU BERT uses."""
-    from scipy.special import erf  # a C ufunc; scipy is already loaded by the BM25 index
+# Abramowitz & Stegun 7.1.26: erf(z) = 1 - (a1 t + ... + a5 t^5) exp(-z^2), t = 1 / (1 + p z), z >= 0, with an
+# absolute error under 1.5e-7, below float32's own rounding here. scipy's erf ufunc is not vectorised: it took
+# as long as all six matrix products of a layer together.
+_ERF_P = np.float32(0.3275911)
+_ERF_A = tuple(np.float32(a) for a in (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592))
+_SQRT_HALF = np.float32(1 / np.sqrt(2.0))
+_HALF = np.float32(0.5)
 
-    return 0.5 * x * (1.0 + erf(x * np.float32(1 / np.sqrt(2.0))))
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    """The exact (erf) GELU BERT uses, x * (1 + erf(x / sqrt 2)) / 2, in a few in-place vectorised passes."""
+    z = np.abs(x)
+    z *= _SQRT_HALF
+    t = z * _ERF_P
+    t += 1.0
+    np.reciprocal(t, out=t)
+    tail = _ERF_A[0] * t  # Horner's rule: the polynomial in t, times t
+    for a in _ERF_A[1:]:
+        tail += a
+        tail *= t
+    np.square(z, out=z)
+    np.negative(z, out=z)
+    np.exp(z, out=z)
+    tail *= z  # 1 - erf(|x| / sqrt 2)
+    tail *= _HALF
+    np.subtract(_HALF, tail, out=tail)  # erf(|x| / sqrt 2) / 2
+    np.copysign(tail, x, out=tail)  # erf(x / sqrt 2) / 2
+    tail += _HALF
+    tail *= x
+    return tail
 
 
 def _layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray, eps: float) -> np.ndarray:
@@ -106,43 +131,51 @@ class BertEncoder:
         return (x * mask[..., None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1e-9)
 
     def states(self, texts: list[str] | list[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray, list]:
-        """The last hidden state of every token (batch, length, dim), the attention mask, and the tokenizer's
-        encodings (their ``offsets`` and ``sequence_ids`` map tokens back to characters)."""
+        """The last hidden state of every token (batch, length, dim; zeros at padded places), the attention mask,
+        and the tokenizer's encodings (their ``offsets`` and ``sequence_ids`` map tokens back to characters).
+
+        Texts of a batch differ in length; all but the attention run on the real tokens only, packed into one
+        matrix (a padded place never changes a real token's state: the mask hides it from attention), which
+        for a check's eight candidates is a third less work than the padded batch."""
         encodings = self.tokenizer.encode_batch(texts)  # type: ignore[attr-defined]
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         mask = np.array([e.attention_mask for e in encodings], dtype=np.float32)
         types = np.array([e.type_ids for e in encodings], dtype=np.int64)
         w = self.weights
         batch, length = ids.shape
+        real = np.flatnonzero(mask.reshape(-1))  # places of the real tokens in the flattened batch
+        positions = np.broadcast_to(np.arange(length), (batch, length)).reshape(-1)[real]
         x = (
-            w["embeddings.word_embeddings.weight"][ids]
-            + w["embeddings.position_embeddings.weight"][np.arange(length)][None]
-            + w["embeddings.token_type_embeddings.weight"][types]
+            w["embeddings.word_embeddings.weight"][ids.reshape(-1)[real]]
+            + w["embeddings.position_embeddings.weight"][positions]
+            + w["embeddings.token_type_embeddings.weight"][types.reshape(-1)[real]]
         )
         x = _layer_norm(x, w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"], self.eps)
         head_dim = self.dim // self.heads
         # Padded positions get a large negative score, as the attention mask does in the torch model.
         bias = ((1.0 - mask) * np.finfo(np.float32).min)[:, None, None, :]
+        scale = np.float32(1 / np.sqrt(head_dim))
 
-        def split(t: np.ndarray) -> np.ndarray:
-            # Contiguous: numpy's stacked matmul uses BLAS only on contiguous operands (else a slow loop).
-            return np.ascontiguousarray(t.reshape(batch, length, self.heads, head_dim).transpose(0, 2, 1, 3))
+        def heads(t: np.ndarray) -> np.ndarray:
+            # Padded (batch, heads, length, head_dim), contiguous: numpy's stacked matmul uses BLAS only on
+            # contiguous operands (else a slow loop).
+            padded = np.zeros((batch * length, self.dim), dtype=np.float32)
+            padded[real] = t
+            return np.ascontiguousarray(padded.reshape(batch, length, self.heads, head_dim).transpose(0, 2, 1, 3))
 
         for i in range(self.layers):
             p = f"encoder.layer.{i}."
 
             def linear(t: np.ndarray, name: str, p: str = p) -> np.ndarray:
-                flat = t.reshape(batch * length, t.shape[-1])  # one 2-D BLAS call, not one per text
-                out = flat @ w[p + name + ".weight"].T + w[p + name + ".bias"]
-                return out.reshape(batch, length, -1)
+                return t @ w[p + name + ".weight"].T + w[p + name + ".bias"]  # one 2-D BLAS call for the batch
 
-            q = split(linear(x, "attention.self.query"))
-            k = split(linear(x, "attention.self.key"))
-            v = split(linear(x, "attention.self.value"))
-            scores = q @ np.ascontiguousarray(k.transpose(0, 1, 3, 2)) / np.sqrt(np.float32(head_dim)) + bias
+            q = heads(linear(x, "attention.self.query"))
+            k = heads(linear(x, "attention.self.key"))
+            v = heads(linear(x, "attention.self.value"))
+            scores = q @ np.ascontiguousarray(k.transpose(0, 1, 3, 2)) * scale + bias
             scores = np.exp(scores - scores.max(-1, keepdims=True))
             attn = scores / scores.sum(-1, keepdims=True)
-            context = (attn @ v).transpose(0, 2, 1, 3).reshape(batch, length, self.dim)
+            context = (attn @ v).transpose(0, 2, 1, 3).reshape(batch * length, self.dim)[real]
             x = _layer_norm(
                 linear(context, "attention.output.dense") + x,
                 w[p + "attention.output.LayerNorm.weight"],
@@ -156,4 +189,6 @@ class BertEncoder:
                 w[p + "output.LayerNorm.bias"],
                 self.eps,
             )
-        return x, mask, encodings
+        states = np.zeros((batch * length, self.dim), dtype=np.float32)
+        states[real] = x
+        return states.reshape(batch, length, self.dim), mask, encodings

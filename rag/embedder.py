@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 # of a few passages); bigger ones (ingest) through sentence-transformers, several times faster there.
 NUMPY_MAX_CHARS = 16_000
 NUMPY_BATCH = 32
+QUERIES_KEPT = 64  # query vectors kept (a few KB)
 
 
 class Embedder(Protocol):
@@ -78,6 +80,8 @@ class SentenceTransformerEmbedder:
         self._numpy: BertEncoder | None = None
         self._numpy_tried = False
         self._lock = threading.Lock()
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._queries_lock = threading.Lock()
 
     def warm_up(self) -> None:
         """Load what answering needs once; safe to call again (and from several threads)."""
@@ -173,7 +177,20 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self.embed([text])[0]
+        """A read-only vector; the last few queries are kept, since retrieval and the evidence ranking both
+        embed the question."""
+        with self._queries_lock:
+            kept = self._queries.get(text)
+            if kept is not None:
+                self._queries.move_to_end(text)
+                return kept
+        vector = self.embed([text])[0]
+        vector.flags.writeable = False
+        with self._queries_lock:
+            self._queries[text] = vector
+            while len(self._queries) > QUERIES_KEPT:
+                self._queries.popitem(last=False)
+        return vector
 
 
 def build_embedder(settings: EmbedderSettings) -> SentenceTransformerEmbedder:

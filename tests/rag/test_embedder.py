@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.bert_numpy import BertEncoder
+from rag.bert_numpy import BertEncoder, _gelu
 from rag.embedder import SentenceTransformerEmbedder, resolve_embedder_path
 from rag.settings import BUNDLED_EMBEDDER, EmbedderSettings
 from tests.helpers import REPO
@@ -33,6 +33,37 @@ def test_numpy_encoder_matches_sentence_transformers(embedder: SentenceTransform
     assert np.all((mine * theirs).sum(1) > 0.9999), (mine * theirs).sum(1)
     # The embedder routes a small call through it, in the callers' order (it sorts by length inside).
     np.testing.assert_allclose(embedder.embed(TEXTS), theirs, atol=1e-4)
+
+
+def test_gelu_is_the_exact_erf_form() -> None:
+    from scipy.special import erf
+
+    x = np.linspace(-12, 12, 100_001, dtype=np.float32)
+    exact = 0.5 * x.astype(np.float64) * (1 + erf(x.astype(np.float64) / np.sqrt(2)))
+    mine = _gelu(x)
+    assert mine.dtype == np.float32
+    np.testing.assert_allclose(mine, exact, rtol=0, atol=1e-6)
+
+
+def test_a_text_reads_the_same_alone_and_in_a_batch_of_longer_ones() -> None:
+    """States are computed on the real tokens only (packed): a short pair among long ones must not change."""
+    encoder = BertEncoder.load(resolve_embedder_path(BUNDLED_EMBEDDER))
+    assert encoder is not None
+    pairs = [("What is the default?", "It is 4096."), ("Why?", TEXTS[3]), ("Which?", TEXTS[2])]
+    together, mask, _ = encoder.states(pairs)
+    for k, pair in enumerate(pairs):
+        alone, alone_mask, _ = encoder.states([pair])
+        n = int(alone_mask.sum())
+        assert int(mask[k].sum()) == n
+        np.testing.assert_allclose(together[k, :n], alone[0, :n], atol=1e-4)
+        assert not together[k, n:].any()  # padded places are zeros, not another text's tokens
+
+
+def test_query_vectors_are_kept_and_read_only(embedder: SentenceTransformerEmbedder) -> None:
+    first = embedder.embed_query("How long is the warranty?")
+    assert embedder.embed_query("How long is the warranty?") is first
+    assert not first.flags.writeable  # a caller changing it in place would change every later search
+    np.testing.assert_allclose(first, embedder.embed(["How long is the warranty?"])[0], atol=1e-6)
 
 
 def test_models_of_another_shape_keep_sentence_transformers(tmp_path: Path) -> None:
