@@ -452,6 +452,10 @@ class AnswerPipeline:
                 standalone, passages, strip_markers(text), signals=signals, only=cited
             ).evidence[: self.settings.evidence.max_spans]
             problems = off_topic_problems(text, passages, about_question)
+            if not re.search(r"\w", strip_markers(text)):
+                # "[1] [2]": no claim fails verification, and the check would read the cited sentences as the
+                # answer; a reply of citation markers alone says nothing (seen from a larger reader).
+                problems = [*problems, "the reply is citation markers alone"]
             if self.checker is not None and answer.grounded and not problems:
                 s = self.settings.check
                 answer.checked = self._answer_probability(standalone, text, passages, cited)

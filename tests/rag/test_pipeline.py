@@ -106,6 +106,15 @@ class TestPipeline:
         assert "[2]" in prompt_whole and "30 days" in prompt_whole  # the window holds both documents
         assert "[2]" not in prompt_short and "24 months" in prompt_short  # the one the evidence points to
 
+    @pytest.mark.parametrize("reply", ["[1]", "[1] [2].", " [1][2] "])
+    def test_a_reply_of_citation_markers_alone_is_no_answer(
+        self, reply: str, services: Services, tmp_path: Path
+    ) -> None:
+        pipeline, _ = self._pipeline(services, tmp_path, reply)
+        answer = pipeline.ask(WARRANTY)
+        assert answer.grounded is False and answer.mode == "quote" and "24 months" in answer.answer
+        assert any("citation markers alone" in p for c in answer.checks for p in c.problems)
+
     def test_generate_mode_streams_the_model_as_it_comes(self, services: Services, tmp_path: Path) -> None:
         pipeline, _ = self._pipeline(services, tmp_path, "The warranty lasts 36 months [1].", answer__mode="generate")
         events = list(pipeline.stream(WARRANTY))
