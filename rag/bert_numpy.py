@@ -22,7 +22,7 @@ _TRANSFORMER = "sentence_transformers.models.Transformer"
 
 
 # Abramowitz & Stegun 7.1.26: erf(z) = 1 - (a1 t + ... + a5 t^5) exp(-z^2), t = 1 / (1 + p z), z >= 0, with an
-# absolute error under 1.5e-7, below float32's own rounding here. scipy's erf ufunc is not vectorised: it took
+# absolute error under 1.5e-7, below float32's own rounding here. scipy's erf ufunc runs element by element: it took
 # as long as all six matrix products of a layer together.
 _ERF_P = np.float32(0.3275911)
 _ERF_A = tuple(np.float32(a) for a in (1.061405429, -1.453152027, 1.421413741, -0.284496736, 0.254829592))
