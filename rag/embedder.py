@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -65,6 +66,43 @@ def pick_device(device: str) -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+class VectorCache:
+    """The vectors of texts embedded before, least recently used dropped first; thread-safe. Kept vectors are
+    read-only: ``one`` hands out the kept vector itself."""
+
+    def __init__(self, embed: Callable[[list[str]], np.ndarray], size: int) -> None:
+        self.embed = embed
+        self.size = size
+        self._kept: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        """One row per text, in the callers' order (a new array)."""
+        return np.stack(self._rows(texts)) if texts else self.embed([])
+
+    def one(self, text: str) -> np.ndarray:
+        """The vector of one text: the kept one itself, read-only."""
+        return self._rows([text])[0]
+
+    def _rows(self, texts: list[str]) -> list[np.ndarray]:
+        if not self.size:
+            return list(self.embed(texts))
+        with self._lock:
+            found = {t: self._kept[t] for t in texts if t in self._kept}
+            for t in found:
+                self._kept.move_to_end(t)
+        new = list(dict.fromkeys(t for t in texts if t not in found))
+        if new:
+            vectors = self.embed(new)
+            with self._lock:
+                for t, v in zip(new, vectors, strict=True):
+                    v.flags.writeable = False
+                    found[t] = self._kept[t] = v
+                while len(self._kept) > self.size:
+                    self._kept.popitem(last=False)
+        return [found[t] for t in texts]
+
+
 class SentenceTransformerEmbedder:
     """sentence-transformers behind the Embedder protocol.
 
@@ -80,8 +118,7 @@ class SentenceTransformerEmbedder:
         self._numpy: BertEncoder | None = None
         self._numpy_tried = False
         self._lock = threading.Lock()
-        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._queries_lock = threading.Lock()
+        self._queries = VectorCache(self.embed, QUERIES_KEPT)
 
     def warm_up(self) -> None:
         """Load what answering needs once; safe to call again (and from several threads)."""
@@ -179,18 +216,7 @@ class SentenceTransformerEmbedder:
     def embed_query(self, text: str) -> np.ndarray:
         """A read-only vector; the last few queries are kept, since retrieval and the evidence ranking both
         embed the question."""
-        with self._queries_lock:
-            kept = self._queries.get(text)
-            if kept is not None:
-                self._queries.move_to_end(text)
-                return kept
-        vector = self.embed([text])[0]
-        vector.flags.writeable = False
-        with self._queries_lock:
-            self._queries[text] = vector
-            while len(self._queries) > QUERIES_KEPT:
-                self._queries.popitem(last=False)
-        return vector
+        return self._queries.one(text)
 
 
 def build_embedder(settings: EmbedderSettings) -> SentenceTransformerEmbedder:

@@ -12,14 +12,13 @@ the answer came from. Offsets are characters in the stored chunk text, so a UI c
 from __future__ import annotations
 
 import math
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rag.embedder import VectorCache
 from rag.lexical import tokenize
 from rag.types import Evidence
 from rag.units import MIN_UNIT_CHARS, points_elsewhere, unit_spans
@@ -83,33 +82,6 @@ def coverage(query_terms: Sequence[str], terms: set[str], idf: dict[str, float])
     default = max(idf.values(), default=1.0)
     total = sum(idf.get(t, default) for t in unique)
     return sum(idf.get(t, default) for t in unique if t in terms) / total
-
-
-class VectorCache:
-    """The vectors of texts embedded before, least recently used dropped first; thread-safe."""
-
-    def __init__(self, embed: Callable[[list[str]], np.ndarray], size: int) -> None:
-        self.embed = embed
-        self.size = size
-        self._kept: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __call__(self, texts: list[str]) -> np.ndarray:
-        if not self.size:
-            return self.embed(texts)
-        with self._lock:
-            found = {t: self._kept[t] for t in texts if t in self._kept}
-            for t in found:
-                self._kept.move_to_end(t)
-        new = list(dict.fromkeys(t for t in texts if t not in found))
-        if new:
-            vectors = self.embed(new)
-            with self._lock:
-                for t, v in zip(new, vectors, strict=True):
-                    found[t] = self._kept[t] = v
-                while len(self._kept) > self.size:
-                    self._kept.popitem(last=False)
-        return np.stack([found[t] for t in texts]) if texts else self.embed([])
 
 
 class EvidenceSelector:

@@ -1,10 +1,10 @@
-"""The evidence selector's cache of unit vectors (rag.evidence.VectorCache)."""
+"""The embedding cache (rag.embedder.VectorCache): the evidence units' vectors and the queries'."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from rag.evidence import VectorCache
+from rag.embedder import VectorCache
 
 
 class CountingEmbed:
