@@ -446,24 +446,25 @@ class AnswerPipeline:
             text, checks = recite(text, passages, standalone)
             answer.answer, answer.checks = text, checks
             answer.grounded = all(c.supported for c in checks)
+            plain = strip_markers(text)
             answer.citations = [p.citation() for p in passages if f"[{p.n}]" in text] or answer.citations
             cited = {c.n for c in answer.citations} or kept
             answer.evidence = self.evidence.rank(
-                standalone, passages, strip_markers(text), signals=signals, only=cited
+                standalone, passages, plain, signals=signals, only=cited
             ).evidence[: self.settings.evidence.max_spans]
             problems = off_topic_problems(text, passages, about_question)
-            if not re.search(r"\w", strip_markers(text)):
+            if not re.search(r"\w", plain):
                 # "[1] [2]": no claim fails verification, and the check would read the cited sentences as the
                 # answer; a reply of citation markers alone says nothing (seen from a larger reader).
                 problems = [*problems, "the reply is citation markers alone"]
             if self.checker is not None and answer.grounded and not problems:
                 s = self.settings.check
                 answer.checked = self._answer_probability(standalone, text, passages, cited)
-                short = len(strip_markers(text).split()) <= s.max_span_words
+                short = len(plain.split()) <= s.max_span_words
                 if answer.checked < (s.accept_span if short else s.accept_sentence):
                     problems = [f"the learned check doubts it answers the question (p={answer.checked:.2f})"]
             if problems:
-                answer.checks.append(ClaimCheck(strip_markers(text), [], False, problems))
+                answer.checks.append(ClaimCheck(plain, [], False, problems))
                 answer.grounded = False
             return False
 
