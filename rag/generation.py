@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
@@ -86,7 +86,7 @@ def build_generator(settings: Settings) -> Generator:
     """The generator ``settings.llm.backend`` names; never another one as a silent fallback."""
     backend = settings.llm.backend
     if backend == "openai":
-        return OpenAIGenerator(settings.llm, settings.model.served_name)
+        return OpenAIGenerator(settings.llm, settings.model.served_name, or_serves=[settings.answer.adapter])
     if backend == "transformers":
         return TransformersGenerator(settings)
     raise ConfigError(f"unknown generator backend '{backend}' (DOCQA_LLM_BACKEND): use 'openai' or 'transformers'.")
@@ -151,9 +151,19 @@ class OpenAIGenerator:
     from the variable ``llm.api_key_env`` names, when a client is first built, and never stored or logged.
     """
 
-    def __init__(self, llm: LLMSettings, default_model: str, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        llm: LLMSettings,
+        default_model: str,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        or_serves: Sequence[str] = (),
+    ) -> None:
+        """``or_serves``: names an endpoint may serve instead of the base model and still pass ``check``: the
+        grounded adapter, which a server that has it merged into the base weights publishes alone."""
         self.llm = llm
         self.model_name = llm.model or default_model
+        self.or_serves = tuple(n for n in or_serves if n)
         self.endpoints = llm.endpoints
         self.base_url = self.endpoints[0]
         self.pool = EndpointPool(self.endpoints, llm.endpoint_retry_s, clock)
@@ -380,7 +390,7 @@ class OpenAIGenerator:
                 failures.append(_Failure(endpoint.url, exc))
                 continue
             self.pool.succeeded(endpoint)
-            if self.model_name in served:
+            if any(name in served for name in (self.model_name, *self.or_serves)):
                 return
             wrong.append(
                 f"the model server at {endpoint.url} does not serve '{self.model_name}' "

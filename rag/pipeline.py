@@ -185,19 +185,23 @@ class AnswerPipeline:
         )
         return sane_rewrite(rewrite, question.text, question.history)
 
-    def default_model(self) -> str:
-        """The grounded adapter when the server publishes it, else the base model; the server's list is
-        asked once a minute, so registering the adapter and restarting the server is picked up."""
-        if not self.settings.answer.adapter:
-            return self.settings.llm_model_name
+    def served_models(self) -> set[str]:
+        """The names the model server publishes, asked once a minute (so registering an adapter and restarting
+        the server is picked up); empty while it does not answer (the request itself then reports that)."""
         now = time.monotonic()
         if self._served is None or now - self._served[0] > SERVED_MODELS_TTL_S:
             try:
                 served = set(self.generator.models())
             except DocqaError:
-                served = set()  # an unreachable server is reported by the request itself
+                served = set()
             self._served = (now, served)
-        return preferred_model(self.settings, self._served[1])
+        return self._served[1]
+
+    def default_model(self) -> str:
+        """The grounded adapter when the server publishes it, else the base model."""
+        if not self.settings.answer.adapter:
+            return self.settings.llm_model_name
+        return preferred_model(self.settings, self.served_models())
 
     def stream(self, question: Question) -> Iterator[dict[str, Any]]:
         """The answer's events (see the module docstring). Loading the embedder, on a process's first

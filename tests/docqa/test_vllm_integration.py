@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -69,6 +70,51 @@ def docqa(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
         [sys.executable, "-m", "docqa.cli.main", *args], cwd=REPO, env=env, capture_output=True, text=True,
         timeout=900,
     )
+
+
+GROUNDED_PROMPTS = [
+    QUESTION,
+    *(
+        [{"role": "user", "content": f"Sources:\n[1] {source}\n\nQuestion: {question}"}]
+        for source, question in (
+            (
+                "(manual.pdf, page 3) The warranty lasts two years from the date of purchase. Batteries are "
+                "covered for six months.",
+                "How long are batteries covered?",
+            ),
+            (
+                "The default port is 5432. At most 100 connections are accepted unless max_connections is set.",
+                "What is the default port?",
+            ),
+        )
+    ),
+]
+
+
+def test_the_one_adapter_served_merged_answers_as_it_does_as_lora(vllm_server: VLLMServer, tmp_path: Path) -> None:
+    """`make run`'s server: the one registered adapter merged into a copy of the weights and served alone under
+    its name (twice as fast on vLLM-CPU); its greedy replies are those of the session server, which applies the
+    same adapter as LoRA beside the base model."""
+    from docqa.serving import free_port
+    from rag.adapters import registered_adapters
+    from rag.pipeline import preferred_model
+
+    grounded = vllm_server.settings.answer.adapter
+    path = registered_adapters(vllm_server.settings)[grounded]  # shipped in the repository, registered by conftest
+    port = free_port()
+    settings = vllm_server.settings.with_overrides(
+        data_dir=str(tmp_path), model__port=port, llm__base_url=f"http://127.0.0.1:{port}/v1"
+    )
+    lora = build_generator(vllm_server.settings)
+    with ModelServer(settings, adapters={grounded: path}) as server:
+        merged = build_generator(settings)
+        assert server.merged is not None and server.merged[1].parent == settings.models_dir
+        assert merged.models() == [grounded]  # no docqa-base beside it
+        merged.check()  # passes on the answer adapter's name
+        assert preferred_model(settings, merged.models()) == grounded
+        replies = [merged.chat(q, model=grounded, max_tokens=24) for q in GROUNDED_PROMPTS]
+        assert replies == [lora.chat(q, model=grounded, max_tokens=24) for q in GROUNDED_PROMPTS]
+        assert replies != [lora.chat(q, max_tokens=24) for q in GROUNDED_PROMPTS]  # the adapter is in the weights
 
 
 def test_stop_leaves_no_process_then_restarts(vllm_server: VLLMServer) -> None:
