@@ -18,7 +18,8 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -121,6 +122,36 @@ def evaluate(settings: Settings, generator: Any, limit: int, held_out: int, spli
             )
 
 
+# The whole-answer rules of verify mode (module, function): each can be taken out of a replay, to measure what it
+# is worth on a dev split (issue 24: a rule stays only where the measured answers show it helps).
+RULES = {
+    "restates": ("rag.verify", "answer_problems"),  # restates the question, wants a number, two things
+    "anchor": ("rag.verify", "anchor_problems"),  # default / maximum / first ... from a clause that says so
+    "rival": ("rag.verify", "rival_problems"),  # the figure of the other part of its sentence
+    "recombined": ("rag.verify", "recombined_problems"),  # a phrase stitched from two places
+    "off_topic": ("rag.pipeline", "off_topic_problems"),  # a short answer from the sentences about the question
+}
+
+
+@contextmanager
+def without(names: Iterable[str]) -> Iterator[None]:
+    """The pipeline with the named ``RULES`` finding no problem, for the duration."""
+    import importlib
+
+    saved = []
+    for name in names:
+        if name not in RULES:
+            raise SystemExit(f"unknown rule '{name}'; known: {', '.join(RULES)}")
+        module = importlib.import_module(RULES[name][0])
+        saved.append((module, RULES[name][1], getattr(module, RULES[name][1])))
+        setattr(module, RULES[name][1], lambda *args, **kwargs: [])
+    try:
+        yield
+    finally:
+        for module, attr, original in saved:
+            setattr(module, attr, original)
+
+
 def _overrides(pairs: list[str]) -> dict[str, Any]:
     out = {}
     for pair in pairs:
@@ -143,6 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--alternatives", type=int, default=5, help="record: alternatives kept per prompt")
     parser.add_argument("--split", choices=["dev", "locked"], help="only the dev or the locked questions")
     parser.add_argument("--set", action="append", default=[], help="a setting, e.g. answer__alternatives=1")
+    parser.add_argument("--without", action="append", default=[], choices=sorted(RULES), help="replay: a rule left out")
     args = parser.parse_args(argv)
     settings = load_settings(llm__temperature=0.0, llm__seed=0, **_overrides(args.set))
     if args.action == "record":
@@ -156,7 +188,8 @@ def main(argv: list[str] | None = None) -> None:
             parser.error("replay needs the recorded drafts")
         served = [settings.model.served_name, *([settings.answer.adapter] if settings.answer.adapter else [])]
         replayer = Replayer(json.loads(args.drafts.read_text()), settings.model.served_name, served)
-        result = evaluate(settings, replayer, args.limit, args.held_out, args.split)
+        with without(args.without):
+            result = evaluate(settings, replayer, args.limit, args.held_out, args.split)
         if replayer.missing:
             print(f"{replayer.missing} prompts were not recorded (declined instead)", file=sys.stderr)
         if args.out is not None:

@@ -8,7 +8,7 @@ Use it on a dev split only: a locked split is run live, once, to report a finish
         --docs data/manuals-corpus --split dev --set check__accept_span=0.9 --set check__decline_below=0
     python -m bench.replay_keyed replay /tmp/manuals-dev.json --questions bench/manuals/questions.json \\
         --docs data/manuals-corpus --split dev --variant base:check__enabled=false \\
-        --variant strict:check__accept_span=0.4
+        --variant strict:check__accept_span=0.4 --variant no-anchor:without=anchor+rival
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import os
 import sys
 from pathlib import Path
 
-from bench.replay_answers import Recorder, Replayer, _overrides
+from bench.replay_answers import Recorder, Replayer, _overrides, without
 from rag.generation import build_generator
 from rag.settings import load_settings
 
@@ -27,9 +27,11 @@ REPORTED = ("right", "quote_holds", "wrong", "quote_misses", "declined", "right_
             "answerable_declined", "unanswerable_declined")  # fmt: skip
 
 
-def _variant(spec: str) -> tuple[str, dict]:
+def _variant(spec: str) -> tuple[str, dict, list[str]]:
+    """``NAME:setting=value,...,without=rule+rule`` -> (name, settings, rules left out)."""
     name, _, pairs = spec.partition(":")
-    return name, _overrides([p for p in pairs.split(",") if p])
+    overrides = _overrides([p for p in pairs.split(",") if p])
+    return name, overrides, [r for r in str(overrides.pop("without", "")).split("+") if r]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -68,10 +70,11 @@ def main(argv: list[str] | None = None) -> None:
     served = [settings.model.served_name, *([settings.answer.adapter] if settings.answer.adapter else [])]
     base = build(settings, generator=Replayer(recorded, settings.model.served_name, served))
     with fresh_collection(base, args.docs, "replay", keep=args.keep) as built:
-        for name, overrides in [_variant(v) for v in args.variant] or [("settings", {})]:
+        for name, overrides, rules_out in [_variant(v) for v in args.variant] or [("settings", {}, [])]:
             replayer = Replayer(recorded, settings.model.served_name, served)
             services = Services(settings.with_overrides(**overrides), embedder=base.embedder, generator=replayer)
-            result = evaluate_question_set(services, questions, built, args.docs)
+            with without(rules_out):
+                result = evaluate_question_set(services, questions, built, args.docs)
             row = {k: result["total"].get(k) for k in REPORTED}
             print(json.dumps({"variant": name, **row, "unrecorded": replayer.missing}), flush=True)
             if args.out is not None:

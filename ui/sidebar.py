@@ -16,7 +16,8 @@ from ui.state import ChatOptions, forget_served_models, reset_conversation, serv
 
 
 def _model_label(name: str, base: str) -> str:
-    return f"{name} (base model)" if name == base else f"{name} (LoRA adapter)"
+    # "fine-tuned", not "LoRA": one adapter alone is served merged into the weights (docs/operations.md)
+    return f"{name} (base model)" if name == base else f"{name} (fine-tuned)"
 
 
 def render_sidebar(actions: StaffActions) -> ChatOptions:
@@ -68,7 +69,7 @@ def render_sidebar(actions: StaffActions) -> ChatOptions:
                 index=default,
                 key="model",
                 format_func=lambda name: _model_label(name, base),
-                help="The base model or a LoRA adapter fine-tuned on your documents (as the model server lists them).",
+                help="The base model or an adapter fine-tuned on your documents (as the model server lists them).",
             )
         top_k = st.slider(
             "Passages given to the model (top-k)",

@@ -70,3 +70,24 @@ def test_replayed_prompts_get_the_recorded_draft_and_alternatives() -> None:
     ]
     assert "".join(replayer.stream(other)) == DECLINE_TEXT and replayer.missing == 1
     assert replayer.alternatives(other) == []
+
+
+def test_a_rule_left_out_of_a_replay_finds_nothing_and_comes_back() -> None:
+    import pytest
+
+    import rag.verify
+    from bench.replay_answers import without
+    from rag.prompting import Passage
+    from rag.types import StoredChunk
+
+    text = "The default is 5; at most 10 copies are kept."
+    passages = [Passage(1, [StoredChunk(1, "m.md", 0, text, None, None, None, "NarrativeText", [], None)], 1.0)]
+    question = "What is the default number of copies kept?"
+    assert rag.verify.anchor_problems("10 [1]", passages, question)  # the maximum, not the default
+    assert not all(c.supported for c in rag.verify.recite("10 [1]", passages, question)[1])
+    with without(["anchor"]):
+        assert rag.verify.anchor_problems("10 [1]", passages, question) == []
+        assert all(c.supported for c in rag.verify.recite("10 [1]", passages, question)[1])
+    assert rag.verify.anchor_problems("10 [1]", passages, question)
+    with pytest.raises(SystemExit, match="unknown rule"), without(["nope"]):
+        pass
