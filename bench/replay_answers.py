@@ -122,33 +122,35 @@ def evaluate(settings: Settings, generator: Any, limit: int, held_out: int, spli
             )
 
 
-# The whole-answer rules of verify mode (module, function): each can be taken out of a replay, to measure what it
-# is worth on a dev split (issue 24: a rule stays only where the measured answers show it helps).
-RULES = {
-    "restates": ("rag.verify", "answer_problems"),  # restates the question, wants a number, two things
-    "anchor": ("rag.verify", "anchor_problems"),  # default / maximum / first ... from a clause that says so
-    "rival": ("rag.verify", "rival_problems"),  # the figure of the other part of its sentence
-    "recombined": ("rag.verify", "recombined_problems"),  # a phrase stitched from two places
-    "off_topic": ("rag.pipeline", "off_topic_problems"),  # a short answer from the sentences about the question
+# The whole-answer rules of verify mode, each as the functions that make it and what they return when it finds
+# nothing: each can be taken out of a replay, to measure what it is worth on a dev split (issue 24: a rule stays
+# only where the measured answers show it helps).
+RULES: dict[str, list[tuple[str, str, Any]]] = {
+    "restates": [("rag.verify", "answer_problems", [])],  # restates the question, wants a number, two things
+    "anchor": [("rag.verify", "anchor_problems", [])],  # default / maximum / first ... from a clause that says so
+    "rival": [("rag.verify", "rival_problems", []), ("rag.pipeline", "rival_sentence", None)],
+    "recombined": [("rag.verify", "recombined_problems", [])],  # a phrase stitched from two places
+    "off_topic": [("rag.pipeline", "off_topic_problems", [])],  # a short answer from the sentences about the question
 }
 
 
 @contextmanager
 def without(names: Iterable[str]) -> Iterator[None]:
-    """The pipeline with the named ``RULES`` finding no problem, for the duration."""
+    """The pipeline with the named ``RULES`` finding nothing, for the duration."""
     import importlib
 
     saved = []
     for name in names:
         if name not in RULES:
             raise SystemExit(f"unknown rule '{name}'; known: {', '.join(RULES)}")
-        module = importlib.import_module(RULES[name][0])
-        saved.append((module, RULES[name][1], getattr(module, RULES[name][1])))
-        setattr(module, RULES[name][1], lambda *args, **kwargs: [])
+        for module_name, attr, nothing in RULES[name]:
+            module = importlib.import_module(module_name)
+            saved.append((module, attr, getattr(module, attr)))
+            setattr(module, attr, lambda *args, _nothing=nothing, **kwargs: _nothing)
     try:
         yield
     finally:
-        for module, attr, original in saved:
+        for module, attr, original in reversed(saved):
             setattr(module, attr, original)
 
 
