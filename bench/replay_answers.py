@@ -128,7 +128,6 @@ def evaluate(settings: Settings, generator: Any, limit: int, held_out: int, spli
 RULES: dict[str, list[tuple[str, str, Any]]] = {
     "restates": [("rag.verify", "answer_problems", [])],  # restates the question, wants a number, two things
     "anchor": [("rag.verify", "anchor_problems", [])],  # default / maximum / first ... from a clause that says so
-    "rival": [("rag.verify", "rival_problems", []), ("rag.pipeline", "rival_sentence", None)],
     "recombined": [("rag.verify", "recombined_problems", [])],  # a phrase stitched from two places
     "off_topic": [("rag.pipeline", "off_topic_problems", [])],  # a short answer from the sentences about the question
 }

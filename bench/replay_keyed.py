@@ -8,7 +8,7 @@ Use it on a dev split only: a locked split is run live, once, to report a finish
         --docs data/manuals-corpus --split dev --set check__accept_span=0.9 --set check__decline_below=0
     python -m bench.replay_keyed replay /tmp/manuals-dev.json --questions bench/manuals/questions.json \\
         --docs data/manuals-corpus --split dev --variant base:check__enabled=false \\
-        --variant strict:check__accept_span=0.4 --variant no-anchor:without=anchor+rival
+        --variant strict:check__accept_span=0.4 --variant no-anchor:without=anchor+recombined
 """
 
 from __future__ import annotations

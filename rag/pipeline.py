@@ -54,7 +54,6 @@ from rag.verify import (
     off_topic_problems,
     part_of,
     recite,
-    rival_sentence,
     strip_invented_headers,
 )
 
@@ -78,18 +77,6 @@ def answering_first(best: list[Evidence], question: str) -> list[Evidence]:
     number when another of the best sentences has one. Unchanged when none can."""
     fitting = next((e for e in best if not answer_problems(e.text, question)), None)
     return [fitting, *(e for e in best if e is not fitting)] if fitting else best
-
-
-def rival_first(
-    best: list[Evidence], candidates: Sequence[Evidence], draft: str, passages: Sequence[Passage], question: str
-) -> list[Evidence]:
-    """The evidence with the draft's own sentence in front when the draft took the wrong figure of it
-    ("2003" from "... topped ARWU since 2003, and the World Reputation Rankings since 2011"): the verifier
-    found the question's figure there, so that sentence, not the ranker's best, is the quote. ``candidates``:
-    the sentences about the question (a draft copied from elsewhere says nothing of where the answer stands)."""
-    sentence = rival_sentence(draft, passages, question) if draft else None
-    source = next((e for e in candidates if e.text == sentence), None) if sentence else None
-    return [source, *(e for e in best if e is not source)][: len(best)] if source else best
 
 
 def sentence_passage(evidence: Evidence, passages: Sequence[Passage]) -> Passage:
@@ -324,8 +311,6 @@ class AnswerPipeline:
         sure = draft.answerable >= s.answer.quote_over_decline
         if declined and not sure:
             return self._declined(draft)
-        if not declined:
-            t.best = rival_first(t.best, t.about_evidence, draft.answer or "", t.passages, t.standalone)
         # A reply sharing words with a refused draft is mostly that claim re-spelled ("commutative algebra"
         # after "combinative algebra"): the same wrong reading, now passing the checks.
         refused = set() if declined else set(tokenize(draft.answer or "")) - set(tokenize(t.standalone))

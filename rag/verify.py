@@ -310,69 +310,12 @@ def anchor_problems(text: str, passages: Sequence[Passage], question: str) -> li
     return [f"the source gives '{body[:60]}' in a clause without {', '.join(asked)}"]
 
 
-# Finer parts for comparing where two figures of one sentence stand: "512-bit primes are used for RSA and
-# 1024-bit primes for Diffie-Hellman", "Article 102 governs mergers (the current regulation is 139/2004)".
-_PART = re.compile(r"[;:,()]\s*|\s+(?:and|but|while|whereas|although|though|because|when|which)\s+", re.IGNORECASE)
 _MIN_RECOMBINED_WORDS = 3  # "2 years" for "two years" is a paraphrase; "a majority in the Council" is not
-
-
-def _figures(text: str) -> set[str]:
-    return numbers(text) | {c.lower() for c in _CODE.findall(text)}
 
 
 def _holds(part: str, needle: str) -> bool:
     """``needle`` in ``part`` as whole words ("A1" is not in "the A19")."""
     return re.search(rf"(?<!\w){re.escape(needle)}(?!\w)", part.lower()) is not None
-
-
-def _rival(text: str, passages: Sequence[Passage], question: str) -> tuple[str, str] | None:
-    """(the rival figure, the sentence) where a short answer took the wrong figure of its sentence."""
-    body = _short_span(text)
-    figures = _figures(body)
-    if not body or not figures:
-        return None
-    asked = set(tokenize(question)) - set(tokenize(body))
-    needle = body.lower()
-    cited = [p for p in passages if f"[{p.n}]" in text] or list(passages)
-    best: tuple[int, int, set[str], str] | None = None  # (own overlap, best rival overlap, rival figures, sentence)
-    for p in cited:
-        for sentence in split_sentences(p.text):
-            parts = [c for c in _PART.split(sentence) if c and c.strip()]
-            own = [c for c in parts if _holds(c, needle)]
-            if not own:
-                continue
-            own_overlap = max(len(asked & set(tokenize(c))) for c in own)
-            rival_overlap, rivals = -1, set()
-            for c in parts:
-                rival = _figures(c) - figures - _figures(question)
-                overlap = len(asked & set(tokenize(c)))
-                if rival and not _holds(c, needle) and overlap > rival_overlap:
-                    rival_overlap, rivals = overlap, rival
-            if best is None or own_overlap > best[0]:
-                best = (own_overlap, rival_overlap, rivals, sentence)
-    if best is not None and best[1] > best[0]:
-        return sorted(best[2])[0], best[3]
-    return None
-
-
-def rival_problems(text: str, passages: Sequence[Passage], question: str) -> list[str]:
-    """A short answer holding a figure (a number, a code) must not be the figure of the wrong part of
-    its sentence.
-
-    "How many bits are often in the primes used for RSA?" answered "1024-bit primes" from "512-bit primes
-    are frequently used for RSA and 1024-bit primes for Diffie-Hellman" passes every word check: both
-    figures are in the source. Where the answer stands closest to the question (the sentence whose part
-    holding it shares most of the question's words), another part holding a different figure and more
-    of the question's words means the answer took the wrong one."""
-    found = _rival(text, passages, question)
-    return [f"the source pairs the question with {found[0]}, not '{_short_span(text)[:60]}'"] if found else []
-
-
-def rival_sentence(text: str, passages: Sequence[Passage], question: str) -> str | None:
-    """The sentence whose other figure answers the question, when ``text`` took the wrong one (see
-    ``rival_problems``): the verifier's own reading of where the answer stands, so it is the quote."""
-    found = _rival(text, passages, question)
-    return found[1] if found else None
 
 
 def recombined_problems(text: str, passages: Sequence[Passage]) -> list[str]:
@@ -459,7 +402,7 @@ def recite(text: str, passages: Sequence[Passage], question: str = "") -> tuple[
         checks.append(check)
     text = " ".join(out)
     problems = answer_problems(text, question) + anchor_problems(text, passages, question)
-    problems += rival_problems(text, passages, question) + recombined_problems(text, passages)
+    problems += recombined_problems(text, passages)
     if problems:  # true to the sources, but not an answer: never shown as one in verify mode
         checks.append(ClaimCheck(strip_markers(text), [], False, problems))
     return text, checks

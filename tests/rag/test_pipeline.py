@@ -252,32 +252,6 @@ class TestPipeline:
             if not shown:
                 assert "Bainbridge" in answer.answer and "not in the sentences about the question" in str(answer.checks)
 
-    def test_a_draft_with_the_wrong_figure_quotes_the_sentence_that_holds_the_right_one(
-        self, services: Services, tmp_path: Path
-    ) -> None:
-        """The ranker's best sentence speaks of the question's words and holds no answer; the sentence the draft
-        took its wrong figure from holds the right one, so that sentence is the quote."""
-        kb = tmp_path / "kb"
-        kb.mkdir(parents=True)
-        (kb / "primes.md").write_text(
-            "# Primes\n\nWhich prime size is used most often for RSA depends on the standard and on the size "
-            "of the keys used. Several algorithms rely on large primes: 512-bit primes are often used for RSA "
-            "and 1024-bit primes for Diffie-Hellman.\n"
-        )
-        services.ingestor.ingest([kb], "kb")
-        question = Question("Which prime size is often used for RSA?", "kb")
-        answers = {}
-        for reply in ("1024-bit primes [1].", "4096-bit primes [1]."):
-            pipeline = Services(
-                services.settings, embedder=services.embedder, generator=ScriptedGenerator(reply)
-            ).pipeline
-            answers[reply] = pipeline.ask(question)
-        wrong_figure, unsupported = answers["1024-bit primes [1]."], answers["4096-bit primes [1]."]
-        assert wrong_figure.mode == "quote" and "512-bit primes are often used for RSA" in wrong_figure.answer
-        assert wrong_figure.evidence[0].text.startswith("Several algorithms rely on large primes")
-        # Any other refused draft gets the ranker's best sentence: the premise of the test.
-        assert unsupported.mode == "quote" and "depends on the standard" in unsupported.answer, unsupported.checks
-
     def test_loading_the_embedder_is_timed_apart_from_retrieval(self, services: Services, tmp_path: Path) -> None:
         from rag.embedder import SentenceTransformerEmbedder
 

@@ -18,7 +18,6 @@ from rag.verify import (
     off_topic_problems,
     part_of,
     recite,
-    rival_sentence,
     strip_invented_headers,
 )
 
@@ -103,27 +102,6 @@ class TestTermsAndNegation:
         assert not off_topic_problems("Bainbridge's [1].", source, about)
         assert not off_topic_problems("A store in Newcastle [1].", source, about)  # not a span: not judged here
 
-    def test_the_figure_of_the_wrong_part_of_a_sentence_fails(self) -> None:
-        text = (
-            "Several algorithms are based on large primes (for example, 512-bit primes are frequently used "
-            "for RSA and 1024-bit primes are typical for Diffie-Hellman)."
-        )
-        source = [Passage(1, [chunk(13, text, "primes.md")], 1.0)]
-        question = "How many bits are often in the primes used for RSA?"
-        _, checks = recite("1024-bit primes [1].", source, question)
-        assert any("pairs the question with 512" in p for c in checks for p in c.problems)
-        _, checks = recite("512-bit [1].", source, question)
-        assert all(c.supported for c in checks)
-        assert rival_sentence("1024-bit primes [1].", source, question) == text  # where the right figure stands
-        assert rival_sentence("512-bit [1].", source, question) is None
-        report = (
-            "The resulting Report, published in 1945, was one of the most influential manifestos in the 20th century."
-        )
-        source = [Passage(1, [chunk(14, report, "harvard.md")], 1.0)]
-        question = "In what year of the 20th century did Harvard publish the report?"
-        _, checks = recite("1945 [1].", source, question)  # "20th" is the question's own figure, no rival
-        assert all(c.supported for c in checks)
-
     def test_a_short_answer_stitched_from_two_places_fails(self) -> None:
         text = (
             "Legislation can be blocked by a majority in Parliament, a minority in the Council, "
@@ -135,18 +113,6 @@ class TestTermsAndNegation:
         assert any("not written in the sources" in p for c in checks for p in c.problems)
         _, checks = recite("a minority in the Council [1].", source, question)
         assert all(c.supported for c in checks)
-
-    def test_a_figure_is_judged_where_it_stands_closest_to_the_question(self) -> None:
-        text = (
-            "Major roads include the A1, stretching north to Edinburgh and south to London; the A19 heads south. "
-            "The A1's former route was renumbered, city roads changing from a 6-prefix to a 1-prefix."
-        )
-        source = [Passage(1, [chunk(17, text, "roads.md")], 1.0)]
-        question = "What major road stretches from Edinburgh to London?"
-        _, checks = recite("A1 [1].", source, question)
-        assert all(c.supported for c in checks)
-        _, checks = recite("A19 [1].", source, question)
-        assert any("pairs the question with a1" in p for c in checks for p in c.problems)
 
     def test_a_bare_yes_against_a_negated_source_fails(self) -> None:
         p = passages()
