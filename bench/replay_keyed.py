@@ -2,7 +2,8 @@
 the model server: record one live run's drafts and alternatives, then replay them through several settings on
 one ingest of the documents. The SQuAD twin is bench/replay_answers.py (same Recorder and Replayer).
 
-Use it on a dev split only: a locked split is run live, once, to report a finished change.
+Build on a dev split only. A locked split is run live to report a finished change; its drafts, recorded in that
+run, may be replayed to report what each rule of the finished policy is worth, never read to write one.
 
     python -m bench.replay_keyed record --out /tmp/manuals-dev.json --questions bench/manuals/questions.json \\
         --docs data/manuals-corpus --split dev --set check__accept_span=0.9 --set check__decline_below=0

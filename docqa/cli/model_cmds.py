@@ -65,7 +65,7 @@ def prepare_cmd(
         path = prepare(settings, force=force)
     out.print(f"ready: {path}  ({time.perf_counter() - started:.1f}s)")
     one = merged_adapter(settings, registered_adapters(settings))
-    if one is not None and adapter_mismatch(one[1], path) is None:
+    if one is not None and (one[1] / "adapter_config.json").is_file() and adapter_mismatch(one[1], path) is None:
         started = time.perf_counter()
         with out.status(f"merging the adapter {one[0]} into the weights..."):
             merged = prepare_merged(settings, *one, force=force)

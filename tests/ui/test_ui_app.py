@@ -114,8 +114,8 @@ def test_question_gets_an_answer_with_sources_and_feedback_is_stored(
     assert not at.sidebar.error
     options = at.sidebar.selectbox(key="model").options
     assert settings.llm_model_name in options[0]
-    if vllm_server.adapter_name:  # the LoRA adapters the server lists are offered too
-        assert any(vllm_server.adapter_name in o and "LoRA" in o for o in options), options
+    if vllm_server.adapter_name:  # the adapters the server lists are offered too
+        assert any(vllm_server.adapter_name in o and "fine-tuned" in o for o in options), options
     # The picker starts on the model the API and the widget answer with: the shipped adapter, served here.
     assert any(o.startswith(f"{settings.answer.adapter} ") for o in options), options
     assert at.sidebar.selectbox(key="model").value == settings.answer.adapter
