@@ -23,7 +23,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -101,12 +101,11 @@ def prepare(settings: Settings, force: bool = False) -> Path:
             validate_checkpoint(target)
             return target
         started = time.perf_counter()
-        tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        try:
+
+        def convert(tmp: Path) -> dict[str, Any]:
             dtype = _convert_gguf(gguf, tmp)
             validate_checkpoint(tmp, load_weights=True)
-            marker = {
+            return {
                 "source": source,
                 "source_file": gguf.name,
                 "source_sha256": digest,
@@ -116,10 +115,8 @@ def prepare(settings: Settings, force: bool = False) -> Path:
                 "converted": datetime.now(UTC).isoformat(timespec="seconds"),
                 "convert_seconds": round(time.perf_counter() - started, 1),
             }
-            (tmp / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n")
-            _swap_into_place(tmp, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+
+        _make_in_place(target, convert)
     log.info("converted %s to %s in %.1fs", gguf.name, target, time.perf_counter() - started)
     return target
 
@@ -163,12 +160,11 @@ def prepare_merged(settings: Settings, name: str, adapter_dir: Path, force: bool
         if not force and {k: marker.get(k) for k in identity} == identity:
             return target
         started = time.perf_counter()
-        tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        try:
+
+        def merge(tmp: Path) -> dict[str, Any]:
             _merge_lora(base, adapter_dir, tmp)
             validate_checkpoint(tmp)
-            marker = {
+            return {
                 **identity,
                 "format": "safetensors",
                 "dtype": SAVE_DTYPE,
@@ -176,10 +172,8 @@ def prepare_merged(settings: Settings, name: str, adapter_dir: Path, force: bool
                 "merged": datetime.now(UTC).isoformat(timespec="seconds"),
                 "merge_seconds": round(time.perf_counter() - started, 1),
             }
-            (tmp / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n")
-            _swap_into_place(tmp, target)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+
+        _make_in_place(target, merge)
     log.info("merged adapter %s into %s in %.1fs: %s", name, base.name, time.perf_counter() - started, target)
     return target
 
@@ -337,6 +331,19 @@ def _read_marker(checkpoint: Path) -> dict[str, Any]:
         return json.loads((checkpoint / MARKER_FILE).read_text())
     except (FileNotFoundError, json.JSONDecodeError):
         return {}  # absent or torn: convert again
+
+
+def _make_in_place(target: Path, make: Callable[[Path], dict[str, Any]]) -> None:
+    """Write a checkpoint into a temporary sibling of ``target`` (``make`` fills it and returns its record, the
+    ``docqa-model.json``) and rename it into place: a crash leaves the previous checkpoint or none, never half."""
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        marker = make(tmp)
+        (tmp / MARKER_FILE).write_text(json.dumps(marker, indent=2) + "\n")
+        _swap_into_place(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _swap_into_place(tmp: Path, target: Path) -> None:
