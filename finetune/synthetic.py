@@ -47,10 +47,18 @@ def parse_pair(reply: str) -> tuple[str, str] | None:
     return question, answer
 
 
+def writer_model(services: Any) -> str:
+    """Who writes the pairs by default: the base model where the server publishes it (the grounded adapter was
+    taught to answer, not to ask), else what it does publish (one adapter merged in: only that adapter)."""
+    base = services.settings.llm_model_name
+    served = services.pipeline.served_models()
+    return base if not served or base in served else services.pipeline.default_model()
+
+
 def synthesize(services: Any, collection: str, n: int, *, model: str | None = None, seed: int = 0) -> SyntheticResult:
-    """Up to ``n`` answerable pairs from random chunks of ``collection``; stats say what was rejected."""
-    settings = services.settings
-    model = model or settings.llm_model_name
+    """Up to ``n`` answerable pairs from random chunks of ``collection``; stats say what was rejected. ``model``
+    None: ``writer_model``."""
+    model = model or writer_model(services)
     reader = services.reader(collection)
     all_ids = reader.chunk_ids(Filters(source_glob="*")).tolist()
     rng = random.Random(seed)

@@ -43,7 +43,12 @@ def data_cmd(
         int, typer.Option("--synthetic", help="Also generate up to N Q/A pairs from the indexed chunks.")
     ] = 0,
     collection: Annotated[str | None, typer.Option("--collection", "-c", help="Collection to retrieve from.")] = None,
-    model: Annotated[str | None, typer.Option("--model", help="Served model writing synthetic pairs.")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model", help="Served model writing synthetic pairs (default: the base, or the adapter served alone)."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the header as JSON.")] = False,
 ) -> None:
     """Build a RAFT training set: each question with the context the retriever really gives (gold chunk
@@ -110,7 +115,6 @@ def train_cmd(
         if v is not None
     }
     if base is None:
-
         base = prepare(settings)
     record = train(
         settings, data, name, max_steps=max_steps, base=base, overrides=overrides, precision=precision,
@@ -154,7 +158,6 @@ def eval_cmd(
     data = data or Path(record["data"]["path"])
     models = [settings.llm_model_name, adapter]
     if serve:
-
         with serving(settings, {adapter: adapter_dir}) as served:
             result = evaluate(build(served), data, [served.llm_model_name, adapter], limit=limit)
     else:

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -28,10 +29,12 @@ from finetune.data import (
 from finetune.data import (
     _overlap as word_overlap,
 )
-from finetune.synthetic import parse_pair
+from finetune.synthetic import parse_pair, writer_model
 from finetune.train import batches, encode, lr_at
 from rag.evaluation.metrics import contains_answer
+from rag.pipeline import preferred_model
 from rag.prompting import DECLINE_TEXT, SYSTEM_PROMPT
+from rag.settings import Settings
 
 
 class TestTargets:
@@ -141,7 +144,6 @@ class TestRaftExamples:
     @pytest.fixture(scope="class")
     def built(self, ft_data_dir: Path, embedder) -> tuple[list, list]:
         from docqa.services import Services
-        from rag.settings import Settings
 
         services = Services(Settings(data_dir=ft_data_dir), embedder=embedder)
         items = read_qa(ft_data_dir.parent / "qa.jsonl")
@@ -209,3 +211,29 @@ class TestCli:
         assert done.returncode == 1 and "adapter_config.json" in done.stderr
         done = self._run(tmp_path, "eval", "--adapter", "nothing-here")
         assert done.returncode == 1 and "docqa finetune train" in done.stderr
+
+
+class _Served:
+    """The two pipeline methods writer_model asks, over a fixed list of served names."""
+
+    def __init__(self, settings: Settings, served: tuple[str, ...]) -> None:
+        self.settings, self.served = settings, set(served)
+
+    def served_models(self) -> set[str]:
+        return self.served
+
+    def default_model(self) -> str:
+        return preferred_model(self.settings, self.served)
+
+
+@pytest.mark.parametrize(
+    ("served", "writer"),
+    [
+        ((), "docqa-base"),  # the server does not answer: the request names the base, and its error says why
+        (("docqa-base", "docqa-grounded"), "docqa-base"),  # base + LoRA: the base writes
+        (("docqa-grounded",), "docqa-grounded"),  # one adapter merged in: the base is not served
+    ],
+)
+def test_synthetic_pairs_are_written_by_a_model_the_server_publishes(served: tuple[str, ...], writer: str) -> None:
+    settings = Settings(answer={"adapter": "docqa-grounded"}, model={"served_name": "docqa-base"})
+    assert writer_model(SimpleNamespace(settings=settings, pipeline=_Served(settings, served))) == writer
